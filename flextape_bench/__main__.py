@@ -1,0 +1,3 @@
+from flextape_bench.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,127 @@
+"""The data a run works on: edit cases, their probes, and the requests handed to the scorer and editors."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Rewrite:
+    """The edit: in `prompt.format(subject)`, replace `target_true` with `target_new`."""
+
+    prompt: str  # contains "{}" where the subject goes
+    subject: str
+    relation: str
+    target_true: str
+    target_new: str
+    target_true_id: str = ""
+    target_new_id: str = ""
+
+    @property
+    def edit_prompt(self) -> str:
+        return self.prompt.replace("{}", self.subject)
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A prompt about another entity, scored with the rewrite's two targets; `groups` holds labels like gender."""
+
+    prompt: str
+    entity_id: str = ""
+    entity_name: str = ""
+    groups: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EditCase:
+    case_id: int
+    rewrite: Rewrite
+    probes: tuple[Probe, ...] = ()
+    generation_prompts: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ScoreRequest:
+    """One prompt and the continuations to score after it (they share the prompt's computation)."""
+
+    prompt: str
+    targets: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Score:
+    """Log-likelihood of one continuation: p is the geometric-mean token probability exp(-mean NLL)."""
+
+    n_tokens: int
+    sum_nll: float
+
+    @property
+    def mean_nll(self) -> float:
+        return self.sum_nll / self.n_tokens
+
+    @property
+    def p(self) -> float:
+        import math
+
+        return math.exp(-self.mean_nll)
+
+
+@dataclass(frozen=True)
+class EditRequest:
+    """What an editor receives for one edit."""
+
+    prompt: str  # with "{}" for the subject
+    subject: str
+    target_new: str
+    target_true: str
+    case_id: int = -1
+
+    @classmethod
+    def from_rewrite(cls, rewrite: Rewrite, case_id: int = -1) -> "EditRequest":
+        return cls(rewrite.prompt, rewrite.subject, rewrite.target_new, rewrite.target_true, case_id)
+
+
+@dataclass(frozen=True)
+class PairScore:
+    """A prompt scored with the rewrite's two targets: d = p_new - p_true."""
+
+    new: Score
+    true: Score
+
+    @property
+    def d(self) -> float:
+        return self.new.p - self.true.p
+
+    def to_json(self) -> dict[str, float | int]:
+        return {
+            "p_new": self.new.p,
+            "p_true": self.true.p,
+            "nll_new": self.new.sum_nll,
+            "nll_true": self.true.sum_nll,
+            "n_new": self.new.n_tokens,
+            "n_true": self.true.n_tokens,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> "PairScore":
+        return cls(Score(data["n_new"], data["nll_new"]), Score(data["n_true"], data["nll_true"]))
+
+
+@dataclass(frozen=True)
+class CaseScores:
+    """One case's scores at one point (pre- or post-edit): the edit prompt, then each probe in order."""
+
+    edit: PairScore
+    probes: tuple[PairScore, ...]
+
+    def to_json(self) -> dict:
+        return {"edit": self.edit.to_json(), "probes": [p.to_json() for p in self.probes]}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "CaseScores":
+        return cls(PairScore.from_json(data["edit"]), tuple(PairScore.from_json(p) for p in data["probes"]))
+
+
+def score_requests(case: EditCase) -> list[ScoreRequest]:
+    """What to score for a case: the edit prompt, then each probe, each with (target_new, target_true)."""
+    targets = (case.rewrite.target_new, case.rewrite.target_true)
+    return [ScoreRequest(case.rewrite.edit_prompt, targets)] + [ScoreRequest(p.prompt, targets) for p in case.probes]

@@ -1,0 +1,108 @@
+"""Command line: `flextape-bench [run] --model M --editor E --tasks T`, `list`, `validate`."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from flextape_bench.errors import UserError
+
+COMMANDS = ("run", "list", "validate")
+
+
+def _run_parser(parser: argparse.ArgumentParser) -> None:
+    from flextape_bench.models import DEFAULT_MODEL
+
+    parser.add_argument("--model", default=DEFAULT_MODEL,
+                        help=f"registered name or alias (see `list models`), Hub id or local directory (default {DEFAULT_MODEL})")
+    parser.add_argument("--editor", default="none", help="editor name (see `list editors`; default none)")
+    parser.add_argument("--tasks", default="all", help="comma-separated task and group names (see `list tasks`)")
+    parser.add_argument("--limit", type=int, help="use the first N cases of each task")
+    parser.add_argument("--num-edits", type=int,
+                        help="edits applied together in one chunk (default: the whole task in one batch; 1 = one at a time)")
+    parser.add_argument("--hparams", action="append", default=[], metavar="KEY=VALUE",
+                        help="override an editor hyperparameter (repeatable), e.g. --hparams layers=[4,5]")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"],
+                        help="auto spreads a model that does not fit over the available devices (accelerate)")
+    parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
+    parser.add_argument("--data-dir", type=Path, help="directory with the task data files (or set FLEXTAPE_DATA_DIR)")
+    parser.add_argument("--output", type=Path, default=Path("results"), help="results root (default ./results)")
+    parser.add_argument("--include-path", type=Path, action="append", default=[],
+                        help="extra directory of task YAML files (repeatable)")
+    parser.add_argument("--batch-tokens", type=int, default=4096, help="padded tokens per scoring batch")
+    parser.add_argument("--no-resume", dest="resume", action="store_false",
+                        help="always start a new run directory instead of resuming an unfinished identical run")
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from flextape_bench.runner import RunOptions, run
+    from flextape_bench.tables import markdown_table, summary_rows
+
+    options = RunOptions(
+        model=args.model, editor=args.editor, tasks=[t.strip() for t in args.tasks.split(",") if t.strip()],
+        limit=args.limit, num_edits=args.num_edits, hparams=args.hparams, seed=args.seed, device=args.device,
+        dtype=args.dtype, data_dir=args.data_dir, output=args.output, include_paths=args.include_path,
+        batch_tokens=args.batch_tokens, resume=args.resume,
+    )
+    run_dir, summary = run(options)
+    print(markdown_table(summary_rows(summary)))
+    print(f"\nresults: {run_dir.path}")
+    return 0
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from tabulate import tabulate
+
+    if args.kind == "tasks":
+        from flextape_bench.tasks import TaskIndex
+
+        rows = TaskIndex(args.include_path).describe()
+        print(tabulate(rows, headers=["name", "kind", "description"], tablefmt="plain"))
+        return 0
+    if args.kind == "models":
+        from flextape_bench.models import MODELS as registry
+    elif args.kind == "editors":
+        from flextape_bench.editors import EDITORS as registry
+    else:
+        from flextape_bench.metrics import METRICS as registry
+    rows = [(e.name, ", ".join(e.aliases), e.description) for e in registry.entries()]
+    print(tabulate(rows, headers=["name", "aliases", "description"], tablefmt="plain"))
+    return 0
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from flextape_bench.tasks import TaskIndex, validate_file
+
+    index = TaskIndex(args.include_path)
+    for path in args.files:
+        validate_file(path, index)
+        print(f"{path}: ok")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="flextape-bench", description=__doc__)
+    sub = parser.add_subparsers(dest="command")
+    _run_parser(sub.add_parser("run", help="edit and score (the default command)"))
+    listing = sub.add_parser("list", help="list registered models, editors, tasks or metrics")
+    listing.add_argument("kind", choices=["models", "editors", "tasks", "metrics"])
+    listing.add_argument("--include-path", type=Path, action="append", default=[])
+    validate = sub.add_parser("validate", help="check task YAML files and report every problem with file, key and line")
+    validate.add_argument("files", type=Path, nargs="+")
+    validate.add_argument("--include-path", type=Path, action="append", default=[])
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in COMMANDS and argv[0] not in ("-h", "--help"):
+        argv.insert(0, "run")  # `flextape-bench --model ... --editor ...` runs
+    args = build_parser().parse_args(argv)
+    handlers = {"run": _cmd_run, "list": _cmd_list, "validate": _cmd_validate}
+    try:
+        return handlers[args.command](args)
+    except UserError as exc:
+        print(f"flextape-bench: error: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,33 @@
+"""Model registry: aliases for the paper's models and the embedded default; any Hub id or local path loads too."""
+from __future__ import annotations
+
+from typing import Callable
+
+from flextape_bench.models.adapter import ModelAdapter
+from flextape_bench.models.embedded import gemma3_270m
+from flextape_bench.models.layout import LAYOUTS, Layout, layout_for
+from flextape_bench.models.loading import load_model
+from flextape_bench.registry import Registry
+
+MODELS: Registry[Callable[[], str]] = Registry("model")
+DEFAULT_MODEL = "gemma3-270m"
+
+MODELS.add(DEFAULT_MODEL, gemma3_270m, description="Gemma 3 270M (embedded, runs on a laptop CPU; default)")
+for _alias, _hub_id, _what in [
+    ("gptj", "EleutherAI/gpt-j-6B", "GPT-J 6B"),
+    ("llama", "meta-llama/Llama-2-7b-hf", "Llama 2 7B"),
+    ("llamac", "meta-llama/Llama-2-7b-chat-hf", "Llama 2 7B chat"),
+    ("mistral", "mistralai/Mistral-7B-Instruct-v0.2", "Mistral 7B Instruct v0.2"),
+    ("mistralb", "mistralai/Mistral-7B-v0.1", "Mistral 7B base v0.1"),
+]:
+    MODELS.add(_alias, (lambda hub_id=_hub_id: hub_id), description=f"{_what} ({_hub_id})")
+
+
+
+def load(name: str, device: str = "cpu", dtype: str = "auto") -> ModelAdapter:
+    """Load a registered model by name or alias, or any Hub id / local directory."""
+    location = MODELS.get(name)() if name in MODELS else name
+    return load_model(name, location, device, dtype)
+
+
+__all__ = ["MODELS", "DEFAULT_MODEL", "LAYOUTS", "Layout", "ModelAdapter", "layout_for", "load", "load_model"]

@@ -1,0 +1,63 @@
+"""A loaded causal LM with its tokenizer and layout: the one thing scoring and editors receive."""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from flextape_bench.models.layout import Layout
+
+
+@dataclass
+class ModelAdapter:
+    name: str  # registry name, Hub id or local path as the user gave it
+    location: str  # what was loaded: Hub id or local directory
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    layout: Layout
+    revision: str = ""
+    _fingerprints: dict[str, str] = field(default_factory=dict, repr=False)
+
+    @property
+    def input_device(self) -> torch.device:
+        return self.model.get_input_embeddings().weight.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.model.get_input_embeddings().weight.dtype
+
+    @cached_property
+    def tokenizer_fingerprint(self) -> str:
+        """sha256 of the tokenizer's full serialisation (vocabulary, merges, normaliser, special tokens)."""
+        tok = self.tokenizer
+        backend = getattr(tok, "backend_tokenizer", None)
+        text = backend.to_str() if backend is not None else json.dumps(sorted(tok.get_vocab().items()))
+        extra = json.dumps([tok.bos_token, tok.eos_token, tok.pad_token, tok.padding_side, type(tok).__name__])
+        return hashlib.sha256((text + extra).encode()).hexdigest()
+
+    def weights_fingerprint(self) -> str:
+        """blake2b over every parameter and buffer's bytes, names, shapes and dtypes: the weights' identity.
+
+        Computed on the weights as they are now; the runner asks for it before any edit.
+        """
+        digest = hashlib.blake2b(digest_size=32)
+        state = self.model.state_dict()
+        for name in sorted(state):
+            tensor = state[name].detach()
+            digest.update(f"{name}|{tuple(tensor.shape)}|{tensor.dtype}".encode())
+            flat = tensor.contiguous().view(-1)
+            digest.update(flat.view(torch.uint8).cpu().numpy().tobytes() if flat.numel() else b"")
+        return digest.hexdigest()
+
+    def body_hidden(self, **inputs: torch.Tensor) -> torch.Tensor:
+        """Final-normed hidden states of the decoder stack (no LM head)."""
+        return self.model.get_submodule(self.layout.body)(**inputs, use_cache=False).last_hidden_state
+
+    def token_nll(self, hidden: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """NLL of `labels` under the LM head applied to `hidden` (one row per predicted token)."""
+        logits = self.layout.head_logits(self.model, hidden).float()
+        return torch.logsumexp(logits, dim=-1) - logits.gather(-1, labels[:, None].to(logits.device))[:, 0]

@@ -1,0 +1,97 @@
+"""Where each architecture keeps the modules that scoring and editors touch, chosen by `config.model_type`."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from flextape_bench.errors import UserError
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Dotted module paths of one architecture; `{}` in a per-layer path is the layer index."""
+
+    family: str  # hparams files are named after it
+    body: str  # the decoder stack returning final-normed hidden states
+    layers: str
+    mlp: str
+    mlp_in: str  # projection(s) whose input is the MLP input (for gated MLPs, the up projection)
+    mlp_out: str  # the MLP output projection: the module ROME/MEMIT/FT-L edit
+    final_norm: str
+    lm_head: str
+    embed: str
+    conv1d: bool = False  # GPT-2 stores projections as Conv1D, weight shape (in, out)
+
+    def layer_path(self, template: str, layer: int) -> str:
+        return f"{self.layers}.{layer}.{template}"
+
+    def mlp_out_weight(self, layer: int) -> str:
+        """Parameter name of layer `layer`'s MLP output projection weight."""
+        return f"{self.layer_path(self.mlp_out, layer)}.weight"
+
+    def module(self, model: nn.Module, path: str) -> nn.Module:
+        return model.get_submodule(path)
+
+    def num_layers(self, model: nn.Module) -> int:
+        return len(model.get_submodule(self.layers))
+
+    def head_logits(self, model: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
+        """LM-head logits for final-normed hidden states, with the model's logit soft-capping if it has one."""
+        logits = model.get_submodule(self.lm_head)(hidden)
+        cap = getattr(model.config, "final_logit_softcapping", None)
+        if cap:
+            logits = torch.tanh(logits / cap) * cap
+        return logits
+
+
+_LLAMA_LIKE = dict(
+    body="model",
+    layers="model.layers",
+    mlp="mlp",
+    mlp_in="mlp.up_proj",
+    mlp_out="mlp.down_proj",
+    final_norm="model.norm",
+    lm_head="lm_head",
+    embed="model.embed_tokens",
+)
+
+LAYOUTS: dict[str, Layout] = {
+    "gptj": Layout(
+        family="gptj",
+        body="transformer",
+        layers="transformer.h",
+        mlp="mlp",
+        mlp_in="mlp.fc_in",
+        mlp_out="mlp.fc_out",
+        final_norm="transformer.ln_f",
+        lm_head="lm_head",
+        embed="transformer.wte",
+    ),
+    "gpt2": Layout(
+        family="gpt2",
+        body="transformer",
+        layers="transformer.h",
+        mlp="mlp",
+        mlp_in="mlp.c_fc",
+        mlp_out="mlp.c_proj",
+        final_norm="transformer.ln_f",
+        lm_head="lm_head",
+        embed="transformer.wte",
+        conv1d=True,
+    ),
+    "llama": Layout(family="llama", **_LLAMA_LIKE),
+    "mistral": Layout(family="mistral", **_LLAMA_LIKE),
+    "gemma3_text": Layout(family="gemma3", **_LLAMA_LIKE),
+}
+
+
+def layout_for(model_type: str) -> Layout:
+    """The layout for a transformers `model_type`; an unmapped architecture is a user error."""
+    if model_type not in LAYOUTS:
+        raise UserError(
+            f"architecture {model_type!r} has no module layout; supported: {', '.join(sorted(LAYOUTS))}. "
+            "Add a Layout entry in flextape_bench/models/layout.py to support it."
+        )
+    return LAYOUTS[model_type]

@@ -1,0 +1,214 @@
+"""One run: task specs -> cases -> pre-edit scores (cached) -> edits in chunks -> post-edit scores -> restore ->
+metrics -> results tree and summary tables. Everything the user gave is validated before the model loads."""
+from __future__ import annotations
+
+import dataclasses
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+import flextape_bench
+from flextape_bench import models
+from flextape_bench.cases import CaseScores, EditCase, EditRequest, PairScore, score_requests
+from flextape_bench.editors import EDITORS, Editor, check_overrides, load_hparams, parse_overrides
+from flextape_bench.errors import UserError
+from flextape_bench.metrics import METRICS
+from flextape_bench.models.adapter import ModelAdapter
+from flextape_bench.paths import cache_dir
+from flextape_bench.prescores import PreScoreCache, cache_key
+from flextape_bench.progress import progress_bar
+from flextape_bench.results import RunDir, open_run
+from flextape_bench.scoring import SCORER_VERSION, Scorer
+from flextape_bench.tables import summary_rows, write_summary
+from flextape_bench.tasks import TaskIndex, TaskSpec, load_cases, resolve_data_file
+from flextape_bench.weights import applied_delta
+
+
+@dataclass
+class RunOptions:
+    """Everything a run takes from the command line."""
+
+    model: str = models.DEFAULT_MODEL
+    editor: str = "none"
+    tasks: Sequence[str] = ("all",)
+    limit: int | None = None
+    num_edits: int | None = None  # edits per chunk; None = the whole task in one batch
+    hparams: Sequence[str] = ()
+    seed: int = 0
+    device: str = "cpu"
+    dtype: str = "auto"
+    data_dir: Path | None = None
+    output: Path = Path("results")
+    include_paths: Sequence[Path] = ()
+    batch_tokens: int = 4096
+    resume: bool = True
+    cache: Path = field(default_factory=cache_dir)
+
+
+@dataclass
+class PreparedTask:
+    spec: TaskSpec
+    cases: list[EditCase]
+
+
+def _check_counts(options: RunOptions) -> None:
+    for flag, value in (("--limit", options.limit), ("--num-edits", options.num_edits), ("--batch-tokens", options.batch_tokens)):
+        if value is not None and value < 1:
+            raise UserError(f"{flag} must be a positive integer, got {value}")
+
+
+def prepare_tasks(options: RunOptions) -> list[PreparedTask]:
+    """Expand task names and groups, resolve each task's data file and build its cases (no model needed)."""
+    index = TaskIndex(list(options.include_paths))
+    prepared = []
+    for name in index.expand(list(options.tasks)):
+        spec = index.spec(name)
+        path = resolve_data_file(spec, options.data_dir, options.cache)
+        prepared.append(PreparedTask(spec, load_cases(spec, path, options.limit)))
+    return prepared
+
+
+def _versions() -> dict[str, str]:
+    import transformers
+
+    return {
+        "flextape_bench": flextape_bench.__version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+    }
+
+
+def _case_record(case: EditCase, pre: CaseScores, post: CaseScores, metrics: Sequence[str], chunk: int) -> dict[str, Any]:
+    return {
+        "case_id": case.case_id,
+        "chunk": chunk,
+        "rewrite": dataclasses.asdict(case.rewrite),
+        "probes": [dataclasses.asdict(p) for p in case.probes],
+        "metrics": {name: METRICS.get(name).case(case, pre, post) for name in metrics},
+        "pre": pre.to_json(),
+        "post": post.to_json(),
+    }
+
+
+def _samples(record: dict[str, Any]):
+    """samples.jsonl lines of one case: the edit prompt, then each probe, with pre- and post-edit scores."""
+    rewrite = record["rewrite"]
+    prompts = [(rewrite["prompt"].replace("{}", rewrite["subject"]), {})] + [(p["prompt"], p) for p in record["probes"]]
+    pre = [record["pre"]["edit"], *record["pre"]["probes"]]
+    post = [record["post"]["edit"], *record["post"]["probes"]]
+    for i, ((prompt, probe), a, b) in enumerate(zip(prompts, pre, post)):
+        yield {
+            "case_id": record["case_id"],
+            "kind": "edit" if i == 0 else "probe",
+            "prompt": prompt,
+            "target_new": rewrite["target_new"],
+            "target_true": rewrite["target_true"],
+            "entity_id": probe.get("entity_id", ""),
+            "groups": probe.get("groups", {}),
+            "pre": a,
+            "post": b,
+        }
+
+
+class Runner:
+    def __init__(self, adapter: ModelAdapter, editor: Editor, run: RunDir, options: RunOptions, weights: str):
+        self.adapter, self.editor, self.run, self.options = adapter, editor, run, options
+        self.scorer = Scorer(adapter, batch_tokens=options.batch_tokens)
+        self.weights = weights
+
+    def _score_cases(self, cases: Sequence[EditCase], desc: str) -> list[CaseScores]:
+        requests = [score_requests(case) for case in cases]
+        flat = self.scorer.score([r for rs in requests for r in rs], desc=desc)
+        out, at = [], 0
+        for rs in requests:
+            pairs = [PairScore(*flat[at + i]) for i in range(len(rs))]
+            out.append(CaseScores(pairs[0], tuple(pairs[1:])))
+            at += len(rs)
+        return out
+
+    def prescores(self, task: PreparedTask) -> dict[int, CaseScores]:
+        """Pre-edit scores of every case, from the cache where present; the rest computed and cached."""
+        key = cache_key(self.weights, self.adapter.tokenizer_fingerprint, task.spec.spec_hash,
+                        self.adapter.input_device.type, SCORER_VERSION)
+        cache = PreScoreCache(self.options.cache, key)
+        found = {case.case_id: cache.get(case.case_id) for case in task.cases}
+        missing = [case for case in task.cases if found[case.case_id] is None]
+        if missing:
+            for case, scores in zip(missing, self._score_cases(missing, f"{task.spec.task}: pre-edit scores")):
+                cache.put(case.case_id, scores)
+                found[case.case_id] = scores
+        print(f"{task.spec.task}: pre-edit scores for {len(task.cases) - len(missing)} of {len(task.cases)} cases "
+              f"from the cache {cache.path}", file=sys.stderr)
+        return found  # type: ignore[return-value]
+
+    def run_task(self, task: PreparedTask) -> dict[str, Any]:
+        name, cases = task.spec.task, task.cases
+        size = self.options.num_edits or max(len(cases), 1)
+        chunks = [cases[i : i + size] for i in range(0, len(cases), size)]
+        todo = [(i, chunk) for i, chunk in enumerate(chunks) if not all(self.run.has_case(name, c.case_id) for c in chunk)]
+        pre = self.prescores(task) if todo else {}
+        declared = set(self.editor.declared_parameters())
+        for index, chunk in progress_bar(todo, desc=f"{name}: edit chunks", unit="chunk"):
+            torch.manual_seed(self.options.seed + index)
+            delta = self.editor.compute_delta([EditRequest.from_rewrite(c.rewrite, c.case_id) for c in chunk])
+            undeclared = sorted(set(delta) - declared)
+            if undeclared:
+                raise RuntimeError(f"editor {self.options.editor} changed undeclared parameters {undeclared}")
+            with applied_delta(self.adapter.model, delta):
+                post = self._score_cases(chunk, f"{name}: post-edit scores, chunk {index + 1}/{len(chunks)}")
+            for case, scores in zip(chunk, post):
+                self.run.write_case(name, _case_record(case, pre[case.case_id], scores, task.spec.metrics, index))
+        records = [self.run.read_case(name, c.case_id) for c in cases]
+        self.run.write_samples(name, (line for record in records for line in _samples(record)))
+        return {m: METRICS.get(m).aggregate([r["metrics"][m] for r in records]) for m in task.spec.metrics} | {
+            "n_cases": len(records)
+        }
+
+
+def run(options: RunOptions) -> tuple[RunDir, dict[str, Any]]:
+    """Run every task of `options` and write the results tree; returns the run directory and the summary."""
+    _check_counts(options)
+    editor_cls = EDITORS.get(options.editor)
+    overrides = parse_overrides(options.hparams)
+    check_overrides(options.editor, editor_cls.hparams_class, overrides)
+    tasks = prepare_tasks(options)
+    started = time.time()
+    adapter = models.load(options.model, options.device, options.dtype)
+    hparams = load_hparams(EDITORS.entry(options.editor).name, editor_cls.hparams_class, adapter.layout.family, overrides)
+    editor = editor_cls(adapter, hparams, options.seed)
+    weights = adapter.weights_fingerprint()
+    identity = {
+        "model": options.model,
+        "model_location": adapter.location,
+        "model_revision": adapter.revision,
+        "weights_blake2b": weights,
+        "editor": EDITORS.entry(options.editor).name,
+        "hparams": dataclasses.asdict(hparams),
+        "tasks": {t.spec.task: t.spec.spec_hash for t in tasks},
+        "limit": options.limit,
+        "num_edits": options.num_edits,
+        "seed": options.seed,
+        "device": options.device,
+        "dtype": str(adapter.dtype),
+        "scorer_version": SCORER_VERSION,
+    }
+    config = {"versions": _versions(), "argv": sys.argv, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    run_dir, resumed = open_run(options.output, options.model, identity["editor"], identity, config, options.resume)
+    print(f"{'resuming' if resumed else 'writing'} {run_dir.path}", file=sys.stderr)
+    runner = Runner(adapter, editor, run_dir, options, weights)
+    tasks_summary = {t.spec.task: runner.run_task(t) for t in tasks}
+    summary = {
+        "model": options.model,
+        "editor": identity["editor"],
+        "run": run_dir.path.name,
+        "seconds": round(time.time() - started, 1),
+        "tasks": tasks_summary,
+    }
+    write_summary(run_dir.path, summary)
+    return run_dir, summary

@@ -1,0 +1,130 @@
+"""Batched, exact log-likelihood of target continuations after prompts.
+
+All targets of one request are packed into one row after their shared prompt tokens: a 4D attention mask lets each
+target see the prompt and its own earlier tokens only, and position ids restart after the prompt for each target, so
+the prompt is computed once and every target is scored as if it followed the prompt alone. The LM head is applied
+only at the positions that predict target tokens.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+
+from flextape_bench.cases import Score, ScoreRequest
+from flextape_bench.models.adapter import ModelAdapter
+from flextape_bench.progress import progress_bar
+from flextape_bench.tokenization import encode_continuation
+
+SCORER_VERSION = "1"
+
+
+@dataclass(frozen=True)
+class _Row:
+    """One packed row: prompt tokens, then each target's tokens; `owners` maps targets to (request, target) slots."""
+
+    tokens: tuple[int, ...]
+    segments: tuple[int, ...]  # 0 = prompt, k = k-th target of the row
+    positions: tuple[int, ...]
+    scored: tuple[tuple[int, ...], ...]  # per target: row positions whose logits predict its tokens
+    labels: tuple[tuple[int, ...], ...]
+    owners: tuple[tuple[int, int], ...]
+
+
+def _pack(adapter: ModelAdapter, index: int, request: ScoreRequest) -> list[_Row]:
+    """Rows for one request: one per distinct prompt tokenization (normally exactly one)."""
+    by_context: dict[tuple[int, ...], list[tuple[int, tuple[int, ...]]]] = {}
+    for slot, target in enumerate(request.targets):
+        cont = encode_continuation(adapter.tokenizer, request.prompt, target)
+        by_context.setdefault(cont.context, []).append((slot, cont.target))
+    rows = []
+    for context, targets in by_context.items():
+        tokens, segments, positions = list(context), [0] * len(context), list(range(len(context)))
+        scored, labels, owners = [], [], []
+        for seg, (slot, target) in enumerate(targets, start=1):
+            start = len(tokens)
+            scored.append((len(context) - 1, *range(start, start + len(target) - 1)))
+            labels.append(target)
+            owners.append((index, slot))
+            tokens += target
+            segments += [seg] * len(target)
+            positions += range(len(context), len(context) + len(target))
+        rows.append(_Row(tuple(tokens), tuple(segments), tuple(positions), tuple(scored), tuple(labels), tuple(owners)))
+    return rows
+
+
+def _attention_mask(segments: torch.Tensor, valid: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Additive (batch, 1, L, L) mask: causal, and a target sees the prompt and its own segment only."""
+    length = segments.shape[1]
+    causal = torch.ones(length, length, dtype=torch.bool, device=segments.device).tril()
+    seg_q, seg_k = segments[:, :, None], segments[:, None, :]
+    allowed = causal & ((seg_k == 0) | (seg_k == seg_q)) & valid[:, None, :]
+    allowed |= torch.eye(length, dtype=torch.bool, device=segments.device)  # padding rows attend to themselves
+    mask = torch.zeros(allowed.shape, dtype=dtype, device=segments.device)
+    mask.masked_fill_(~allowed, torch.finfo(dtype).min)
+    return mask[:, None]
+
+
+class Scorer:
+    """Scores `ScoreRequest`s in length-sorted batches of at most `batch_tokens` padded tokens."""
+
+    def __init__(self, adapter: ModelAdapter, batch_tokens: int = 4096, head_chunk: int = 512):
+        self.adapter = adapter
+        self.batch_tokens = batch_tokens
+        self.head_chunk = head_chunk
+
+    def score(self, requests: Sequence[ScoreRequest], desc: str | None = None) -> list[tuple[Score, ...]]:
+        """Per request, one `Score` per target, in the request's target order."""
+        rows = [row for i, request in enumerate(requests) for row in _pack(self.adapter, i, request)]
+        rows.sort(key=lambda row: len(row.tokens))
+        results: list[list[Score | None]] = [[None] * len(r.targets) for r in requests]
+        batches = list(self._batches(rows))
+        for batch in progress_bar(batches, desc=desc, unit="batch"):
+            for (index, slot), score in self._score_batch(batch):
+                results[index][slot] = score
+        return [tuple(scores) for scores in results]  # type: ignore[arg-type]
+
+    def _batches(self, rows: list[_Row]):
+        batch: list[_Row] = []
+        for row in rows:
+            if batch and len(row.tokens) * (len(batch) + 1) > self.batch_tokens:
+                yield batch
+                batch = []
+            batch.append(row)
+        if batch:
+            yield batch
+
+    @torch.no_grad()
+    def _score_batch(self, batch: list[_Row]) -> list[tuple[tuple[int, int], Score]]:
+        adapter, device = self.adapter, self.adapter.input_device
+        length = max(len(row.tokens) for row in batch)
+        pad = adapter.tokenizer.pad_token_id or 0
+
+        def padded(values: tuple[int, ...], fill: int) -> list[int]:
+            return list(values) + [fill] * (length - len(values))
+
+        tokens = torch.tensor([padded(r.tokens, pad) for r in batch], device=device)
+        segments = torch.tensor([padded(r.segments, -1) for r in batch], device=device)
+        positions = torch.tensor([padded(r.positions, 0) for r in batch], device=device)
+        mask = _attention_mask(segments, segments >= 0, adapter.dtype)
+        hidden = adapter.body_hidden(input_ids=tokens, attention_mask=mask, position_ids=positions)
+
+        row_idx, pos_idx, label_ids, owners, sizes = [], [], [], [], []
+        for b, row in enumerate(batch):
+            for scored, labels, owner in zip(row.scored, row.labels, row.owners):
+                row_idx += [b] * len(scored)
+                pos_idx += scored
+                label_ids += labels
+                owners.append(owner)
+                sizes.append(len(labels))
+        picked = hidden[torch.tensor(row_idx, device=hidden.device), torch.tensor(pos_idx, device=hidden.device)]
+        labels_t = torch.tensor(label_ids, device=hidden.device)
+        nll = torch.cat(
+            [
+                adapter.token_nll(picked[i : i + self.head_chunk], labels_t[i : i + self.head_chunk])
+                for i in range(0, len(label_ids), self.head_chunk)
+            ]
+        )
+        sums = torch.split(nll.double().cpu(), sizes)
+        return [(owner, Score(n_tokens=n, sum_nll=float(s.sum()))) for owner, n, s in zip(owners, sizes, sums)]

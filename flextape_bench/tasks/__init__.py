@@ -1,0 +1,15 @@
+"""Tasks: YAML specs (spec, loader), the index of task folders, data files, and the edit cases built from them."""
+from __future__ import annotations
+
+from flextape_bench.tasks.build import load_cases
+from flextape_bench.tasks.data import DATA_DIR_ENV, resolve_data_file, sha256_of
+from flextape_bench.tasks.index import TaskIndex, packaged_tasks_dir, validate_file
+from flextape_bench.tasks.loader import Problem, TaskSpecError, load_spec, load_task
+from flextape_bench.tasks.spec import (Alternate, DatasetSpec, FieldMap, GroupSpec, ProbeSpec, TaskSpec,
+                                       Templates)
+
+__all__ = [
+    "Alternate", "DATA_DIR_ENV", "DatasetSpec", "FieldMap", "GroupSpec", "Problem", "ProbeSpec", "TaskIndex",
+    "TaskSpec", "TaskSpecError", "Templates", "load_cases", "load_spec", "load_task", "packaged_tasks_dir",
+    "resolve_data_file", "sha256_of", "validate_file",
+]

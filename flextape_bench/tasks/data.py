@@ -1,0 +1,92 @@
+"""Find a task's data file locally (checking its sha256), or download it into the cache."""
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from flextape_bench.errors import UserError
+from flextape_bench.tasks.spec import TaskSpec
+
+DATA_DIR_ENV = "FLEXTAPE_DATA_DIR"
+DOWNLOAD_TIMEOUT_S = 30
+
+
+def sha256_of(path: Path) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _verified(path: Path, expected: str | None, url: str) -> Path:
+    """`path`, after checking its sha256 against `expected` (when known)."""
+    if expected is not None and (actual := sha256_of(path)) != expected:
+        raise UserError(f"data file {path} has sha256 {actual}, but the task spec expects {expected}: it is damaged "
+                        f"or a different version; delete it and download {url} again")
+    return path
+
+
+def _data_dirs(data_dir: Path | None, cache_dir: Path) -> list[Path]:
+    """Where local copies are looked for, in order: `data_dir`, $FLEXTAPE_DATA_DIR, the cache."""
+    dirs = []
+    for where, folder in (("--data-dir", data_dir), (f"${DATA_DIR_ENV}", os.environ.get(DATA_DIR_ENV) or None)):
+        if folder is None:
+            continue
+        if not Path(folder).is_dir():
+            raise UserError(f"{where} {folder} is not a directory; point it at the folder holding the data files")
+        dirs.append(Path(folder))
+    return [*dirs, cache_dir / "data"]
+
+
+def _download(url: str, target: Path, expected: str | None) -> None:
+    """Download `url` to a temporary name next to `target`, check its sha256, then rename it into place."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    temp = Path(temp_name)
+    try:
+        with os.fdopen(handle, "wb") as out, urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:
+            for block in iter(lambda: response.read(1 << 20), b""):
+                out.write(block)
+        if expected is not None and (actual := sha256_of(temp)) != expected:
+            raise UserError(f"the download of {url} has sha256 {actual}, but the task spec expects {expected}; "
+                            f"the upstream file changed or the transfer was corrupted: download it by hand, check "
+                            f"it, and put it in {target.parent}")
+        temp.replace(target)
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+def resolve_data_file(spec: TaskSpec, data_dir: Path | None, cache_dir: Path) -> Path:
+    """Local path of the task's data file: found in `data_dir`, $FLEXTAPE_DATA_DIR or `cache_dir/data`, else a
+    listed stand-in found there (with a warning on stderr), else downloaded into `cache_dir/data`.
+
+    Every local file with a known sha256 is verified; a mismatch or a failed download raises UserError.
+    """
+    dataset = spec.dataset
+    dirs = _data_dirs(data_dir, cache_dir)
+    for folder in dirs:
+        if (folder / dataset.file).is_file():
+            return _verified(folder / dataset.file, dataset.sha256, dataset.url)
+    for alternate in dataset.alternates:
+        for folder in dirs:
+            if (folder / alternate.file).is_file():
+                print(f"warning: task {spec.task}: {dataset.file} not found, using the stand-in "
+                      f"{folder / alternate.file}: {alternate.note}. For the full data, download {dataset.url} "
+                      f"into {folder}", file=sys.stderr)
+                return _verified(folder / alternate.file, alternate.sha256, dataset.url)
+    target = cache_dir / "data" / dataset.file
+    try:
+        _download(dataset.url, target, dataset.sha256)
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        looked = ", ".join(str(folder / dataset.file) for folder in dirs)
+        raise UserError(f"task {spec.task}: data file {dataset.file} not found (looked in {looked}) and the "
+                        f"download of {dataset.url} failed ({exc}); download it and put it in {target.parent} or "
+                        f"pass --data-dir") from exc
+    return target

@@ -1,0 +1,153 @@
+"""Find task and group specs in the packaged `tasks_yaml/` folder and any `--include-path` folders.
+
+Building the index parses and validates every spec file but reads no data, so listing tasks stays cheap.
+Files whose name starts with `_` are include-only bases, not tasks.
+"""
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from flextape_bench.errors import UnknownNameError, UserError
+from flextape_bench.tasks.loader import Problem, TaskSpecError, check_base, load_spec, locate
+from flextape_bench.tasks.spec import GroupSpec, TaskSpec
+
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+SPEC_SUFFIXES = (".yaml", ".yml")
+
+
+def packaged_tasks_dir() -> Path:
+    """The packaged specs: `flextape_bench/tasks_yaml` when installed as package data, else `tasks_yaml/` of the
+    source checkout (next to the `flextape_bench` folder; also what an editable install sees)."""
+    for candidate in (PACKAGE_DIR / "tasks_yaml", PACKAGE_DIR.parent / "tasks_yaml"):
+        if candidate.is_dir():
+            return candidate
+    raise UserError(f"the packaged task folder tasks_yaml/ is missing next to {PACKAGE_DIR}; reinstall flextape-bench")
+
+
+def spec_files(folders: Iterable[Path]) -> list[Path]:
+    """Every task/group file under `folders` (recursively; a file may be named directly), `_*` bases excluded."""
+    found: dict[Path, None] = {}
+    for folder in map(Path, folders):
+        if folder.is_file():
+            found[folder.resolve()] = None
+            continue
+        if not folder.is_dir():
+            raise UserError(f"task folder {folder} does not exist; fix --include-path")
+        for path in sorted(folder.rglob("*")):
+            if path.suffix in SPEC_SUFFIXES and path.is_file() and not path.name.startswith("_"):
+                found[path.resolve()] = None
+    return list(found)
+
+
+def _member_problem(group: GroupSpec, index: int, message: str) -> Problem:
+    file, line = locate(group.source, ["tasks", index])
+    return Problem(file, line, f"tasks[{index}]", message)
+
+
+class TaskIndex:
+    """All task and group specs, by name."""
+
+    def __init__(self, extra_paths: Sequence[Path] = ()):
+        self.folders = [packaged_tasks_dir(), *map(Path, extra_paths)]
+        self._tasks: dict[str, TaskSpec] = {}
+        self._groups: dict[str, GroupSpec] = {}
+        problems: list[Problem] = []
+        for path in spec_files(self.folders):
+            try:
+                self._add(load_spec(path), problems)
+            except TaskSpecError as exc:
+                problems.extend(exc.problems)
+        if problems:
+            raise TaskSpecError(problems)
+
+    def _add(self, spec: TaskSpec | GroupSpec, problems: list[Problem]) -> None:
+        name = spec.task if isinstance(spec, TaskSpec) else spec.group
+        earlier = self._tasks.get(name) or self._groups.get(name)
+        if earlier is not None:
+            key = "task" if isinstance(spec, TaskSpec) else "group"
+            problems.append(Problem(spec.source, 1, key, f"the name {name!r} is already defined in {earlier.source}; "
+                                                         "rename one of them or leave one folder out"))
+        elif isinstance(spec, TaskSpec):
+            self._tasks[name] = spec
+        else:
+            self._groups[name] = spec
+
+    def names(self) -> list[str]:
+        """Task names, sorted."""
+        return sorted(self._tasks)
+
+    def groups(self) -> list[str]:
+        """Group names, sorted."""
+        return sorted(self._groups)
+
+    def describe(self) -> list[tuple[str, str, str]]:
+        """(name, "task" or "group", description) for every task, then every group."""
+        return ([(name, "task", self._tasks[name].description) for name in self.names()]
+                + [(name, "group", self._groups[name].description) for name in self.groups()])
+
+    def spec(self, name: str) -> TaskSpec:
+        """The spec of task `name`."""
+        if name in self._groups:
+            raise UserError(f"{name!r} is a group, not a task; its tasks are {', '.join(self.expand([name]))}")
+        if name not in self._tasks:
+            raise UnknownNameError("task", name, self.names() + self.groups())
+        return self._tasks[name]
+
+    def expand(self, names: Sequence[str]) -> list[str]:
+        """Task names for tasks and groups (expanded recursively), in order, each once."""
+        out: dict[str, None] = {}
+        for name in names:
+            self._expand(name, (), out)
+        return list(out)
+
+    def _expand(self, name: str, chain: tuple[str, ...], out: dict[str, None]) -> None:
+        if name in self._tasks:
+            out[name] = None
+        elif name in chain:
+            group = self._groups[chain[-1]]
+            cycle = " -> ".join((*chain, name))
+            raise TaskSpecError([_member_problem(group, group.tasks.index(name),
+                                                 f"group cycle {cycle}; remove one of these members")])
+        elif name in self._groups:
+            for member in self._groups[name].tasks:
+                self._expand(member, (*chain, name), out)
+        else:
+            raise UnknownNameError("task", name, self.names() + self.groups())
+
+    def member_problems(self, group: GroupSpec) -> list[Problem]:
+        """A problem for each member of `group` that names no known task or group."""
+        known = self.names() + self.groups()
+        problems = []
+        for i, member in enumerate(group.tasks):
+            if member not in known:
+                close = difflib.get_close_matches(member, known, n=1)
+                hint = f"did you mean {close[0]!r}?" if close else "run `flextape-bench list` for the names"
+                problems.append(_member_problem(group, i, f"unknown task or group {member!r}; {hint}"))
+        return problems
+
+    def validate_all(self) -> None:
+        """Check what single files cannot: group members exist and groups do not contain themselves."""
+        problems = [p for name in self.groups() for p in self.member_problems(self._groups[name])]
+        if problems:
+            raise TaskSpecError(problems)
+        for name in self.groups():
+            self.expand([name])
+
+
+def validate_file(path: Path, index: TaskIndex | None = None) -> None:
+    """Validate one spec file (`flextape-bench validate FILE`); raises TaskSpecError listing every problem.
+
+    A `_*` file is checked as an include-only base (no required keys). With `index`, a group's members must name
+    tasks or groups known to it.
+    """
+    path = Path(path)
+    if path.name.startswith("_"):
+        check_base(path)
+        return
+    spec = load_spec(path)
+    if isinstance(spec, GroupSpec) and index is not None:
+        problems = index.member_problems(spec)
+        if problems:
+            raise TaskSpecError(problems)

@@ -1,0 +1,43 @@
+"""The token boundary between a prompt and a target continuation, shared by scoring and editors.
+
+A target's tokens are exactly those it contributes to `tokenizer(prompt + " " + target)`: found from character
+offsets (a token belongs to the target when its span reaches past the prompt), never by counting tokens of the
+target encoded alone. BOS and other special tokens stay in the context.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from transformers import PreTrainedTokenizerBase
+
+from flextape_bench.errors import UserError
+
+
+@dataclass(frozen=True)
+class Continuation:
+    context: tuple[int, ...]  # token ids before the target (BOS included where the tokenizer adds one)
+    target: tuple[int, ...]  # token ids the target contributes
+
+
+def join(prompt: str, target: str) -> str:
+    return f"{prompt} {target}"
+
+
+def encode_continuation(tokenizer: PreTrainedTokenizerBase, prompt: str, target: str) -> Continuation:
+    """Split `tokenizer(prompt + " " + target)` into the prompt's tokens and the target's tokens."""
+    if not tokenizer.is_fast:
+        raise UserError(
+            f"tokenizer {type(tokenizer).__name__} gives no character offsets; load the model's fast tokenizer"
+        )
+    encoding = tokenizer(join(prompt, target), return_offsets_mapping=True)
+    ids, offsets = encoding["input_ids"], encoding["offset_mapping"]
+    special = set(tokenizer.all_special_ids)
+    boundary = len(prompt)
+    first = next(
+        (i for i, (tok, (_, end)) in enumerate(zip(ids, offsets)) if end > boundary and tok not in special),
+        len(ids),
+    )
+    target_ids = tuple(tok for tok in ids[first:] if tok not in special)  # an EOS a tokenizer appends is no target
+    if not target_ids:
+        raise UserError(f"target {target!r} after prompt {prompt!r} tokenizes to nothing; fix the task's target field")
+    return Continuation(tuple(ids[:first]), target_ids)

@@ -1,0 +1,207 @@
+"""Loading task YAML: include merging, and every problem reported with its file, key and line."""
+from __future__ import annotations
+
+import re
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from flextape_bench.tasks import GroupSpec, TaskSpecError, load_spec, load_task, packaged_tasks_dir
+from flextape_bench.tasks.loader import check_base, locate
+
+PACKAGED = packaged_tasks_dir()
+
+FIELDS = """\
+fields:
+  case_id: case_id
+  prompt: requested_rewrite.prompt
+  subject: requested_rewrite.subject
+  relation: requested_rewrite.relation_id
+  target_true: requested_rewrite.target_true.str
+  target_true_id: requested_rewrite.target_true.id
+  target_new: requested_rewrite.target_new.str
+  target_new_id: requested_rewrite.target_new.id
+"""
+TASK = """\
+task: tiny
+description: a tiny task
+dataset:
+  file: tiny.json
+  url: https://example.org/tiny.json
+probes: null
+metrics: [efficacy]
+"""
+
+
+def write(folder: Path, name: str, text: str) -> Path:
+    path = folder / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def problems_of(path: Path) -> list[str]:
+    with pytest.raises(TaskSpecError) as caught:
+        load_spec(path)
+    return [str(p) for p in caught.value.problems]
+
+
+def test_packaged_task_merges_its_bases():
+    spec = load_task(PACKAGED / "seesaw_cf_P21_P101.yaml")
+    assert spec.task == "seesaw_cf_P21_P101"
+    assert spec.probes is not None
+    # gender from the task file, the other probe keys from _seesaw_cf_pair.yaml, fields from _seesaw_cf.yaml
+    assert (spec.probes.gender, spec.probes.ids, spec.probes.names) == ("target_new", "attribute_aux_info",
+                                                                       "attribute_aux_ent")
+    assert spec.fields.target_new == "requested_rewrite.target_new.str"
+    assert spec.templates.target == "{{ target | trim }}"
+    assert spec.metrics == ("efficacy", "probe_delta", "gender_shift")
+    assert spec.dataset.sha256 == "e9a8631fa04684fefa1f0daea70a5ed5ea9f98c17320663e2b099019551d788a"
+    assert spec.source == PACKAGED / "seesaw_cf_P21_P101.yaml"
+
+
+def test_eff_task_replaces_probes_with_null():
+    spec = load_task(PACKAGED / "seesaw_cf_P19_P101_eff.yaml")
+    assert spec.probes is None and spec.fields.generation_prompts is None and spec.metrics == ("efficacy",)
+
+
+def test_spec_hash_follows_content_not_location(tmp_path: Path):
+    first = load_task(write(tmp_path, "a.yaml", FIELDS + TASK))
+    moved = load_task(write(tmp_path, "b.yaml", FIELDS + TASK))
+    changed = load_task(write(tmp_path, "c.yaml", FIELDS + TASK.replace("tiny.json", "other.json")))
+    assert re.fullmatch(r"[0-9a-f]{64}", first.spec_hash)
+    assert first.spec_hash == moved.spec_hash != changed.spec_hash
+
+
+def test_unknown_key_suggests_the_closest(tmp_path: Path):
+    path = write(tmp_path, "t.yaml", FIELDS + TASK.replace("  url:", "  fiel: x\n  url:"))
+    assert problems_of(path) == [f"{path}:14: dataset.fiel: unknown key; did you mean 'file'?"]
+
+
+def test_duplicate_key_names_both_lines(tmp_path: Path):
+    path = write(tmp_path, "t.yaml", FIELDS + TASK + "description: again\n")
+    assert problems_of(path) == [f"{path}:17: description: duplicate key (first written at line 11); keep one"]
+
+
+def test_every_problem_of_a_file_in_one_error(tmp_path: Path):
+    text = (FIELDS.replace("  subject: requested_rewrite.subject\n", "")
+            + TASK.replace("description: a tiny task", "description: 12")
+                  .replace("url: https://example.org/tiny.json", "url: ftp://example.org/tiny.json")
+                  .replace("probes: null", "probes:\n  prompts: attribute_prompts\n  gender: female_frist"))
+    path = write(tmp_path, "t.yaml", text)
+    assert problems_of(path) == [
+        f"{path}:1: fields.subject: required key missing; add `subject:` (path of the edited subject)",
+        f"{path}:10: description: expected a string, got the int 12; put it in quotes",
+        f"{path}:13: dataset.url: 'ftp://example.org/tiny.json' is not an http(s):// or file:// URL; "
+        "give the full download address",
+        f"{path}:16: probes.gender: the string 'female_frist' is not one of female_first, male_first, target_new, "
+        "none; did you mean 'female_first'?",
+    ]
+
+
+def test_wrong_container_type(tmp_path: Path):
+    path = write(tmp_path, "t.yaml", FIELDS + TASK.replace("metrics: [efficacy]", "metrics: efficacy"))
+    assert problems_of(path) == [f"{path}:16: metrics: expected a list, got the string 'efficacy'; write `[a, b]` "
+                                 "or one `- item` per line"]
+
+
+def test_block_gender_order_needs_probe_ids(tmp_path: Path):
+    path = write(tmp_path, "t.yaml", FIELDS + TASK.replace(
+        "probes: null", "probes:\n  prompts: attribute_prompts\n  gender: female_first"))
+    assert problems_of(path) == [f"{path}:17: probes.gender: 'female_first' recovers the gender boundary from "
+                                 "probe ids; set `ids` too"]
+
+
+def test_template_syntax_error_names_key_and_line(tmp_path: Path):
+    path = write(tmp_path, "t.yaml", FIELDS + TASK + "templates:\n  prompt: |\n    Q: {{ prompt }}\n    {% if %}\n")
+    assert problems_of(path) == [f"{path}:18: templates.prompt: template syntax error at template line 2: "
+                                 "Expected an expression, got 'end of statement block'; fix the Jinja2 syntax"]
+
+
+def test_template_with_an_undefined_variable(tmp_path: Path):
+    path = write(tmp_path, "t.yaml", FIELDS + TASK + "templates:\n  target: '{{ targt }}'\n")
+    assert problems_of(path) == [f"{path}:18: templates.target: template uses undefined variable(s) targt; "
+                                 "the only variable here is 'target'"]
+
+
+def test_unknown_metric_names_the_known_ones(tmp_path: Path):
+    path = write(tmp_path, "t.yaml", FIELDS + TASK.replace("[efficacy]", "[efficacy, efficasy]"))
+    (problem,) = problems_of(path)
+    assert problem.startswith(f"{path}:16: metrics[1]: unknown metric 'efficasy'; known metrics: ")
+    assert "efficacy" in problem
+
+
+def test_yaml_syntax_error_has_its_line(tmp_path: Path):
+    path = write(tmp_path, "t.yaml", FIELDS + TASK + "templates: [unclosed\n")
+    assert problems_of(path) == [f"{path}:18: (top level): YAML syntax error: while parsing a flow sequence "
+                                 "(line 17): expected ',' or ']', but got '<stream end>'"]
+
+
+def test_file_needs_task_or_group(tmp_path: Path):
+    assert problems_of(write(tmp_path, "empty.yaml", "")) == [
+        f"{tmp_path / 'empty.yaml'}:1: (top level): the file is empty; write a `task:` or `group:` mapping"]
+    assert problems_of(write(tmp_path, "none.yaml", "description: x\n")) == [
+        f"{tmp_path / 'none.yaml'}:1: (top level): a spec file needs exactly one of `task: NAME` or `group: NAME`"]
+
+
+def test_group_file(tmp_path: Path):
+    spec = load_spec(write(tmp_path, "g.yaml", "group: mine\ndescription: two\ntasks: [a, b]\n"))
+    assert spec == GroupSpec(group="mine", description="two", tasks=("a", "b"), source=tmp_path / "g.yaml")
+    with pytest.raises(TaskSpecError, match="defines a group"):
+        load_task(tmp_path / "g.yaml")
+    assert problems_of(write(tmp_path, "e.yaml", "group: e\ndescription: none\ntasks: []\n")) == [
+        f"{tmp_path / 'e.yaml'}:3: tasks: the list is empty; name at least one"]
+
+
+def test_include_deep_merges(tmp_path: Path):
+    write(tmp_path, "_first.yaml",
+          FIELDS + "metrics: [efficacy, probe_delta]\ntemplates:\n  prompt: 'A {{ prompt }}'\n")
+    write(tmp_path, "_second.yaml", "templates:\n  prompt: 'B {{ prompt }}'\n  target: '{{ target }}'\n")
+    path = write(tmp_path, "t.yaml", "include: [_first.yaml, _second.yaml]\n" + TASK.replace(
+        "probes: null", "probes: null\nfields:\n  generation_prompts: generation_prompts"))
+    spec = load_task(path)
+    assert spec.metrics == ("efficacy",)  # lists are replaced, the including file wins
+    assert (spec.templates.prompt, spec.templates.target) == ("B {{ prompt }}", "{{ target }}")  # later include wins
+    assert (spec.fields.case_id, spec.fields.generation_prompts) == ("case_id", "generation_prompts")  # dicts merge
+
+
+def test_diamond_include(tmp_path: Path):
+    write(tmp_path, "_root.yaml", FIELDS)
+    write(tmp_path, "_left.yaml", "include: _root.yaml\ntemplates:\n  prompt: 'L {{ prompt }}'\n")
+    write(tmp_path, "_right.yaml", "include: _root.yaml\nmetrics: [probe_delta]\n")
+    spec = load_task(write(tmp_path, "t.yaml", "include: [_left.yaml, _right.yaml]\n" + TASK))
+    assert (spec.fields.subject, spec.templates.prompt) == ("requested_rewrite.subject", "L {{ prompt }}")
+
+
+def test_include_cycle_names_the_chain(tmp_path: Path):
+    write(tmp_path, "_a.yaml", "include: _b.yaml\n")
+    write(tmp_path, "_b.yaml", "description: x\ninclude: _a.yaml\n")
+    path = write(tmp_path, "t.yaml", "include: _a.yaml\n" + FIELDS + TASK)
+    assert problems_of(path) == [f"{tmp_path / '_b.yaml'}:2: include: include cycle t.yaml -> _a.yaml -> _b.yaml "
+                                 "-> _a.yaml; remove one of these includes"]
+
+
+def test_missing_include_is_not_echoed_as_missing_keys(tmp_path: Path):
+    path = write(tmp_path, "t.yaml", "include: _nowhere.yaml\n" + TASK)
+    assert problems_of(path) == [f"{path}:1: include: included file {tmp_path / '_nowhere.yaml'} does not exist; "
+                                 "fix the path (relative to this file)"]
+
+
+def test_problem_in_a_base_points_into_the_base(tmp_path: Path):
+    write(tmp_path, "_base.yaml", FIELDS + "probes:\n  prompts: attribute_prompts\n  idz: attribute_aux_info\n")
+    path = write(tmp_path, "t.yaml", "include: _base.yaml\n" + TASK.replace("probes: null\n", ""))
+    assert problems_of(path) == [f"{tmp_path / '_base.yaml'}:12: probes.idz: unknown key; did you mean 'ids'?"]
+    assert locate(path, ["probes", "prompts"]) == (tmp_path / "_base.yaml", 11)
+
+
+def test_user_task_can_include_a_packaged_base(tmp_path: Path):
+    path = write(tmp_path, "t.yaml", f"include: {PACKAGED / '_seesaw_cf_pair.yaml'}\n"
+                 + TASK.replace("probes: null\n", "").replace("metrics: [efficacy]\n", ""))
+    spec = load_task(path)
+    assert spec.probes is not None and spec.probes.gender == "female_first"
+
+
+def test_base_check_skips_required_keys(tmp_path: Path):
+    check_base(PACKAGED / "_seesaw_cf_pair.yaml")
+    with pytest.raises(TaskSpecError, match=r"_b.yaml:2: fields.subjet: unknown key; did you mean 'subject'\?"):
+        check_base(write(tmp_path, "_b.yaml", "fields:\n  subjet: x\n"))
