@@ -171,15 +171,18 @@ class Runner:
         }
 
 
-def run(options: RunOptions) -> tuple[RunDir, dict[str, Any]]:
-    """Run every task of `options` and write the results tree; returns the run directory and the summary."""
+def run(options: RunOptions, adapter: ModelAdapter | None = None) -> tuple[RunDir, dict[str, Any]]:
+    """Run every task of `options` and write the results tree; returns the run directory and the summary.
+
+    `adapter` is a model already loaded for `options.model` (the library use); by default it is loaded here.
+    """
     _check_counts(options)
     editor_cls = EDITORS.get(options.editor)
     overrides = parse_overrides(options.hparams)
     check_overrides(options.editor, editor_cls.hparams_class, overrides)
     tasks = prepare_tasks(options)
     started = time.time()
-    adapter = models.load(options.model, options.device, options.dtype)
+    adapter = adapter or models.load(options.model, options.device, options.dtype)
     hparams = load_hparams(EDITORS.entry(options.editor).name, editor_cls.hparams_class, adapter.layout.family, overrides)
     editor = editor_cls(adapter, hparams, options.seed)
     weights = adapter.weights_fingerprint()

@@ -54,16 +54,32 @@ def _pack(adapter: ModelAdapter, index: int, request: ScoreRequest) -> list[_Row
     return rows
 
 
-def _attention_mask(segments: torch.Tensor, valid: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """Additive (batch, 1, L, L) mask: causal, and a target sees the prompt and its own segment only."""
+def _attention_mask(segments: torch.Tensor, positions: torch.Tensor, window: int | None, dtype: torch.dtype) -> torch.Tensor:
+    """Additive (batch, 1, L, L) mask: causal, a target sees the prompt and its own segment only, and keys at most
+    `window - 1` positions back where the layers use a sliding window (distances measured in position ids)."""
     length = segments.shape[1]
     causal = torch.ones(length, length, dtype=torch.bool, device=segments.device).tril()
     seg_q, seg_k = segments[:, :, None], segments[:, None, :]
-    allowed = causal & ((seg_k == 0) | (seg_k == seg_q)) & valid[:, None, :]
+    allowed = causal & ((seg_k == 0) | (seg_k == seg_q)) & (seg_k >= 0)
+    if window is not None:
+        allowed &= positions[:, :, None] - positions[:, None, :] < window
     allowed |= torch.eye(length, dtype=torch.bool, device=segments.device)  # padding rows attend to themselves
     mask = torch.zeros(allowed.shape, dtype=dtype, device=segments.device)
     mask.masked_fill_(~allowed, torch.finfo(dtype).min)
     return mask[:, None]
+
+
+def attention_masks(config, segments: torch.Tensor, positions: torch.Tensor, dtype: torch.dtype):
+    """The mask argument for the model: one mask per layer type where the config mixes full and sliding-window
+    layers (Gemma 3), else one mask, windowed where the config sets a sliding window (Mistral)."""
+    window = getattr(config, "sliding_window", None)
+    layer_types = getattr(config, "layer_types", None)
+    if layer_types:
+        return {
+            kind: _attention_mask(segments, positions, window if kind == "sliding_attention" else None, dtype)
+            for kind in set(layer_types)
+        }
+    return _attention_mask(segments, positions, window, dtype)
 
 
 class Scorer:
@@ -107,7 +123,7 @@ class Scorer:
         tokens = torch.tensor([padded(r.tokens, pad) for r in batch], device=device)
         segments = torch.tensor([padded(r.segments, -1) for r in batch], device=device)
         positions = torch.tensor([padded(r.positions, 0) for r in batch], device=device)
-        mask = _attention_mask(segments, segments >= 0, adapter.dtype)
+        mask = attention_masks(adapter.model.config, segments, positions, adapter.dtype)
         hidden = adapter.body_hidden(input_ids=tokens, attention_mask=mask, position_ids=positions)
 
         row_idx, pos_idx, label_ids, owners, sizes = [], [], [], [], []

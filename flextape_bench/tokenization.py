@@ -25,6 +25,8 @@ def join(prompt: str, target: str) -> str:
 
 def encode_continuation(tokenizer: PreTrainedTokenizerBase, prompt: str, target: str) -> Continuation:
     """Split `tokenizer(prompt + " " + target)` into the prompt's tokens and the target's tokens."""
+    if not target.strip():
+        raise UserError(f"empty target after prompt {prompt!r}; fix the task's target field")
     if not tokenizer.is_fast:
         raise UserError(
             f"tokenizer {type(tokenizer).__name__} gives no character offsets; load the model's fast tokenizer"
@@ -38,6 +40,6 @@ def encode_continuation(tokenizer: PreTrainedTokenizerBase, prompt: str, target:
         len(ids),
     )
     target_ids = tuple(tok for tok in ids[first:] if tok not in special)  # an EOS a tokenizer appends is no target
-    if not target_ids:
+    if not target_ids:  # e.g. a target made only of characters the tokenizer drops
         raise UserError(f"target {target!r} after prompt {prompt!r} tokenizes to nothing; fix the task's target field")
     return Continuation(tuple(ids[:first]), target_ids)

@@ -44,8 +44,19 @@ def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
             raise UserError(f"--hparams {pair!r}: expected KEY=VALUE, e.g. --hparams lr=1e-3")
-        overrides[key.strip()] = yaml.safe_load(value)
+        overrides[key.strip()] = _yaml_value(value)
     return overrides
+
+
+def _yaml_value(text: str) -> Any:
+    """A YAML scalar or list; also reads floats like 1e-3 that YAML 1.1 leaves as strings."""
+    value = yaml.safe_load(text)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
 
 
 def hparams_file(editor: str, family: str) -> Path:

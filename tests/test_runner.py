@@ -1,0 +1,101 @@
+"""End to end on the embedded model and real Seesaw-CF cases: results tree, cache reuse, resume, restore."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from flextape_bench.runner import RunOptions, run
+from flextape_bench.scoring import Scorer
+
+
+@pytest.fixture
+def options(tmp_path, data_dir):
+    return RunOptions(model="gemma3-270m", editor="ft", tasks=["seesaw_cf_P19_P101"], limit=2, num_edits=1,
+                      hparams=["num_steps=5", "lr=5e-3", "norm_constraint=5e-3"], data_dir=data_dir,
+                      output=tmp_path / "out", cache=tmp_path / "cache")
+
+
+def _count_scorer_calls(monkeypatch):
+    calls = []
+    original = Scorer.score
+    monkeypatch.setattr(Scorer, "score", lambda self, reqs, desc=None: calls.append(desc) or original(self, reqs, desc))
+    return calls
+
+
+def test_run_writes_results_reuses_prescores_and_restores_weights(gemma, options, monkeypatch):
+    before = gemma.weights_fingerprint()
+    calls = _count_scorer_calls(monkeypatch)
+    run_dir, summary = run(options, gemma)
+    assert gemma.weights_fingerprint() == before
+    assert sum("pre-edit" in c for c in calls) == 1 and sum("post-edit" in c for c in calls) == 2
+    task_dir = run_dir.path / "seesaw_cf_P19_P101"
+    cases = sorted(p.name for p in task_dir.glob("case_*.json"))
+    assert cases == ["case_22775.json", "case_22776.json"]
+    record = json.loads((task_dir / "case_22775.json").read_text())
+    assert record["rewrite"]["subject"] == "John James Rickard Macleod"
+    assert len(record["pre"]["probes"]) == len(record["post"]["probes"]) == len(record["probes"]) == 200
+    assert record["post"]["edit"]["p_new"] > record["pre"]["edit"]["p_new"]
+    samples = (task_dir / "samples.jsonl").read_text().splitlines()
+    assert len(samples) == sum(1 + len(json.loads((task_dir / c).read_text())["probes"]) for c in cases)
+    config = json.loads((run_dir.path / "config.json").read_text())
+    assert config["identity"]["hparams"]["num_steps"] == 5 and config["versions"]["torch"]
+    task = summary["tasks"]["seesaw_cf_P19_P101"]
+    assert task["efficacy"]["post"] >= task["efficacy"]["pre"] and task["n_cases"] == 2
+    assert set(task["gender_shift"]) == {"female", "male"}
+    assert (run_dir.path / "summary.md").read_text().count("seesaw_cf_P19_P101") == 1
+
+    calls.clear()
+    second, _ = run(options, gemma)
+    assert second.path.name == "run_002"
+    assert not any("pre-edit" in c for c in calls)  # pre-edit scores came from the cache
+    first = json.loads((task_dir / "case_22775.json").read_text())
+    again = json.loads((second.path / "seesaw_cf_P19_P101" / "case_22775.json").read_text())
+    assert again["pre"] == first["pre"] and again["post"] == first["post"]  # seeded, deterministic
+
+
+def test_resume_recomputes_only_missing_cases(gemma, options, monkeypatch):
+    run_dir, _ = run(options, gemma)
+    task_dir = run_dir.path / "seesaw_cf_P19_P101"
+    (run_dir.path / "summary.json").unlink()
+    (task_dir / "case_22776.json").unlink()
+    kept = (task_dir / "case_22775.json").stat().st_mtime_ns
+    calls = _count_scorer_calls(monkeypatch)
+    resumed, _ = run(options, gemma)
+    assert resumed.path == run_dir.path
+    assert sum("post-edit" in c for c in calls) == 1
+    assert (task_dir / "case_22775.json").stat().st_mtime_ns == kept
+    assert (task_dir / "case_22776.json").exists() and (run_dir.path / "summary.json").exists()
+
+
+def test_none_editor_leaves_scores_unchanged(gemma, options, data_dir):
+    options.editor, options.hparams, options.tasks = "none", [], ["seesaw_cf_P19_P101_eff"]
+    _, summary = run(options, gemma)
+    efficacy = summary["tasks"]["seesaw_cf_P19_P101_eff"]["efficacy"]
+    assert efficacy["pre"] == efficacy["post"]
+
+
+def test_killed_run_resumes_with_every_case_exactly_once(tmp_path, data_dir):
+    out = tmp_path / "out"
+    env = {**os.environ, "FLEXTAPE_PROGRESS": "0"}  # the user cache keeps the converted model
+    cmd = [sys.executable, "-m", "flextape_bench", "--editor", "ft", "--tasks", "seesaw_cf_P21_P101_eff", "--limit", "4",
+           "--num-edits", "1", "--hparams", "num_steps=3", "--data-dir", str(data_dir), "--output", str(out)]
+    task_dir = out / "gemma3-270m" / "ft" / "run_001" / "seesaw_cf_P21_P101_eff"
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and not list(task_dir.glob("case_*.json")):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = len(list(task_dir.glob("case_*.json")))
+    assert 1 <= done < 4
+    finished = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert finished.returncode == 0, finished.stderr
+    assert "resuming" in finished.stderr
+    ids = [json.loads(line)["case_id"] for line in (task_dir / "samples.jsonl").read_text().splitlines()]
+    assert sorted(ids) == sorted(set(ids)) and len(ids) == 4
+    assert not list(task_dir.parent.parent.glob("run_002"))
+    assert not list(task_dir.glob(".*tmp"))

@@ -1,0 +1,57 @@
+"""Batched scoring equals one-at-a-time scoring and an independent full-logits reference, on every architecture."""
+import pytest
+import torch
+
+from flextape_bench.cases import ScoreRequest
+from flextape_bench.scoring import Scorer
+from flextape_bench.tokenization import encode_continuation
+
+REQUESTS = [
+    ScoreRequest("Marie Waldron was born in", ("New York City", "Clunie")),
+    ScoreRequest("The mother tongue of Danielle Darrieux is", ("English", "French")),
+    ScoreRequest("Judith Matloff was born in", ("Paris", "art of painting", "1990")),
+    ScoreRequest("Frank R. Adams's field of work is", ("medicine",)),
+]
+
+
+def reference_nll(adapter, prompt, target):
+    """Sum of target-token NLLs from a plain full forward pass over prompt + target (all positions, full vocab)."""
+    cont = encode_continuation(adapter.tokenizer, prompt, target)
+    ids = torch.tensor([cont.context + cont.target])
+    with torch.no_grad():
+        logprobs = torch.log_softmax(adapter.model(input_ids=ids).logits[0].double(), -1)
+    start = len(cont.context) - 1
+    return -sum(logprobs[start + i, tok].item() for i, tok in enumerate(cont.target)), len(cont.target)
+
+
+def _check(adapter, scorer):
+    batched = scorer.score(REQUESTS)
+    for request, scores in zip(REQUESTS, batched):
+        alone = scorer.score([request])[0]
+        for target, score, single in zip(request.targets, scores, alone):
+            ref, n_tokens = reference_nll(adapter, request.prompt, target)
+            assert score.n_tokens == n_tokens
+            assert score.sum_nll == pytest.approx(single.sum_nll, abs=1e-4)
+            assert score.sum_nll == pytest.approx(ref, abs=1e-4)
+            assert 0.0 < score.p <= 1.0
+
+
+def test_tiny_models_of_every_architecture(tiny):
+    _check(tiny, Scorer(tiny))
+
+
+def test_small_batches_equal_large_batches(tiny):
+    large = Scorer(tiny).score(REQUESTS)
+    small = Scorer(tiny, batch_tokens=16, head_chunk=2).score(REQUESTS)
+    for a, b in zip(large, small):
+        assert [s.sum_nll for s in a] == pytest.approx([s.sum_nll for s in b], abs=1e-4)
+
+
+def test_embedded_gemma(gemma):
+    _check(gemma, Scorer(gemma))
+
+
+def test_multi_token_targets_have_geometric_mean_probability(gemma):
+    (score,) = Scorer(gemma).score([ScoreRequest("Marie Waldron was born in", ("New York City",))])[0]
+    assert score.n_tokens == 3
+    assert score.p == pytest.approx(torch.exp(torch.tensor(-score.sum_nll / 3, dtype=torch.float64)).item())

@@ -1,0 +1,46 @@
+import pytest
+
+from flextape_bench.errors import UserError
+from flextape_bench.tokenization import encode_continuation
+
+
+def _split(tokenizer, prompt, target):
+    cont = encode_continuation(tokenizer, prompt, target)
+    full = tokenizer(f"{prompt} {target}")["input_ids"]
+    assert list(cont.context) + list(cont.target) == full  # exactly the tokens of the joined string
+    return cont
+
+
+@pytest.mark.parametrize("target", ["New York City", "Paris", "1990", "art of painting"])
+def test_gemma_target_tokens_are_what_the_target_contributes(gemma, target):
+    tok = gemma.tokenizer
+    cont = _split(tok, "Marie Waldron was born in", target)
+    assert cont.context[0] == tok.bos_token_id
+    assert tok.decode(cont.context[1:]) == "Marie Waldron was born in"
+    assert tok.decode(cont.target) == f" {target}"
+    assert tok.bos_token_id not in cont.target
+
+
+def test_gemma_lone_space_token_belongs_to_a_number_target(gemma):
+    tokens = gemma.tokenizer.convert_ids_to_tokens(_split(gemma.tokenizer, "He was born in", "1990").target)
+    assert tokens == ["▁", "1", "9", "9", "0"]
+
+
+@pytest.mark.parametrize("target", ["New York City", "Clunie", "medicine"])
+def test_bpe_target_keeps_its_leading_space(bpe_tokenizer, target):
+    cont = _split(bpe_tokenizer, "Judith Matloff was born in", target)
+    assert bpe_tokenizer.decode(cont.context) == "Judith Matloff was born in"
+    assert bpe_tokenizer.decode(cont.target) == f" {target}"
+
+
+def test_llama_sentencepiece_boundary(llama_tokenizer):
+    tok = llama_tokenizer
+    cont = _split(tok, "Marie Waldron was born in", "New York City")
+    assert cont.context[0] == tok.bos_token_id
+    assert tok.convert_ids_to_tokens(cont.target)[0].startswith("▁")  # no lone "▁", no missing first token
+    assert tok.decode(cont.target).strip() == "New York City"
+
+
+def test_empty_target_is_a_user_error(gemma):
+    with pytest.raises(UserError, match="empty target"):
+        encode_continuation(gemma.tokenizer, "X was born in", "")
