@@ -8,7 +8,7 @@ only at the positions that predict target tokens.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 
@@ -92,16 +92,19 @@ class Scorer:
 
     def score(self, requests: Sequence[ScoreRequest], desc: str | None = None) -> list[tuple[Score, ...]]:
         """Per request, one `Score` per target, in the request's target order."""
-        rows = [row for i, request in enumerate(requests) for row in _pack(self.adapter, i, request)]
-        rows.sort(key=lambda row: len(row.tokens))
         results: list[list[Score | None]] = [[None] * len(r.targets) for r in requests]
-        batches = list(self._batches(rows))
-        for batch in progress_bar(batches, desc=desc, unit="batch"):
+        for batch in progress_bar(self.batches(requests), desc=desc, unit="batch"):
             for (index, slot), score in self._score_batch(batch):
                 results[index][slot] = score
         return [tuple(scores) for scores in results]  # type: ignore[arg-type]
 
-    def _batches(self, rows: list[_Row]):
+    def batches(self, requests: Sequence[ScoreRequest]) -> list[list[_Row]]:
+        """The requests packed into rows, sorted by length and grouped into batches of at most `batch_tokens`."""
+        rows = [row for i, request in enumerate(requests) for row in _pack(self.adapter, i, request)]
+        rows.sort(key=lambda row: len(row.tokens))
+        return list(self._group(rows))
+
+    def _group(self, rows: list[_Row]):
         batch: list[_Row] = []
         for row in rows:
             if batch and len(row.tokens) * (len(batch) + 1) > self.batch_tokens:
@@ -111,8 +114,8 @@ class Scorer:
         if batch:
             yield batch
 
-    @torch.no_grad()
-    def _score_batch(self, batch: list[_Row]) -> list[tuple[tuple[int, int], Score]]:
+    def batch_inputs(self, batch: list[_Row]) -> dict[str, Any]:
+        """The model inputs of a batch of packed rows: right-padded ids, position ids and the attention mask(s)."""
         adapter, device = self.adapter, self.adapter.input_device
         length = max(len(row.tokens) for row in batch)
         pad = adapter.tokenizer.pad_token_id or 0
@@ -124,23 +127,39 @@ class Scorer:
         segments = torch.tensor([padded(r.segments, -1) for r in batch], device=device)
         positions = torch.tensor([padded(r.positions, 0) for r in batch], device=device)
         mask = attention_masks(adapter.model.config, segments, positions, adapter.dtype)
-        hidden = adapter.body_hidden(input_ids=tokens, attention_mask=mask, position_ids=positions)
+        return {"input_ids": tokens, "attention_mask": mask, "position_ids": positions}
 
-        row_idx, pos_idx, label_ids, owners, sizes = [], [], [], [], []
+    @torch.no_grad()
+    def _score_batch(self, batch: list[_Row]) -> list[tuple[tuple[int, int], Score]]:
+        adapter = self.adapter
+        hidden = adapter.body_hidden(**self.batch_inputs(batch))
+
+        label_ids, owners, sizes, where = [], [], [], []
         for b, row in enumerate(batch):
             for scored, labels, owner in zip(row.scored, row.labels, row.owners):
-                row_idx += [b] * len(scored)
-                pos_idx += scored
+                where += [(b, pos) for pos in scored]
                 label_ids += labels
                 owners.append(owner)
                 sizes.append(len(labels))
-        picked = hidden[torch.tensor(row_idx, device=hidden.device), torch.tensor(pos_idx, device=hidden.device)]
-        labels_t = torch.tensor(label_ids, device=hidden.device)
-        nll = torch.cat(
-            [
-                adapter.token_nll(picked[i : i + self.head_chunk], labels_t[i : i + self.head_chunk])
-                for i in range(0, len(label_ids), self.head_chunk)
-            ]
-        )
+        nll = self._token_nll(hidden, where, label_ids)
         sums = torch.split(nll.double().cpu(), sizes)
         return [(owner, Score(n_tokens=n, sum_nll=float(s.sum()))) for owner, n, s in zip(owners, sizes, sums)]
+
+    def _token_nll(self, hidden: torch.Tensor, where: list[tuple[int, int]], labels: list[int]) -> torch.Tensor:
+        """NLL of each label at its (row, position). The LM head runs once per distinct position (all targets of a
+        prompt are predicted first from its last token), in chunks of `head_chunk` positions."""
+        distinct = list(dict.fromkeys(where))
+        slot = {key: i for i, key in enumerate(distinct)}
+        device = hidden.device
+        inverse = torch.tensor([slot[key] for key in where], device=device)
+        labels_t = torch.tensor(labels, device=device)
+        rows, positions = zip(*distinct)
+        picked_hidden = hidden[torch.tensor(rows, device=device), torch.tensor(positions, device=device)]
+        lse = torch.empty(len(distinct), device=device)
+        label_logits = torch.empty(len(labels), device=device)
+        for start in range(0, len(distinct), self.head_chunk):
+            logits = self.adapter.layout.head_logits(self.adapter.model, picked_hidden[start : start + self.head_chunk]).float()
+            lse[start : start + len(logits)] = torch.logsumexp(logits, dim=-1)
+            inside = (inverse >= start) & (inverse < start + len(logits))
+            label_logits[inside] = logits[inverse[inside] - start, labels_t[inside]]
+        return lse[inverse] - label_logits
