@@ -192,4 +192,4 @@ def _note_unknown_genders(spec: TaskSpec, order: str, raws: list[_RawCase],
     unknown = sum(1 for raw, gender in zip(raws, genders) if gender is None and raw.prompts)
     if order != "none" and unknown:
         print(f"note: task {spec.task}: probe genders unknown for {unknown} of {len(raws)} cases; group metrics "
-              f"skip their probes", file=sys.stderr)
+              f"report their probes as gender 'unknown'", file=sys.stderr)
