@@ -8,7 +8,7 @@ from typing import Sequence
 
 from flextape_bench.errors import UserError
 
-COMMANDS = ("run", "list", "validate")
+COMMANDS = ("run", "list", "validate", "stats")
 
 
 def _run_parser(parser: argparse.ArgumentParser) -> None:
@@ -21,6 +21,9 @@ def _run_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, help="use the first N cases of each task")
     parser.add_argument("--num-edits", type=int,
                         help="edits applied together in one chunk (default: the whole task in one batch; 1 = one at a time)")
+    parser.add_argument("--sequential", action="store_true",
+                        help="apply the chunks one after another, keeping earlier edits (default: each chunk on the "
+                             "unedited model)")
     parser.add_argument("--hparams", action="append", default=[], metavar="KEY=VALUE",
                         help="override an editor hyperparameter (repeatable), e.g. --hparams layers=[4,5]")
     parser.add_argument("--seed", type=int, default=0)
@@ -42,13 +45,34 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     options = RunOptions(
         model=args.model, editor=args.editor, tasks=[t.strip() for t in args.tasks.split(",") if t.strip()],
-        limit=args.limit, num_edits=args.num_edits, hparams=args.hparams, seed=args.seed, device=args.device,
+        limit=args.limit, num_edits=args.num_edits, sequential=args.sequential, hparams=args.hparams, seed=args.seed, device=args.device,
         dtype=args.dtype, data_dir=args.data_dir, output=args.output, include_paths=args.include_path,
         batch_tokens=args.batch_tokens, resume=args.resume,
     )
     run_dir, summary = run(options)
     print(markdown_table(summary_rows(summary)))
     print(f"\nresults: {run_dir.path}")
+    return 0
+
+
+def _cmd_stats(args: argparse.Namespace) -> int:
+    import time
+
+    from flextape_bench import models
+    from flextape_bench.runner import RunOptions, build_editor, check_editor
+
+    options = RunOptions(model=args.model, editor=args.editor, hparams=args.hparams, seed=args.seed,
+                         device=args.device, dtype=args.dtype)
+    check_editor(options)
+    adapter = models.load(options.model, options.device, options.dtype)
+    editor = build_editor(options, adapter, adapter.weights_fingerprint())
+    if not hasattr(editor, "statistics"):
+        raise UserError(f"editor {args.editor!r} uses no key statistics; stats is for rome, memit and alphaedit")
+    started = time.time()
+    moments = editor.statistics()
+    for layer, moment in sorted(moments.items()):
+        print(f"layer {layer}: E[k k^T] {tuple(moment.shape)}, trace {moment.double().trace().item():.4g}")
+    print(f"{time.time() - started:.1f} s (cached under {options.cache / 'stats'})")
     return 0
 
 
@@ -83,12 +107,22 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from flextape_bench.models import DEFAULT_MODEL
+
     parser = argparse.ArgumentParser(prog="flextape-bench", description=__doc__)
     sub = parser.add_subparsers(dest="command")
     _run_parser(sub.add_parser("run", help="edit and score (the default command)"))
     listing = sub.add_parser("list", help="list registered models, editors, tasks or metrics")
     listing.add_argument("kind", choices=["models", "editors", "tasks", "metrics"])
     listing.add_argument("--include-path", type=Path, action="append", default=[])
+    stats = sub.add_parser("stats", help="precompute the key statistics (E[k k^T]) an editor needs, cached on disk")
+    stats.add_argument("--model", default=DEFAULT_MODEL)
+    stats.add_argument("--editor", default="memit")
+    stats.add_argument("--hparams", action="append", default=[], metavar="KEY=VALUE",
+                       help="e.g. --hparams mom2_dataset=model (offline) --hparams mom2_n_samples=1000")
+    stats.add_argument("--seed", type=int, default=0)
+    stats.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
+    stats.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
     validate = sub.add_parser("validate", help="check task YAML files and report every problem with file, key and line")
     validate.add_argument("files", type=Path, nargs="+")
     validate.add_argument("--include-path", type=Path, action="append", default=[])
@@ -100,7 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not argv or argv[0] not in COMMANDS and argv[0] not in ("-h", "--help"):
         argv.insert(0, "run")  # `flextape-bench --model ... --editor ...` runs
     args = build_parser().parse_args(argv)
-    handlers = {"run": _cmd_run, "list": _cmd_list, "validate": _cmd_validate}
+    handlers = {"run": _cmd_run, "list": _cmd_list, "validate": _cmd_validate, "stats": _cmd_stats}
     try:
         return handlers[args.command](args)
     except UserError as exc:

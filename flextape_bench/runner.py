@@ -15,7 +15,7 @@ import torch
 import flextape_bench
 from flextape_bench import models
 from flextape_bench.cases import CaseScores, EditCase, EditRequest, PairScore, score_requests
-from flextape_bench.editors import EDITORS, Editor, check_overrides, load_hparams, parse_overrides
+from flextape_bench.editors import EDITORS, Editor, EditorContext, WeightDelta, check_overrides, load_hparams, parse_overrides
 from flextape_bench.errors import UserError
 from flextape_bench.metrics import METRICS
 from flextape_bench.models.adapter import ModelAdapter
@@ -47,6 +47,7 @@ class RunOptions:
     include_paths: Sequence[Path] = ()
     batch_tokens: int = 4096
     resume: bool = True
+    sequential: bool = False  # keep each chunk's edit while editing the next chunks
     cache: Path = field(default_factory=cache_dir)
 
 
@@ -148,27 +149,53 @@ class Runner:
         return found  # type: ignore[return-value]
 
     def run_task(self, task: PreparedTask) -> dict[str, Any]:
+        """Edit and score every chunk whose case files are missing. Sequential runs keep each chunk's edit for the
+        next ones (so a resumed sequential run recomputes earlier edits, without rescoring them)."""
         name, cases = task.spec.task, task.cases
         size = self.options.num_edits or max(len(cases), 1)
         chunks = [cases[i : i + size] for i in range(0, len(cases), size)]
-        todo = [(i, chunk) for i, chunk in enumerate(chunks) if not all(self.run.has_case(name, c.case_id) for c in chunk)]
-        pre = self.prescores(task) if todo else {}
+        done = [all(self.run.has_case(name, c.case_id) for c in chunk) for chunk in chunks]
+        pre = self.prescores(task) if not all(done) else {}
         declared = set(self.editor.declared_parameters())
-        for index, chunk in progress_bar(todo, desc=f"{name}: edit chunks", unit="chunk"):
+        kept: WeightDelta = {}  # earlier chunks' edits, in sequential runs
+        for index, chunk in progress_bar(list(enumerate(chunks)), desc=f"{name}: edit chunks", unit="chunk"):
+            if done[index] and not self.options.sequential:
+                continue
             torch.manual_seed(self.options.seed + index)
-            delta = self.editor.compute_delta([EditRequest.from_rewrite(c.rewrite, c.case_id) for c in chunk])
+            with applied_delta(self.adapter.model, kept):
+                delta = self.editor.compute_delta([EditRequest.from_rewrite(c.rewrite, c.case_id) for c in chunk])
             undeclared = sorted(set(delta) - declared)
             if undeclared:
                 raise RuntimeError(f"editor {self.options.editor} changed undeclared parameters {undeclared}")
-            with applied_delta(self.adapter.model, delta):
-                post = self._score_cases(chunk, f"{name}: post-edit scores, chunk {index + 1}/{len(chunks)}")
-            for case, scores in zip(chunk, post):
-                self.run.write_case(name, _case_record(case, pre[case.case_id], scores, task.spec.metrics, index))
+            combined = {k: kept.get(k, 0) + delta.get(k, 0) for k in {*kept, *delta}}
+            if not done[index]:
+                with applied_delta(self.adapter.model, combined):
+                    post = self._score_cases(chunk, f"{name}: post-edit scores, chunk {index + 1}/{len(chunks)}")
+                for case, scores in zip(chunk, post):
+                    self.run.write_case(name, _case_record(case, pre[case.case_id], scores, task.spec.metrics, index))
+            if self.options.sequential:
+                kept = combined
         records = [self.run.read_case(name, c.case_id) for c in cases]
         self.run.write_samples(name, (line for record in records for line in _samples(record)))
         return {m: METRICS.get(m).aggregate([r["metrics"][m] for r in records]) for m in task.spec.metrics} | {
             "n_cases": len(records)
         }
+
+
+def check_editor(options: RunOptions) -> tuple[type[Editor], dict[str, Any]]:
+    """The editor class and parsed `--hparams` overrides, checked without a model."""
+    editor_cls = EDITORS.get(options.editor)
+    overrides = parse_overrides(options.hparams)
+    check_overrides(options.editor, editor_cls.hparams_class, overrides)
+    return editor_cls, overrides
+
+
+def build_editor(options: RunOptions, adapter: ModelAdapter, weights: str) -> Editor:
+    """The editor with its hyperparameters for the model's family and `--hparams` overrides."""
+    editor_cls, overrides = check_editor(options)
+    name = EDITORS.entry(options.editor).name
+    hparams = load_hparams(name, editor_cls.hparams_class, adapter.layout.family, overrides)
+    return editor_cls(adapter, hparams, EditorContext(options.seed, options.cache, weights))
 
 
 def run(options: RunOptions, adapter: ModelAdapter | None = None) -> tuple[RunDir, dict[str, Any]]:
@@ -177,31 +204,30 @@ def run(options: RunOptions, adapter: ModelAdapter | None = None) -> tuple[RunDi
     `adapter` is a model already loaded for `options.model` (the library use); by default it is loaded here.
     """
     _check_counts(options)
-    editor_cls = EDITORS.get(options.editor)
-    overrides = parse_overrides(options.hparams)
-    check_overrides(options.editor, editor_cls.hparams_class, overrides)
+    check_editor(options)
     tasks = prepare_tasks(options)
     started = time.time()
     adapter = adapter or models.load(options.model, options.device, options.dtype)
-    hparams = load_hparams(EDITORS.entry(options.editor).name, editor_cls.hparams_class, adapter.layout.family, overrides)
-    editor = editor_cls(adapter, hparams, options.seed)
     weights = adapter.weights_fingerprint()
+    editor = build_editor(options, adapter, weights)
     identity = {
         "model": options.model,
         "model_location": adapter.location,
         "model_revision": adapter.revision,
         "weights_blake2b": weights,
         "editor": EDITORS.entry(options.editor).name,
-        "hparams": dataclasses.asdict(hparams),
+        "hparams": dataclasses.asdict(editor.hparams),
         "tasks": {t.spec.task: t.spec.spec_hash for t in tasks},
         "limit": options.limit,
         "num_edits": options.num_edits,
+        "sequential": options.sequential,
         "seed": options.seed,
         "device": options.device,
         "dtype": str(adapter.dtype),
         "scorer_version": SCORER_VERSION,
     }
-    config = {"versions": _versions(), "argv": sys.argv, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    config = {"versions": _versions(), "argv": sys.argv, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+              "editor_record": editor.run_record()}
     run_dir, resumed = open_run(options.output, options.model, identity["editor"], identity, config, options.resume)
     print(f"{'resuming' if resumed else 'writing'} {run_dir.path}", file=sys.stderr)
     runner = Runner(adapter, editor, run_dir, options, weights)

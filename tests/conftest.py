@@ -54,11 +54,13 @@ def llama_tokenizer():
 
 
 def _tiny_config(arch: str, vocab: int):
-    common = dict(vocab_size=vocab, num_hidden_layers=3, num_attention_heads=4)
+    # A wide initialisation gives peaked next-token distributions, so edits have something to move.
+    common = dict(vocab_size=vocab, num_hidden_layers=3, num_attention_heads=4, initializer_range=0.2)
     if arch == "gpt2":
-        return GPT2Config(n_embd=64, n_layer=3, n_head=4, n_positions=256, vocab_size=vocab)
+        return GPT2Config(n_embd=64, n_layer=3, n_head=4, n_positions=256, vocab_size=vocab, initializer_range=0.2)
     if arch == "gptj":
-        return GPTJConfig(n_embd=64, n_layer=3, n_head=4, n_positions=256, rotary_dim=8, vocab_size=vocab)
+        return GPTJConfig(n_embd=64, n_layer=3, n_head=4, n_positions=256, rotary_dim=8, vocab_size=vocab,
+                          initializer_range=0.2)
     if arch == "llama":
         return LlamaConfig(hidden_size=64, intermediate_size=128, num_key_value_heads=2, **common)
     if arch == "mistral":

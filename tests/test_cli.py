@@ -58,3 +58,8 @@ def test_bad_input_is_one_line_and_exit_2(capsys, monkeypatch, tmp_path, argv, m
     err = capsys.readouterr().err
     assert message in err and err.startswith("flextape-bench: error:")
     assert not (tmp_path / "out").exists()
+
+
+def test_stats_needs_an_editor_with_statistics(capsys):
+    assert main(["stats", "--editor", "ft"]) == 2
+    assert "uses no key statistics" in capsys.readouterr().err

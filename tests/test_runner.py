@@ -78,6 +78,21 @@ def test_none_editor_leaves_scores_unchanged(gemma, options, data_dir):
     assert efficacy["pre"] == efficacy["post"]
 
 
+def test_sequential_keeps_earlier_edits_and_restores_at_the_end(gemma, options):
+    before = gemma.weights_fingerprint()
+    _, batch = run(options, gemma)
+    options.sequential = True
+    run_dir, sequential = run(options, gemma)
+    assert gemma.weights_fingerprint() == before
+    assert json.loads((run_dir.path / "config.json").read_text())["identity"]["sequential"] is True
+    task_dir = run_dir.path / "seesaw_cf_P19_P101"
+    first, second = (json.loads((task_dir / f"case_{i}.json").read_text()) for i in (22775, 22776))
+    batch_dir = run_dir.path.parent / "run_001" / "seesaw_cf_P19_P101"
+    batch_first, batch_second = (json.loads((batch_dir / f"case_{i}.json").read_text()) for i in (22775, 22776))
+    assert first["post"] == batch_first["post"]  # the first chunk sees the unedited model either way
+    assert second["post"] != batch_second["post"]  # the second is scored with the first edit kept
+
+
 def test_killed_run_resumes_with_every_case_exactly_once(tmp_path, data_dir):
     out = tmp_path / "out"
     env = {**os.environ, "FLEXTAPE_PROGRESS": "0"}  # the user cache keeps the converted model

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Mapping, Sequence
 
@@ -17,16 +18,26 @@ HPARAMS_DIR = Path(__file__).parent / "hparams"
 WeightDelta = dict[str, torch.Tensor]  # parameter name -> additive change, on the parameter's device
 
 
+@dataclass(frozen=True)
+class EditorContext:
+    """What an editor may need besides the model: the run's seed, the cache root (covariance statistics) and the
+    fingerprint of the unedited weights (cache keys)."""
+
+    seed: int
+    cache: Path
+    weights: str
+
+
 class Editor(ABC):
     """Computes a `WeightDelta` for a batch of edits. It declares the parameters it may touch and never leaves the
     model edited: the runner applies the delta, scores, and restores the original weights."""
 
     hparams_class: ClassVar[type]
 
-    def __init__(self, adapter: ModelAdapter, hparams: Any, seed: int):
+    def __init__(self, adapter: ModelAdapter, hparams: Any, context: EditorContext):
         self.adapter = adapter
         self.hparams = hparams
-        self.seed = seed
+        self.context = context
 
     @abstractmethod
     def declared_parameters(self) -> list[str]:
@@ -35,6 +46,10 @@ class Editor(ABC):
     @abstractmethod
     def compute_delta(self, requests: Sequence[EditRequest]) -> WeightDelta:
         """The weight change that makes the model hold every request's new target."""
+
+    def run_record(self) -> dict[str, Any]:
+        """What a run's config should record about this editor beyond its hyperparameters."""
+        return {}
 
 
 def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:

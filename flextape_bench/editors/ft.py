@@ -34,7 +34,6 @@ class FTEditor(Editor):
 
     def compute_delta(self, requests: Sequence[EditRequest]) -> WeightDelta:
         hp: FTHparams = self.hparams
-        torch.manual_seed(self.seed)
         params = {name: self.adapter.model.get_parameter(name) for name in self.declared_parameters()}
         originals = {name: p.detach().clone() for name, p in params.items()}
         prompts = [r.prompt.replace("{}", r.subject) for r in requests]

@@ -23,6 +23,7 @@ class Layout:
     lm_head: str
     embed: str
     conv1d: bool = False  # GPT-2 stores projections as Conv1D, weight shape (in, out)
+    post_mlp_norm: str = ""  # a norm between the MLP output and the residual stream (Gemma 3), per layer
 
     def layer_path(self, template: str, layer: int) -> str:
         return f"{self.layers}.{layer}.{template}"
@@ -83,7 +84,7 @@ LAYOUTS: dict[str, Layout] = {
     ),
     "llama": Layout(family="llama", **_LLAMA_LIKE),
     "mistral": Layout(family="mistral", **_LLAMA_LIKE),
-    "gemma3_text": Layout(family="gemma3", **_LLAMA_LIKE),
+    "gemma3_text": Layout(family="gemma3", post_mlp_norm="post_feedforward_layernorm", **_LLAMA_LIKE),
 }
 
 

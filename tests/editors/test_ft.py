@@ -1,13 +1,16 @@
 """FT-L on the real embedded model and on every tiny architecture: declared parameters only, model left untouched."""
+from pathlib import Path
+
 import pytest
 import torch
 
 from flextape_bench.cases import EditRequest, ScoreRequest
-from flextape_bench.editors import EDITORS, load_hparams
+from flextape_bench.editors import EDITORS, EditorContext, load_hparams
 from flextape_bench.editors.ft import FTEditor, FTHparams
 from flextape_bench.scoring import Scorer
 from flextape_bench.weights import applied_delta
 
+CONTEXT = EditorContext(seed=0, cache=Path("unused"), weights="unused")
 REQUESTS = [
     EditRequest("{} was born in", "John James Rickard Macleod", "New York City", "Clunie"),
     EditRequest("The mother tongue of {} is", "Danielle Darrieux", "English", "French"),
@@ -20,7 +23,7 @@ def _state(adapter):
 
 def test_ft_edits_gemma_and_leaves_the_model_untouched(gemma):
     hparams = load_hparams("ft", FTHparams, "gemma3", {"num_steps": 10, "lr": 5e-3, "norm_constraint": 5e-3})
-    editor = FTEditor(gemma, hparams, seed=0)
+    editor = FTEditor(gemma, hparams, CONTEXT)
     before = gemma.weights_fingerprint()
     delta = editor.compute_delta(REQUESTS)
     assert gemma.weights_fingerprint() == before
@@ -38,7 +41,7 @@ def test_ft_edits_gemma_and_leaves_the_model_untouched(gemma):
 
 
 def test_ft_declares_the_mlp_output_projection_of_every_architecture(tiny):
-    editor = FTEditor(tiny, FTHparams(layers=[1], lr=1e-2, num_steps=2, norm_constraint=1e-2), seed=0)
+    editor = FTEditor(tiny, FTHparams(layers=[1], lr=1e-2, num_steps=2, norm_constraint=1e-2), CONTEXT)
     before = _state(tiny)
     delta = editor.compute_delta(REQUESTS)
     (name,) = editor.declared_parameters()

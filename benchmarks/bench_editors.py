@@ -1,0 +1,69 @@
+"""Seconds per edit of every editor on the embedded model, and key statistics cold versus cached.
+
+    python benchmarks/bench_editors.py --edits 4 --samples 128
+
+Edits are the first cases of seesaw_cf_P103_eff, applied in one batch per editor (ROME applies them one after
+another inside the batch, as the paper does). Statistics use the offline corpus `model` (text sampled from the
+model) in a fresh cache directory, so the first call is cold and the second reads the cache.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from tabulate import tabulate
+
+from flextape_bench.cases import EditRequest
+from flextape_bench.models import DEFAULT_MODEL, load
+from flextape_bench.paths import cache_dir
+from flextape_bench.runner import RunOptions, build_editor
+from flextape_bench.tasks import TaskIndex, load_cases, resolve_data_file
+
+REPO = Path(__file__).resolve().parents[1]
+EDITORS = ("ft", "rome", "memit", "alphaedit")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "seesaw_cf")
+    parser.add_argument("--edits", type=int, default=4, help="edits per editor (first cases of seesaw_cf_P103_eff)")
+    parser.add_argument("--samples", type=int, default=128, help="corpus samples for the key statistics")
+    parser.add_argument("--json", type=Path, help="also write the numbers here")
+    args = parser.parse_args()
+
+    spec = TaskIndex().spec("seesaw_cf_P103_eff")
+    cases = load_cases(spec, resolve_data_file(spec, args.data_dir, cache_dir()), args.edits)
+    requests = [EditRequest.from_rewrite(c.rewrite, c.case_id) for c in cases]
+    adapter = load(DEFAULT_MODEL)
+    weights = adapter.weights_fingerprint()
+    corpus = ["mom2_dataset=model", f"mom2_n_samples={args.samples}", "mom2_max_tokens=64"]
+    rows = []
+    with tempfile.TemporaryDirectory() as cache:
+        for name in EDITORS:
+            options = RunOptions(editor=name, cache=Path(cache), hparams=corpus if name != "ft" else [])
+            editor = build_editor(options, adapter, weights)
+            if hasattr(editor, "statistics"):
+                for label in ("cold", "cached"):
+                    started = time.perf_counter()
+                    editor.statistics()
+                    rows.append({"what": f"{name} key statistics ({label})", "seconds": time.perf_counter() - started})
+            if hasattr(editor, "templates"):
+                editor.templates  # sampled once per editor, not per edit
+            torch.manual_seed(0)
+            started = time.perf_counter()
+            editor.compute_delta(requests)
+            seconds = time.perf_counter() - started
+            rows.append({"what": f"{name}: {len(requests)} edits", "seconds": seconds, "s/edit": seconds / len(requests)})
+    print(f"{DEFAULT_MODEL} on {adapter.input_device}, {torch.get_num_threads()} threads, torch {torch.__version__}; "
+          f"statistics over {args.samples} sampled texts of 64 tokens")
+    print(tabulate(rows, headers="keys", tablefmt="github", floatfmt=".1f", missingval=""))
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()

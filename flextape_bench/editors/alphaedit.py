@@ -1,0 +1,41 @@
+"""AlphaEdit (Fang et al., ICLR 2025): MEMIT with the update projected onto the null space of preserved knowledge.
+
+P projects onto the eigenvectors of C = E[k k^T] (keys of general text) whose eigenvalues are below
+`nullspace_threshold`, so the update leaves those keys' outputs (nearly) unchanged. With K the edit keys and R the
+residuals, the update's transpose solves (P K^T K + L2 I) X = P K^T R (the paper's
+dW = R K^T P (K K^T P + L2 I)^-1), whose solution lies in the null space.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+import torch
+
+from flextape_bench.editors.memit import LayerRangeHparams, MEMITEditor
+
+
+@dataclass(frozen=True)
+class AlphaEditHparams(LayerRangeHparams):
+    nullspace_threshold: float
+    L2: float
+
+
+def null_space_projector(cov: torch.Tensor, threshold: float) -> torch.Tensor:
+    """U U^T over the eigenvectors of the symmetric `cov` with eigenvalue below `threshold`."""
+    eigenvalues, eigenvectors = torch.linalg.eigh(cov)
+    basis = eigenvectors[:, eigenvalues < threshold]
+    return basis @ basis.T
+
+
+class AlphaEditEditor(MEMITEditor):
+    hparams_class = AlphaEditHparams
+
+    def solve(self, layer: int, cov: torch.Tensor, keys: torch.Tensor, resid: torch.Tensor) -> torch.Tensor:
+        projector = null_space_projector(cov, self.hparams.nullspace_threshold)
+        if not projector.any():
+            print(f"warning: AlphaEdit: no key direction of layer {layer} has a second moment below "
+                  f"nullspace_threshold={self.hparams.nullspace_threshold}; this layer is left unchanged "
+                  "(raise the threshold to edit it)", file=sys.stderr)
+        eye = torch.eye(cov.shape[0], dtype=cov.dtype, device=cov.device)
+        return torch.linalg.solve(projector @ keys.T @ keys + self.hparams.L2 * eye, projector @ keys.T @ resid)

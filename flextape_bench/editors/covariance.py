@@ -1,0 +1,144 @@
+"""Second-moment statistics C = E[k k^T] of the keys entering an MLP output projection, over a text corpus.
+
+Corpora: `wikipedia` (as MEMIT: English Wikipedia through `datasets`, needs the Hub), `file:PATH` (a local text
+file, one sample per paragraph), or `model` (text sampled from the model itself under a fixed seed, for offline
+use). Statistics are cached on disk per (model weights, module, corpus identity, sample count, token length,
+dtype) and computed for several layers in one pass over the corpus.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from flextape_bench.editors.hooks import capture
+from flextape_bench.errors import UserError
+from flextape_bench.models.adapter import ModelAdapter
+from flextape_bench.progress import progress_bar
+
+WIKIPEDIA = ("wikimedia/wikipedia", "20231101.en")
+
+
+def _wikipedia(n: int) -> list[str]:
+    try:
+        import datasets
+
+        stream = datasets.load_dataset(*WIKIPEDIA, split="train", streaming=True)
+        return [row["text"] for _, row in zip(range(n), stream)]
+    except Exception as exc:  # any Hub or network failure: the user must pick an offline corpus
+        raise UserError(
+            f"could not read the Wikipedia corpus {WIKIPEDIA[0]} ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
+            "offline, use --hparams mom2_dataset=model (text sampled from the model) or mom2_dataset=file:PATH"
+        ) from exc
+
+
+def _file(path: Path, n: int) -> list[str]:
+    if not path.is_file():
+        raise UserError(f"mom2_dataset file {path} does not exist; give a UTF-8 text file (paragraphs = samples)")
+    paragraphs = [p.strip() for p in path.read_text(encoding="utf-8").split("\n\n") if p.strip()]
+    return paragraphs[:n]
+
+
+@torch.no_grad()
+def _model_samples(adapter: ModelAdapter, n: int, max_tokens: int, seed: int, batch: int = 32) -> list[str]:
+    """`n` texts of `max_tokens` tokens sampled (top-k 50) from the model, starting from BOS, under `seed`."""
+    tok = adapter.tokenizer
+    start = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
+    torch.manual_seed(seed)
+    texts: list[str] = []
+    for size in progress_bar([min(batch, n - i) for i in range(0, n, batch)], desc="sampling corpus", unit="batch"):
+        ids = torch.full((size, 1), start, device=adapter.input_device)
+        out = adapter.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=True, top_k=50,
+                                     max_new_tokens=max_tokens, min_new_tokens=max_tokens, pad_token_id=tok.pad_token_id)
+        texts += tok.batch_decode(out[:, 1:], skip_special_tokens=True)
+    return texts
+
+
+def corpus_identity(corpus: str, max_tokens: int, seed: int) -> str:
+    if corpus == "wikipedia":
+        return f"{WIKIPEDIA[0]}@{WIKIPEDIA[1]}"
+    if corpus == "model":
+        return f"model-samples(seed={seed},tokens={max_tokens})"
+    if corpus.startswith("file:"):
+        path = Path(corpus[5:])
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16] if path.is_file() else "missing"
+        return f"file:{path.name}@{digest}"
+    raise UserError(f"mom2_dataset {corpus!r} is not one of wikipedia, model, file:PATH")
+
+
+def corpus_texts(adapter: ModelAdapter, corpus: str, n: int, max_tokens: int, seed: int) -> list[str]:
+    corpus_identity(corpus, max_tokens, seed)  # validates the name
+    if corpus == "wikipedia":
+        return _wikipedia(n)
+    if corpus == "model":
+        return _model_samples(adapter, n, max_tokens, seed)
+    return _file(Path(corpus[5:]), n)
+
+
+class Statistics:
+    """Cached second moments of one model's MLP-output-projection inputs."""
+
+    def __init__(self, adapter: ModelAdapter, cache_root: Path, weights: str, corpus: str, n_samples: int,
+                 max_tokens: int = 128, seed: int = 0):
+        self.adapter, self.corpus, self.n, self.max_tokens, self.seed = adapter, corpus, n_samples, max_tokens, seed
+        self.identity = corpus_identity(corpus, max_tokens, seed)
+        self.folder = cache_root / "stats" / weights[:32]
+
+    def path(self, layer: int) -> Path:
+        key = json.dumps([self.adapter.layout.mlp_out_weight(layer), self.identity, self.n, self.max_tokens,
+                          str(self.adapter.dtype)])
+        return self.folder / f"mom2_layer{layer}_{hashlib.sha256(key.encode()).hexdigest()[:16]}.pt"
+
+    def second_moments(self, layers: Sequence[int]) -> dict[int, torch.Tensor]:
+        """E[k k^T] (float32, on each layer's device) for every layer, computing the uncached ones in one pass."""
+        missing = [layer for layer in layers if not self.path(layer).exists()]
+        if missing:
+            self._compute(missing)
+        out = {}
+        for layer in layers:
+            weight = self.adapter.model.get_parameter(self.adapter.layout.mlp_out_weight(layer))
+            out[layer] = torch.load(self.path(layer), map_location=weight.device)["mom2"]
+        return out
+
+    @torch.no_grad()
+    def _compute(self, layers: Sequence[int]) -> None:
+        adapter, tok = self.adapter, self.adapter.tokenizer
+        print(f"computing key statistics for layers {list(layers)} over {self.n} samples of {self.identity}",
+              file=sys.stderr)
+        texts = corpus_texts(adapter, self.corpus, self.n, self.max_tokens, self.seed)
+        stores = {layer: {} for layer in layers}
+        modules = {layer: adapter.model.get_submodule(adapter.layout.layer_path(adapter.layout.mlp_out, layer))
+                   for layer in layers}
+        sums: dict[int, torch.Tensor] = {}
+        count = 0
+        batches = [texts[i : i + 16] for i in range(0, len(texts), 16)]
+        with ExitStack() as hooks:
+            for layer in layers:
+                hooks.enter_context(capture(modules[layer], stores[layer]))
+            for chunk in progress_bar(batches, desc="key statistics", unit="batch"):
+                enc = tok(chunk, return_tensors="pt", padding=True, truncation=True, max_length=self.max_tokens)
+                enc = {k: v.to(adapter.input_device) for k, v in enc.items()}
+                adapter.body_hidden(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])
+                keep = enc["attention_mask"].bool()
+                count += int(keep.sum())
+                for layer in layers:
+                    keys = stores[layer]["input"][keep.to(stores[layer]["input"].device)].double()
+                    sums[layer] = sums.get(layer, 0) + keys.T @ keys
+        for layer in layers:
+            self.path(layer).parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path(layer).with_suffix(".tmp")
+            torch.save({"mom2": (sums[layer] / count).float().cpu(), "count": count, "corpus": self.identity}, tmp)
+            tmp.replace(self.path(layer))
+
+
+def layer_second_moments(adapter: ModelAdapter, cache: Path, weights: str, hparams, layers: Sequence[int],
+                         seed: int) -> dict[int, torch.Tensor]:
+    """E[k k^T] per layer with the corpus settings of an editor's hyperparameters (`mom2_*` fields)."""
+    stats = Statistics(adapter, cache, weights, hparams.mom2_dataset, hparams.mom2_n_samples, hparams.mom2_max_tokens,
+                       seed)
+    return stats.second_moments(layers)

@@ -1,0 +1,46 @@
+"""Forward hooks on the modules a `Layout` names: read a module's input/output, or add vectors to its output."""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
+
+import torch
+from torch import nn
+
+
+def _hidden(output):
+    """The hidden-state tensor of a module output (decoder layers may return a tuple)."""
+    return output[0] if isinstance(output, tuple) else output
+
+
+@contextmanager
+def capture(module: nn.Module, store: dict[str, torch.Tensor]) -> Iterator[dict[str, torch.Tensor]]:
+    """Record the module's (first) input and (hidden-state) output of the next forward passes into `store`."""
+
+    def hook(_module, inputs, output):
+        store["input"] = inputs[0]
+        store["output"] = _hidden(output)
+
+    handle = module.register_forward_hook(hook)
+    try:
+        yield store
+    finally:
+        handle.remove()
+
+
+@contextmanager
+def add_at_positions(module: nn.Module, rows: torch.Tensor, positions: torch.Tensor,
+                     vectors: torch.Tensor) -> Iterator[None]:
+    """Add `vectors[i]` to the module's output at (rows[i], positions[i]) (differentiably)."""
+
+    def hook(_module, _inputs, output):
+        hidden = _hidden(output)
+        index = (rows.to(hidden.device), positions.to(hidden.device))
+        edited = hidden.index_put(index, hidden[index] + vectors.to(hidden.device, hidden.dtype))
+        return (edited, *output[1:]) if isinstance(output, tuple) else edited
+
+    handle = module.register_forward_hook(hook)
+    try:
+        yield
+    finally:
+        handle.remove()

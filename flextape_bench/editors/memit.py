@@ -1,0 +1,114 @@
+"""MEMIT (Meng et al. 2023): many edits at once, spread over a range of MLP output projections.
+
+For each request a target hidden state z at the last layer of the range is found by the value optimisation. Then,
+layer by layer (each seeing the updates of the earlier ones), with K the requests' keys (averaged over context
+templates) and R the remaining residual (z - current hidden state) divided by the number of layers left, the
+update solves the covariance-weighted least squares dW = R K^T (lambda C + K K^T)^-1, C = E[k k^T] over a corpus.
+Where a norm sits between the MLP output and the residual stream (Gemma 3), R is first mapped through its inverse.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+
+from flextape_bench.cases import EditRequest
+from flextape_bench.editors.base import Editor, WeightDelta
+from flextape_bench.editors.context import SampledTemplates
+from flextape_bench.editors.covariance import layer_second_moments
+from flextape_bench.editors.linear import as_parameter
+from flextape_bench.editors.representations import at_subject
+from flextape_bench.editors.value import ValueHparams, optimize_values
+from flextape_bench.weights import applied_delta
+
+
+@dataclass(frozen=True)
+class LayerRangeHparams(ValueHparams):
+    """What MEMIT and its descendants share: the edited layer range and the key statistics' corpus."""
+
+    layers: list[int]
+    mom2_dataset: str  # wikipedia | model | file:PATH
+    mom2_n_samples: int
+    mom2_max_tokens: int
+
+
+@dataclass(frozen=True)
+class MEMITHparams(LayerRangeHparams):
+    mom2_update_weight: float  # lambda: weight of the preserved keys' statistics against the edits
+
+
+@torch.no_grad()
+def through_norm(norm: torch.nn.Module, outputs: torch.Tensor, resid: torch.Tensor) -> torch.Tensor:
+    """The change of the MLP outputs `outputs` (n, d) that moves `norm(outputs)` by `resid` as closely as possible,
+    where `norm` is an RMS norm with gain g between the MLP and the residual stream (Gemma 3).
+
+    norm(x) = g * u with u = x / rms(x), so the reachable outputs are g * u with mean(u^2) = 1. Dimensions with zero
+    gain keep their u. For the others, the u closest to y = norm(outputs) + resid solves the constrained least
+    squares u_i = g_i y_i / (g_i^2 + mu), with mu found by bisection so that mean(u^2) = 1. The new output keeps the
+    old RMS: x = u * rms(outputs).
+    """
+    outputs = outputs.double()
+    scale = outputs.pow(2).mean(-1, keepdim=True).sqrt()
+    gain = norm(torch.ones_like(outputs[:1]).float())[0].double()
+    target = norm(outputs.float()).double() + resid.double()
+    free = gain.abs() < 1e-6
+    kept = torch.where(free, outputs / scale, torch.zeros_like(outputs))
+    budget = 1 - kept.pow(2).mean(-1, keepdim=True)
+    g2 = gain.pow(2)
+
+    def movable(mu: torch.Tensor) -> torch.Tensor:
+        return torch.where(free, torch.zeros_like(outputs), gain * target / (g2 + mu))
+
+    def too_long(mu: torch.Tensor) -> torch.Tensor:
+        return movable(mu).pow(2).mean(-1, keepdim=True) > budget
+
+    low = torch.full_like(scale, -float(g2[~free].min()) + 1e-12)
+    high = torch.ones_like(scale)
+    while bool(too_long(high).any()):
+        high = torch.where(too_long(high), high * 4, high)
+    for _ in range(100):
+        mid = (low + high) / 2
+        above = too_long(mid)
+        low, high = torch.where(above, mid, low), torch.where(above, high, mid)
+    return (kept + movable((low + high) / 2)) * scale - outputs
+
+
+class MEMITEditor(SampledTemplates, Editor):
+    hparams_class: type = MEMITHparams
+
+    def declared_parameters(self) -> list[str]:
+        return [self.adapter.layout.mlp_out_weight(layer) for layer in self.hparams.layers]
+
+    def solve(self, layer: int, cov: torch.Tensor, keys: torch.Tensor, resid: torch.Tensor) -> torch.Tensor:
+        """The (in, out) transpose of the layer's update from keys (n, d_in) and residuals (n, d_out), in float64."""
+        return torch.linalg.solve(self.hparams.mom2_update_weight * cov + keys.T @ keys, keys.T @ resid)
+
+    def statistics(self) -> dict[int, torch.Tensor]:
+        """E[k k^T] of every edited layer's keys (cached on disk)."""
+        ctx = self.context
+        return layer_second_moments(self.adapter, ctx.cache, ctx.weights, self.hparams, self.hparams.layers, ctx.seed)
+
+    def compute_delta(self, requests: Sequence[EditRequest]) -> WeightDelta:
+        hp, layout, adapter = self.hparams, self.adapter.layout, self.adapter
+        templates = self.templates
+        z_site = f"{layout.layers}.{hp.layers[-1]}"
+        _, z = optimize_values(adapter, requests, z_site, templates, hp)
+        covs = self.statistics()
+        deltas: WeightDelta = {}
+        for i, layer in enumerate(hp.layers):
+            name = layout.mlp_out_weight(layer)
+            weight = adapter.model.get_parameter(name)
+            mlp_out = layout.layer_path(layout.mlp_out, layer)
+            with applied_delta(adapter.model, deltas):
+                keys = at_subject(adapter, requests, mlp_out, templates, "input")
+                current = at_subject(adapter, requests, z_site, ["{}"], "output")
+                resid = (z.to(current.device) - current) / (len(hp.layers) - i)
+                if layout.post_mlp_norm:
+                    outputs = at_subject(adapter, requests, mlp_out, ["{}"], "output")
+                    norm = adapter.model.get_submodule(layout.layer_path(layout.post_mlp_norm, layer))
+                    resid = through_norm(norm, outputs, resid)
+            device = covs[layer].device
+            update_t = self.solve(layer, covs[layer].double(), keys.double().to(device), resid.double().to(device))
+            deltas[name] = as_parameter(layout, update_t.T.float(), weight)
+        return deltas

@@ -1,0 +1,26 @@
+"""A module's input or output at the subject's last token, averaged over context templates (ROME/MEMIT keys)."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from flextape_bench.cases import EditRequest
+from flextape_bench.editors.hooks import capture
+from flextape_bench.editors.subject import encode, fill
+from flextape_bench.models.adapter import ModelAdapter
+
+
+@torch.no_grad()
+def at_subject(adapter: ModelAdapter, requests: Sequence[EditRequest], module_path: str, templates: Sequence[str],
+               kind: str) -> torch.Tensor:
+    """(n, d) float32: per request, the mean over `templates` of module `module_path`'s `kind` ("input" or
+    "output") at the subject's last token of the template-wrapped prompt."""
+    items = [fill(t.replace("{}", r.prompt, 1), r.subject) for r in requests for t in templates]
+    batch = encode(adapter.tokenizer, items, adapter.input_device)
+    store: dict[str, torch.Tensor] = {}
+    with capture(adapter.model.get_submodule(module_path), store):
+        adapter.body_hidden(input_ids=batch.input_ids, attention_mask=batch.attention_mask)
+    values = store[kind]
+    picked = values[torch.arange(len(items), device=values.device), batch.subject_index.to(values.device)].float()
+    return picked.view(len(requests), len(templates), -1).mean(dim=1)

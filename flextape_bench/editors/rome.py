@@ -1,0 +1,61 @@
+"""ROME (Meng et al. 2022): a rank-one update of one MLP output projection per edit.
+
+Key k* = the projection's input at the subject's last token, averaged over context templates; target value v* from
+the value optimisation; update dW = (v* - W k0) (C^-1 k*)^T / ((C^-1 k*)^T k0), where k0 is the key of the bare
+prompt and C = E[k k^T] over a corpus (mom2 statistics). Several requests in one chunk are applied one after another,
+as in the paper; the summed change is returned and the model restored.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+
+from flextape_bench.cases import EditRequest
+from flextape_bench.editors.base import Editor, WeightDelta
+from flextape_bench.editors.context import SampledTemplates
+from flextape_bench.editors.covariance import layer_second_moments
+from flextape_bench.editors.linear import as_parameter
+from flextape_bench.editors.representations import at_subject
+from flextape_bench.editors.value import ValueHparams, optimize_values
+from flextape_bench.weights import applied_delta
+
+
+@dataclass(frozen=True)
+class ROMEHparams(ValueHparams):
+    layer: int
+    mom2_adjustment: bool
+    mom2_dataset: str  # wikipedia | model | file:PATH
+    mom2_n_samples: int
+    mom2_max_tokens: int
+
+
+class ROMEEditor(SampledTemplates, Editor):
+    hparams_class = ROMEHparams
+
+    def declared_parameters(self) -> list[str]:
+        return [self.adapter.layout.mlp_out_weight(self.hparams.layer)]
+
+    def statistics(self) -> dict[int, torch.Tensor]:
+        """E[k k^T] of the edited layer's keys (cached on disk)."""
+        ctx = self.context
+        return layer_second_moments(self.adapter, ctx.cache, ctx.weights, self.hparams, [self.hparams.layer], ctx.seed)
+
+    def compute_delta(self, requests: Sequence[EditRequest]) -> WeightDelta:
+        hp, layout = self.hparams, self.adapter.layout
+        (name,) = self.declared_parameters()
+        weight = self.adapter.model.get_parameter(name)
+        module = layout.layer_path(layout.mlp_out, hp.layer)
+        templates = self.templates
+        cov = self.statistics()[hp.layer].double() if hp.mom2_adjustment else None
+        total = torch.zeros_like(weight)
+        for request in requests:  # sequentially: each edit sees the previous ones
+            with applied_delta(self.adapter.model, {name: total}):
+                k_star = at_subject(self.adapter, [request], module, templates, "input")[0].double()
+                k0 = at_subject(self.adapter, [request], module, ["{}"], "input")[0].double()
+                v0, v_star = optimize_values(self.adapter, [request], module, templates, hp)
+            u = torch.linalg.solve(cov.to(k_star.device), k_star) if cov is not None else k_star
+            update = torch.outer((v_star[0] - v0[0]).double().to(u.device), u) / (u @ k0.to(u.device))
+            total = total + as_parameter(layout, update.float(), weight)
+        return {name: total}

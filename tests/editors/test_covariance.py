@@ -1,0 +1,47 @@
+"""Key statistics: the exact second moment over the corpus's tokens, cached per layer and corpus, reused."""
+import pytest
+import torch
+
+from flextape_bench.editors.covariance import Statistics, corpus_identity, corpus_texts
+from flextape_bench.editors.hooks import capture
+from flextape_bench.errors import UserError
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    path = tmp_path / "corpus.txt"
+    path.write_text("Marie Waldron was born in New York City.\n\nThe mother tongue of Danielle Darrieux is French.\n\n"
+                    "Judith Matloff was born in Paris and works as a journalist.")
+    return path
+
+
+def test_second_moment_equals_direct_computation_and_is_cached(tiny, tmp_path, corpus, monkeypatch):
+    stats = Statistics(tiny, tmp_path, "w" * 64, f"file:{corpus}", n_samples=3, max_tokens=32)
+    moments = stats.second_moments([0, 2])
+    texts = corpus.read_text().split("\n\n")
+    module = tiny.model.get_submodule(tiny.layout.layer_path(tiny.layout.mlp_out, 2))
+    keys = []
+    for text in texts:
+        store = {}
+        with capture(module, store):
+            tiny.body_hidden(input_ids=tiny.tokenizer(text, return_tensors="pt")["input_ids"])
+        keys.append(store["input"][0].double())
+    keys = torch.cat(keys)
+    assert torch.allclose(moments[2].double(), keys.T @ keys / len(keys), rtol=1e-4, atol=1e-6)
+    monkeypatch.setattr(Statistics, "_compute", lambda *a: pytest.fail("recomputed a cached statistic"))
+    again = Statistics(tiny, tmp_path, "w" * 64, f"file:{corpus}", n_samples=3, max_tokens=32).second_moments([2, 0])
+    assert torch.equal(again[2], moments[2])
+    other = Statistics(tiny, tmp_path, "w" * 64, f"file:{corpus}", n_samples=2, max_tokens=32)
+    assert other.path(2) != stats.path(2)  # the sample count is part of the key
+
+
+def test_corpus_names_are_checked(corpus):
+    assert corpus_identity(f"file:{corpus}", 32, 0).startswith("file:corpus.txt@")
+    assert corpus_identity("wikipedia", 128, 0) == "wikimedia/wikipedia@20231101.en"
+    with pytest.raises(UserError, match="mom2_dataset 'wiki' is not one of"):
+        corpus_identity("wiki", 128, 0)
+
+
+def test_offline_wikipedia_says_what_to_use_instead():
+    with pytest.raises(UserError, match="mom2_dataset=model"):
+        corpus_texts(None, "wikipedia", n=2, max_tokens=8, seed=0)  # the Hub is unreachable here
