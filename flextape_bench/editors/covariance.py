@@ -20,6 +20,7 @@ from flextape_bench.editors.hooks import capture
 from flextape_bench.errors import UserError
 from flextape_bench.models.adapter import ModelAdapter
 from flextape_bench.progress import progress_bar
+from flextape_bench.results import read_json, write_json
 
 WIKIPEDIA = ("wikimedia/wikipedia", "20231101.en")
 
@@ -105,12 +106,24 @@ class Statistics:
             out[layer] = torch.load(self.path(layer), map_location=weight.device)["mom2"]
         return out
 
+    def _texts(self) -> list[str]:
+        """The corpus; text sampled from the model is kept next to the statistics, so that layers computed later
+        (another editor's) use the same samples without sampling again."""
+        if self.corpus != "model":
+            return corpus_texts(self.adapter, self.corpus, self.n, self.max_tokens, self.seed)
+        path = self.folder / f"corpus_{hashlib.sha256(json.dumps([self.identity, self.n]).encode()).hexdigest()[:16]}.json"
+        if path.exists():
+            return read_json(path)
+        texts = corpus_texts(self.adapter, self.corpus, self.n, self.max_tokens, self.seed)
+        write_json(path, texts)
+        return texts
+
     @torch.no_grad()
     def _compute(self, layers: Sequence[int]) -> None:
         adapter, tok = self.adapter, self.adapter.tokenizer
         print(f"computing key statistics for layers {list(layers)} over {self.n} samples of {self.identity}",
               file=sys.stderr)
-        texts = corpus_texts(adapter, self.corpus, self.n, self.max_tokens, self.seed)
+        texts = self._texts()
         stores = {layer: {} for layer in layers}
         modules = {layer: adapter.model.get_submodule(adapter.layout.layer_path(adapter.layout.mlp_out, layer))
                    for layer in layers}

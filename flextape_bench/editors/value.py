@@ -15,7 +15,7 @@ import torch
 
 from flextape_bench.cases import EditRequest
 from flextape_bench.editors.hooks import add_at_positions, capture
-from flextape_bench.editors.subject import fill, last_subject_token, pad
+from flextape_bench.editors.subject import Batch, fill, last_subject_token, pad
 from flextape_bench.models.adapter import ModelAdapter
 from flextape_bench.tokenization import encode_continuation
 
@@ -38,17 +38,16 @@ class ValueHparams:
 
 @dataclass
 class _Rows:
-    batch: object  # subject.Batch
+    batch: Batch
     owner: torch.Tensor  # request index of each row
     kl_rows: list[int]  # one per request
     where: list[tuple[int, int]]  # (row, position) predicting each target token
     labels: torch.Tensor
-    label_owner: list[int]  # rewriting-row index of each label
 
 
 def _rows(adapter: ModelAdapter, requests: Sequence[EditRequest], templates: Sequence[str]) -> _Rows:
     tok = adapter.tokenizer
-    ids, subject_index, owner, kl_rows, where, labels, label_row = [], [], [], [], [], [], []
+    ids, subject_index, owner, kl_rows, where, labels = [], [], [], [], [], []
     for r, request in enumerate(requests):
         for template in templates:
             item = fill(template.replace("{}", request.prompt, 1), request.subject)
@@ -59,14 +58,13 @@ def _rows(adapter: ModelAdapter, requests: Sequence[EditRequest], templates: Seq
             owner.append(r)
             where += [(row, len(cont.context) - 1 + i) for i in range(len(cont.target))]
             labels += cont.target
-            label_row += [row] * len(cont.target)
         item = fill(KL_PROMPT, request.subject)
         kl_rows.append(len(ids))
         ids.append(tok(item.text)["input_ids"])
         subject_index.append(last_subject_token(tok, item))
         owner.append(r)
     batch = pad(tok, ids, subject_index, adapter.input_device)
-    return _Rows(batch, torch.tensor(owner), kl_rows, where, torch.tensor(labels), label_row)
+    return _Rows(batch, torch.tensor(owner), kl_rows, where, torch.tensor(labels))
 
 
 def _kl_log_probs(adapter: ModelAdapter, hidden: torch.Tensor, rows: _Rows) -> torch.Tensor:
