@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Mapping, Sequence
 
@@ -18,7 +17,7 @@ HPARAMS_DIR = Path(__file__).parent / "hparams"
 WeightDelta = dict[str, torch.Tensor]  # parameter name -> additive change, on the parameter's device
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class EditorContext:
     """What an editor may need besides the model: the run's seed, the cache root (covariance statistics) and the
     fingerprint of the unedited weights (cache keys)."""
