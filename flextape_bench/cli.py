@@ -1,4 +1,5 @@
-"""Command line: `flextape-bench [run] --model M --editor E --tasks T`, `list`, `validate`."""
+"""Command line: `flextape-bench [run] --model M --editor E --tasks T`, and the commands `list`, `validate`, `stats`,
+`train-mend`, `demographics` and `agreement`."""
 from __future__ import annotations
 
 import argparse
@@ -6,9 +7,11 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from flextape_bench import demographics
 from flextape_bench.errors import UserError
+from flextape_bench.metrics import agreement
 
-COMMANDS = ("run", "list", "validate", "stats")
+COMMANDS = ("run", "list", "validate", "stats", "train-mend", "demographics", "agreement")
 
 
 def _run_parser(parser: argparse.ArgumentParser) -> None:
@@ -76,6 +79,35 @@ def _cmd_stats(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train_mend(args: argparse.Namespace) -> int:
+    from flextape_bench import models
+    from flextape_bench.editors import check_overrides, load_hparams, parse_overrides
+    from flextape_bench.editors.mend import MENDHparams, default_checkpoint
+    from flextape_bench.editors.mend_train import split_requests, train_mend
+    from flextape_bench.runner import RunOptions, prepare_tasks
+
+    if args.holdout < 0:
+        raise UserError(f"--holdout must be 0 or more, got {args.holdout}")
+    overrides = parse_overrides(args.hparams)
+    check_overrides("mend", MENDHparams, overrides)
+    options = RunOptions(model=args.model, tasks=[t.strip() for t in args.tasks.split(",") if t.strip()],
+                         data_dir=args.data_dir, include_paths=args.include_path, seed=args.seed, device=args.device,
+                         dtype=args.dtype)
+    tasks = prepare_tasks(options)
+    adapter = models.load(options.model, options.device, options.dtype)
+    hparams = load_hparams("mend", MENDHparams, adapter.layout.family, overrides)
+    split = split_requests({t.spec.task: t.cases for t in tasks}, args.holdout, hparams.val_size, args.seed)
+    weights = adapter.weights_fingerprint()
+    path = args.output or default_checkpoint(options.cache, weights)
+    print(f"training MEND on {len(split.train)} edits ({len(split.val)} held back for validation, "
+          f"{split.excluded} excluded as held-out subjects) for {hparams.steps} steps", file=sys.stderr)
+    record = train_mend(adapter, hparams, split, weights, options.cache, args.seed, path)
+    print(f"validation efficacy (p_new > p_true, one edit at a time): {record['val_efficacy_pre']:.2f} before, "
+          f"{record['val_efficacy_post']:.2f} after; {record['seconds']:.0f} s")
+    print(f"checkpoint: {path}")
+    return 0
+
+
 def _cmd_list(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
@@ -123,6 +155,22 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("--seed", type=int, default=0)
     stats.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
     stats.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
+    mend = sub.add_parser("train-mend", help="train MEND's editor network for a model on edits that evaluation "
+                                             "does not use, and save the checkpoint the mend editor loads")
+    mend.add_argument("--model", default=DEFAULT_MODEL)
+    mend.add_argument("--tasks", default="seesaw_eff", help="tasks whose edits train it (default seesaw_eff)")
+    mend.add_argument("--holdout", type=int, default=100,
+                      help="leave out each task's first N cases and every edit about their subjects (default 100, "
+                           "so that runs with --limit up to 100 evaluate on unseen edits)")
+    mend.add_argument("--hparams", action="append", default=[], metavar="KEY=VALUE", help="e.g. --hparams steps=200")
+    mend.add_argument("--output", type=Path, help="checkpoint path (default: the cache path the mend editor reads)")
+    mend.add_argument("--data-dir", type=Path, help="directory with the task data files (or set FLEXTAPE_DATA_DIR)")
+    mend.add_argument("--include-path", type=Path, action="append", default=[])
+    mend.add_argument("--seed", type=int, default=0)
+    mend.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
+    mend.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
+    demographics.add_parser(sub)
+    agreement.add_parser(sub)
     validate = sub.add_parser("validate", help="check task YAML files and report every problem with file, key and line")
     validate.add_argument("files", type=Path, nargs="+")
     validate.add_argument("--include-path", type=Path, action="append", default=[])
@@ -134,7 +182,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not argv or argv[0] not in COMMANDS and argv[0] not in ("-h", "--help"):
         argv.insert(0, "run")  # `flextape-bench --model ... --editor ...` runs
     args = build_parser().parse_args(argv)
-    handlers = {"run": _cmd_run, "list": _cmd_list, "validate": _cmd_validate, "stats": _cmd_stats}
+    handlers = {"run": _cmd_run, "list": _cmd_list, "validate": _cmd_validate, "stats": _cmd_stats,
+                "train-mend": _cmd_train_mend, "demographics": demographics.run, "agreement": agreement.run}
     try:
         return handlers[args.command](args)
     except UserError as exc:

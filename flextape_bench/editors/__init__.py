@@ -5,6 +5,7 @@ from flextape_bench.editors.base import Editor, EditorContext, WeightDelta, chec
 from flextape_bench.editors.alphaedit import AlphaEditEditor
 from flextape_bench.editors.ft import FTEditor
 from flextape_bench.editors.memit import MEMITEditor
+from flextape_bench.editors.mend import MENDEditor
 from flextape_bench.editors.none import NoEditor
 from flextape_bench.editors.rome import ROMEEditor
 from flextape_bench.registry import Registry
@@ -20,6 +21,9 @@ EDITORS.add(
 EDITORS.add("rome", ROMEEditor, description="ROME: rank-one update of one MLP output projection per edit (Meng et al. 2022)")
 EDITORS.add("memit", MEMITEditor,
             description="MEMIT: many edits at once, spread over a layer range by covariance-weighted least squares (Meng et al. 2023)")
+EDITORS.add("mend", MENDEditor,
+            description="MEND: a trained network maps the edit's gradient to a weight change (Mitchell et al. 2022); "
+                        "train it with `flextape-bench train-mend`")
 EDITORS.add("alphaedit", AlphaEditEditor,
             description="AlphaEdit: MEMIT projected onto the null space of preserved-knowledge keys (Fang et al. 2025)")
 

@@ -81,6 +81,25 @@ def corpus_texts(adapter: ModelAdapter, corpus: str, n: int, max_tokens: int, se
     return _file(Path(corpus[5:]), n)
 
 
+def cached_corpus(adapter: ModelAdapter, folder: Path, corpus: str, n: int, max_tokens: int, seed: int) -> list[str]:
+    """The corpus texts; text sampled from the model is kept in `folder` (the model's statistics folder), so that
+    later statistics and MEND's locality texts use the same samples without sampling again."""
+    if corpus != "model":
+        return corpus_texts(adapter, corpus, n, max_tokens, seed)
+    identity = corpus_identity(corpus, max_tokens, seed)
+    path = folder / f"corpus_{hashlib.sha256(json.dumps([identity, n]).encode()).hexdigest()[:16]}.json"
+    if path.exists():
+        return read_json(path)
+    texts = corpus_texts(adapter, corpus, n, max_tokens, seed)
+    write_json(path, texts)
+    return texts
+
+
+def stats_folder(cache_root: Path, weights: str) -> Path:
+    """Where one model's key statistics and sampled corpora live."""
+    return cache_root / "stats" / weights[:32]
+
+
 class Statistics:
     """Cached second moments of one model's MLP-output-projection inputs."""
 
@@ -88,7 +107,7 @@ class Statistics:
                  max_tokens: int = 128, seed: int = 0):
         self.adapter, self.corpus, self.n, self.max_tokens, self.seed = adapter, corpus, n_samples, max_tokens, seed
         self.identity = corpus_identity(corpus, max_tokens, seed)
-        self.folder = cache_root / "stats" / weights[:32]
+        self.folder = stats_folder(cache_root, weights)
 
     def path(self, layer: int) -> Path:
         key = json.dumps([self.adapter.layout.mlp_out_weight(layer), self.identity, self.n, self.max_tokens,
@@ -106,24 +125,12 @@ class Statistics:
             out[layer] = torch.load(self.path(layer), map_location=weight.device)["mom2"]
         return out
 
-    def _texts(self) -> list[str]:
-        """The corpus; text sampled from the model is kept next to the statistics, so that layers computed later
-        (another editor's) use the same samples without sampling again."""
-        if self.corpus != "model":
-            return corpus_texts(self.adapter, self.corpus, self.n, self.max_tokens, self.seed)
-        path = self.folder / f"corpus_{hashlib.sha256(json.dumps([self.identity, self.n]).encode()).hexdigest()[:16]}.json"
-        if path.exists():
-            return read_json(path)
-        texts = corpus_texts(self.adapter, self.corpus, self.n, self.max_tokens, self.seed)
-        write_json(path, texts)
-        return texts
-
     @torch.no_grad()
     def _compute(self, layers: Sequence[int]) -> None:
         adapter, tok = self.adapter, self.adapter.tokenizer
         print(f"computing key statistics for layers {list(layers)} over {self.n} samples of {self.identity}",
               file=sys.stderr)
-        texts = self._texts()
+        texts = cached_corpus(adapter, self.folder, self.corpus, self.n, self.max_tokens, self.seed)
         stores = {layer: {} for layer in layers}
         modules = {layer: adapter.model.get_submodule(adapter.layout.layer_path(adapter.layout.mlp_out, layer))
                    for layer in layers}

@@ -14,12 +14,19 @@ def _hidden(output):
 
 
 @contextmanager
-def capture(module: nn.Module, store: dict[str, torch.Tensor]) -> Iterator[dict[str, torch.Tensor]]:
-    """Record the module's (first) input and (hidden-state) output of the next forward passes into `store`."""
+def capture(module: nn.Module, store: dict[str, torch.Tensor], track_output: bool = False
+            ) -> Iterator[dict[str, torch.Tensor]]:
+    """Record the module's (first) input and (hidden-state) output of the next forward passes into `store`.
+
+    With `track_output`, the output joins the autograd graph even when no parameter needs a gradient, so that
+    the gradient of a loss with respect to it can be taken (under `torch.enable_grad()`).
+    """
 
     def hook(_module, inputs, output):
         store["input"] = inputs[0]
         store["output"] = _hidden(output)
+        if track_output and not store["output"].requires_grad:
+            store["output"].requires_grad_(True)
 
     handle = module.register_forward_hook(hook)
     try:
@@ -38,6 +45,23 @@ def add_at_positions(module: nn.Module, rows: torch.Tensor, positions: torch.Ten
         index = (rows.to(hidden.device), positions.to(hidden.device))
         edited = hidden.index_put(index, hidden[index] + vectors.to(hidden.device, hidden.dtype))
         return (edited, *output[1:]) if isinstance(output, tuple) else edited
+
+    handle = module.register_forward_hook(hook)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+@contextmanager
+def add_linear_update(module: nn.Module, update: torch.Tensor, conv1d: bool = False) -> Iterator[None]:
+    """Run `module` (a linear map) as if its weight were W + `update`, differentiably in `update`: adds
+    `update @ x` to its output. `update` is stored like the weight ((out, in), or (in, out) for GPT-2's Conv1D)."""
+
+    def hook(_module, inputs, output):
+        x = inputs[0]
+        change = x @ update.to(x.dtype) if conv1d else x @ update.to(x.dtype).T
+        return output + change
 
     handle = module.register_forward_hook(hook)
     try:
