@@ -10,7 +10,7 @@ import urllib.request
 from pathlib import Path
 
 from flextape_bench.errors import UserError
-from flextape_bench.tasks.spec import TaskSpec
+from flextape_bench.tasks.spec import DatasetSpec, TaskSpec
 
 DATA_DIR_ENV = "FLEXTAPE_DATA_DIR"
 DOWNLOAD_TIMEOUT_S = 30
@@ -63,13 +63,9 @@ def _download(url: str, target: Path, expected: str | None) -> None:
         temp.unlink(missing_ok=True)
 
 
-def resolve_data_file(spec: TaskSpec, data_dir: Path | None, cache_dir: Path) -> Path:
-    """Local path of the task's data file: found in `data_dir`, $FLEXTAPE_DATA_DIR or `cache_dir/data`, else a
-    listed stand-in found there (with a warning on stderr), else downloaded into `cache_dir/data`.
-
-    Every local file with a known sha256 is verified; a mismatch or a failed download raises UserError.
-    """
-    dataset = spec.dataset
+def local_copy(task: str, dataset: DatasetSpec, data_dir: Path | None, cache_dir: Path) -> Path | None:
+    """The verified local copy of `dataset` in `data_dir`, $FLEXTAPE_DATA_DIR or `cache_dir/data`, else a listed
+    stand-in found there (with a warning on stderr naming `task`), else None."""
     dirs = _data_dirs(data_dir, cache_dir)
     for folder in dirs:
         if (folder / dataset.file).is_file():
@@ -77,16 +73,36 @@ def resolve_data_file(spec: TaskSpec, data_dir: Path | None, cache_dir: Path) ->
     for alternate in dataset.alternates:
         for folder in dirs:
             if (folder / alternate.file).is_file():
-                print(f"warning: task {spec.task}: {dataset.file} not found, using the stand-in "
+                print(f"warning: task {task}: {dataset.file} not found, using the stand-in "
                       f"{folder / alternate.file}: {alternate.note}. For the full data, download {dataset.url} "
                       f"into {folder}", file=sys.stderr)
                 return _verified(folder / alternate.file, alternate.sha256, dataset.url)
+    return None
+
+
+def resolve_dataset(task: str, dataset: DatasetSpec, data_dir: Path | None, cache_dir: Path,
+                    offline: bool = False) -> Path:
+    """Local path of `dataset` (see `local_copy`), else downloaded into `cache_dir/data` unless `offline`.
+
+    Every local file with a known sha256 is verified; a mismatch or a failed download raises UserError.
+    """
+    found = local_copy(task, dataset, data_dir, cache_dir)
+    if found is not None:
+        return found
+    looked = ", ".join(str(folder / dataset.file) for folder in _data_dirs(data_dir, cache_dir))
     target = cache_dir / "data" / dataset.file
+    if offline:
+        raise UserError(f"{task}: data file {dataset.file} not found (looked in {looked}); pass --data-dir, or run "
+                        f"without --offline to download {dataset.url}")
     try:
         _download(dataset.url, target, dataset.sha256)
     except (urllib.error.URLError, OSError, ValueError) as exc:
-        looked = ", ".join(str(folder / dataset.file) for folder in dirs)
-        raise UserError(f"task {spec.task}: data file {dataset.file} not found (looked in {looked}) and the "
+        raise UserError(f"task {task}: data file {dataset.file} not found (looked in {looked}) and the "
                         f"download of {dataset.url} failed ({exc}); download it and put it in {target.parent} or "
                         f"pass --data-dir") from exc
     return target
+
+
+def resolve_data_file(spec: TaskSpec, data_dir: Path | None, cache_dir: Path) -> Path:
+    """Local path of a task's data file (see `resolve_dataset`)."""
+    return resolve_dataset(spec.task, spec.dataset, data_dir, cache_dir)
