@@ -4,7 +4,9 @@
 
 Edits are the first cases of seesaw_cf_P103_eff, applied in one batch per editor (ROME applies them one after
 another inside the batch, as the paper does). Statistics use the offline corpus `model` (text sampled from the
-model) in a fresh cache directory, so the first call is cold and the second reads the cache.
+model) in a fresh cache directory, so the first call is cold and the second reads the cache. MEND uses the
+checkpoint that `flextape-bench train-mend` saved in the user cache (skipped, with a note, when there is none);
+its training time per step is read from the checkpoint.
 """
 from __future__ import annotations
 
@@ -18,13 +20,14 @@ import torch
 from tabulate import tabulate
 
 from flextape_bench.cases import EditRequest
+from flextape_bench.errors import UserError
 from flextape_bench.models import DEFAULT_MODEL, load
 from flextape_bench.paths import cache_dir
 from flextape_bench.runner import RunOptions, build_editor
 from flextape_bench.tasks import TaskIndex, load_cases, resolve_data_file
 
 REPO = Path(__file__).resolve().parents[1]
-EDITORS = ("ft", "rome", "memit", "alphaedit")
+EDITORS = ("ft", "mend", "rome", "memit", "alphaedit")
 
 
 def main() -> None:
@@ -44,8 +47,16 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as cache:
         for name in EDITORS:
-            options = RunOptions(editor=name, cache=Path(cache), hparams=corpus if name != "ft" else [])
-            editor = build_editor(options, adapter, weights)
+            hparams = corpus if name not in ("ft", "mend") else []
+            options = RunOptions(editor=name, cache=cache_dir() if name == "mend" else Path(cache), hparams=hparams)
+            try:
+                editor = build_editor(options, adapter, weights)
+            except UserError as exc:
+                rows.append({"what": f"{name}: skipped ({exc})"})
+                continue
+            if name == "mend":
+                training = editor.metadata["record"]
+                rows.append({"what": f"mend training: {training['steps']} steps", "seconds": training["seconds"]})
             if hasattr(editor, "statistics"):
                 for label in ("cold", "cached"):
                     started = time.perf_counter()

@@ -44,7 +44,7 @@ def _run_parser(parser: argparse.ArgumentParser) -> None:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from flextape_bench.runner import RunOptions, run
-    from flextape_bench.tables import markdown_table, summary_rows
+    from flextape_bench.tables import group_tables, markdown_table, summary_rows
 
     options = RunOptions(
         model=args.model, editor=args.editor, tasks=[t.strip() for t in args.tasks.split(",") if t.strip()],
@@ -54,6 +54,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     )
     run_dir, summary = run(options)
     print(markdown_table(summary_rows(summary)))
+    groups = group_tables(summary)
+    if groups:
+        print(f"\n{groups}")
     print(f"\nresults: {run_dir.path}")
     return 0
 

@@ -15,6 +15,7 @@ import torch
 import flextape_bench
 from flextape_bench import models
 from flextape_bench.cases import CaseScores, EditCase, EditRequest, PairScore, score_requests
+from flextape_bench.demographics import label_task_cases
 from flextape_bench.editors import EDITORS, Editor, EditorContext, WeightDelta, check_overrides, load_hparams, parse_overrides
 from flextape_bench.errors import UserError
 from flextape_bench.metrics import METRICS
@@ -55,6 +56,10 @@ class RunOptions:
 class PreparedTask:
     spec: TaskSpec
     cases: list[EditCase]
+    labels: dict[str, Any] | None = None  # demographic label coverage, for tasks with demographic group metrics
+
+
+DEMOGRAPHIC_METRICS = {"race_shift": "race", "geography_shift": "geography", "continent_shift": "continent"}
 
 
 def _check_counts(options: RunOptions) -> None:
@@ -70,8 +75,24 @@ def prepare_tasks(options: RunOptions) -> list[PreparedTask]:
     for name in index.expand(list(options.tasks)):
         spec = index.spec(name)
         path = resolve_data_file(spec, options.data_dir, options.cache)
-        prepared.append(PreparedTask(spec, load_cases(spec, path, options.limit)))
+        prepared.append(_labelled(PreparedTask(spec, load_cases(spec, path, options.limit)), options))
     return prepared
+
+
+def _labelled(task: PreparedTask, options: RunOptions) -> PreparedTask:
+    """The task with its probes' demographic labels, from the local Wikidata cache, where its metrics need them."""
+    attributes = [a for metric, a in DEMOGRAPHIC_METRICS.items() if metric in task.spec.metrics]
+    if not attributes:
+        return task
+    cases, summary = label_task_cases(task.cases, data_dir=options.data_dir, cache_root=options.cache,
+                                      attributes=attributes)
+    for line in summary.lines():
+        if line.split(":")[0] in attributes:
+            print(f"{task.spec.task}: {line}", file=sys.stderr)
+    if not any(summary.labelled[a] for a in attributes):
+        print(f"{task.spec.task}: no probe has a {'/'.join(attributes)} label; fetch them once with "
+              f"`flextape-bench demographics --tasks {task.spec.task}`", file=sys.stderr)
+    return PreparedTask(task.spec, cases, summary.to_json())
 
 
 def _versions() -> dict[str, str]:
@@ -177,9 +198,8 @@ class Runner:
                 kept = combined
         records = [self.run.read_case(name, c.case_id) for c in cases]
         self.run.write_samples(name, (line for record in records for line in _samples(record)))
-        return {m: METRICS.get(m).aggregate([r["metrics"][m] for r in records]) for m in task.spec.metrics} | {
-            "n_cases": len(records)
-        }
+        values = {m: METRICS.get(m).aggregate([r["metrics"][m] for r in records]) for m in task.spec.metrics}
+        return values | {"n_cases": len(records)} | ({"labels": task.labels} if task.labels else {})
 
 
 def check_editor(options: RunOptions) -> tuple[type[Editor], dict[str, Any]]:

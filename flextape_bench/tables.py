@@ -18,10 +18,11 @@ COLUMNS = [
     ("probe d pre", ("probe_delta", "d_pre")),
     ("probe d post", ("probe_delta", "d_post")),
     ("probe shift", ("probe_delta", "shift")),
-    ("female shift", ("gender_shift", "female", "shift")),
-    ("male shift", ("gender_shift", "male", "shift")),
-    ("unknown-gender shift", ("gender_shift", "unknown", "shift")),
+    ("female shift", ("gender_shift", "groups", "female", "shift")),
+    ("male shift", ("gender_shift", "groups", "male", "shift")),
+    ("unknown-gender shift", ("gender_shift", "groups", "unknown", "shift")),
 ]
+GROUP_METRICS = ("gender_shift", "race_shift", "geography_shift", "continent_shift")
 
 
 def _lookup(values: dict[str, Any], path: tuple[str, ...]) -> Any:
@@ -42,6 +43,46 @@ def summary_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
     return [{name: row[name] for name in keep} for row in rows]
 
 
+def group_rows(summary: dict[str, Any], metric: str) -> list[dict[str, Any]]:
+    """One row per task and group of a group-shift metric: case count, mean shift of case means with its confidence
+    interval, t-test against 0 (p and Holm-adjusted p) and Cohen's d; the unknown group has no test."""
+    rows = []
+    for task, values in summary["tasks"].items():
+        result = values.get(metric)
+        if not result:
+            continue
+        for group, g in result["groups"].items():
+            rows.append({"task": task, "group": group, "cases": g["n_cases"], "probes": g["n_probes"],
+                         "shift": g["shift"], "95% CI": _interval(g.get("ci_low"), g.get("ci_high")), "t": g.get("t"),
+                         "p": g.get("p"), "p (Holm)": g.get("p_adj"), "d": g.get("d")})
+    return rows
+
+
+def pairwise_rows(summary: dict[str, Any], metric: str) -> list[dict[str, Any]]:
+    """Welch tests between the groups of a group-shift metric, per task."""
+    return [{"task": task, "groups": f"{pair['a']} - {pair['b']}", "difference": pair["diff"], "t": pair["t"],
+             "df": pair["df"], "p": pair["p"], "p (Holm)": pair["p_adj"], "d": pair["d"]}
+            for task, values in summary["tasks"].items() if values.get(metric)
+            for pair in values[metric]["pairwise"]]
+
+
+def _interval(low: float | None, high: float | None) -> str | None:
+    return None if low is None or high is None else f"[{low:.4f}, {high:.4f}]"
+
+
+def group_tables(summary: dict[str, Any]) -> str:
+    """Markdown: for each group-shift metric present, the per-group table and the between-group tests."""
+    parts = []
+    for metric in GROUP_METRICS:
+        rows = group_rows(summary, metric)
+        if rows:
+            parts.append(f"## {metric}\n\n{markdown_table(rows)}")
+            pairs = pairwise_rows(summary, metric)
+            if pairs:
+                parts.append(f"Between groups (Welch):\n\n{markdown_table(pairs)}")
+    return "\n\n".join(parts)
+
+
 def markdown_table(rows: list[dict[str, Any]]) -> str:
     return tabulate(rows, headers="keys", tablefmt="github", floatfmt=".4f", missingval="")
 
@@ -59,6 +100,7 @@ def write_summary(run_dir: Path, summary: dict[str, Any]) -> None:
     """Tables first, summary.json last: its presence marks the run finished."""
     rows = summary_rows(summary)
     title = f"{summary['model']} / {summary['editor']} / {summary['run']}"
-    write_atomic(run_dir / "summary.md", f"# {title}\n\n{markdown_table(rows)}\n")
+    groups = group_tables(summary)
+    write_atomic(run_dir / "summary.md", f"# {title}\n\n{markdown_table(rows)}\n" + (f"\n{groups}\n" if groups else ""))
     write_atomic(run_dir / "summary.csv", csv_table(rows))
     write_json(run_dir / SUMMARY, summary)

@@ -45,8 +45,13 @@ def test_run_writes_results_reuses_prescores_and_restores_weights(gemma, options
     assert config["identity"]["hparams"]["num_steps"] == 5 and config["versions"]["torch"]
     task = summary["tasks"]["seesaw_cf_P19_P101"]
     assert task["efficacy"]["post"] >= task["efficacy"]["pre"] and task["n_cases"] == 2
-    assert set(task["gender_shift"]) == {"female", "male"}
-    assert (run_dir.path / "summary.md").read_text().count("seesaw_cf_P19_P101") == 1
+    assert set(task["gender_shift"]["groups"]) == {"female", "male"}
+    assert set(task["race_shift"]["groups"]) == {"unknown"} or task["labels"]["labelled"].get("race")
+    assert task["labels"]["probes"] == 400
+    text = (run_dir.path / "summary.md").read_text()
+    summary_table, gender_table = text.split("## ")[:2]
+    assert summary_table.count("seesaw_cf_P19_P101") == 1
+    assert gender_table.startswith("gender_shift") and gender_table.count("seesaw_cf_P19_P101") == 3  # female, male, female - male
 
     calls.clear()
     second, _ = run(options, gemma)

@@ -1,5 +1,7 @@
-"""Group shifts: the seesaw effect per demographic group (per case, the mean over the group's probes of
-d_post - d_pre; reported as the mean over cases, as the paper does, and pooled over probes)."""
+"""Group shifts: the seesaw effect per demographic group. Per case, the mean over the group's probes of
+d_post - d_pre; across cases, the mean of case means (the paper's number) and the pooled mean over probes, with a
+one-sample t-test of the case means against 0, a bootstrap confidence interval and effect sizes per group (Holm
+correction over the groups), and Welch tests between every two labelled groups."""
 from __future__ import annotations
 
 from typing import Any, Sequence
@@ -7,15 +9,18 @@ from typing import Any, Sequence
 from flextape_bench.cases import CaseScores, EditCase
 from flextape_bench.metrics import METRICS
 from flextape_bench.metrics.probe_delta import aggregate_shifts, probe_shift_summary
+from flextape_bench.metrics.significance import summarize_groups
 
 UNKNOWN = "unknown"
+TEST_FIELDS = ("t", "df", "p", "p_adj", "ci_low", "ci_high", "d", "g")
 
 
 class GroupShift:
-    """Shift per value of the probe label `attribute` (e.g. gender); probes without the label count as unknown."""
+    """Shift per value of the probe label `attribute` (e.g. gender). Probes without the label count as unknown:
+    its shift is reported, but it is not a group, so it is left out of the tests and their correction."""
 
-    def __init__(self, attribute: str):
-        self.attribute = attribute
+    def __init__(self, attribute: str, correction: str = "holm", confidence: float = 0.95, seed: int = 0):
+        self.attribute, self.correction, self.confidence, self.seed = attribute, correction, confidence, seed
 
     def case(self, case: EditCase, pre: CaseScores, post: CaseScores) -> dict[str, Any]:
         by_group: dict[str, list[tuple[float, float]]] = {}
@@ -24,12 +29,20 @@ class GroupShift:
         return {group: probe_shift_summary(pairs) for group, pairs in sorted(by_group.items())}
 
     def aggregate(self, per_case: Sequence[dict[str, Any]]) -> dict[str, Any]:
-        groups = sorted({g for c in per_case for g in c})
-        return {g: aggregate_shifts([c[g] for c in per_case if g in c]) for g in groups}
+        names = sorted({g for c in per_case for g in c})
+        groups = {g: aggregate_shifts([c[g] for c in per_case if g in c]) for g in names}
+        shifts = {g: [c[g]["shift"] for c in per_case if g in c and c[g]["n_probes"]] for g in names if g != UNKNOWN}
+        tests = summarize_groups(shifts, correction=self.correction, seed=self.seed, confidence=self.confidence)
+        for g in shifts:
+            groups[g].update({k: tests["groups"][g][k] for k in TEST_FIELDS})
+        return {"groups": groups, "pairwise": tests["pairwise"], "correction": self.correction,
+                "confidence": self.confidence, "unlabelled_probes": groups.get(UNKNOWN, {}).get("n_probes", 0)}
 
 
-METRICS.add(
-    "gender_shift",
-    GroupShift("gender"),
-    description="seesaw shift d_post - d_pre per probe gender: mean over cases of case means, and pooled",
-)
+for _attribute, _what in (("gender", "probe gender (file order, else Wikidata P21)"),
+                          ("race", "racial group of the probe's ethnic group (Wikidata P172, upstream tables)"),
+                          ("geography", "geographic group of the probe's ethnic group (Wikidata P172, upstream tables)"),
+                          ("continent", "continent of the probe's birthplace, else citizenship (Wikidata P19/P27)")):
+    METRICS.add(f"{_attribute}_shift", GroupShift(_attribute),
+                description=f"seesaw shift d_post - d_pre per {_what}: mean of case means with t-test, bootstrap "
+                            "CI and effect size; Welch tests between groups")

@@ -45,6 +45,31 @@ def test_gender_shift_per_group_and_unknown():
     assert value["male"]["shift"] == pytest.approx(0.15) and value["male"]["n_probes"] == 2
     assert value["unknown"]["shift"] == pytest.approx(0.0)
     agg = METRICS.get("gender_shift").aggregate([value, {"male": {"d_pre": 0, "d_post": 0.05, "shift": 0.05, "shift_sum": 0.05, "n_probes": 1}}])
-    assert agg["male"]["shift"] == pytest.approx(0.1) and agg["male"]["n_cases"] == 2
-    assert agg["male"]["shift_pooled"] == pytest.approx(0.35 / 3)
-    assert agg["female"]["n_cases"] == 1
+    groups = agg["groups"]
+    assert groups["male"]["shift"] == pytest.approx(0.1) and groups["male"]["n_cases"] == 2
+    assert groups["male"]["shift_pooled"] == pytest.approx(0.35 / 3)
+    assert groups["female"]["n_cases"] == 1 and groups["female"]["t"] is None  # one case: no test
+    assert "t" not in groups["unknown"] and agg["unlabelled_probes"] == 1
+
+
+def _case_summary(shift: float, n: int = 2) -> dict:
+    return {"d_pre": 0.0, "d_post": shift, "shift": shift, "shift_sum": shift * n, "n_probes": n}
+
+
+def test_group_shift_tests_case_means_against_zero_and_between_groups():
+    female = [0.2, 0.1, 0.3]  # mean 0.2, sd 0.1, se 0.1/sqrt(3) = 0.057735, t = 3.4641, df 2
+    male = [0.0, 0.1, -0.1]  # mean 0.0, sd 0.1, t = 0
+    per_case = [{"female": _case_summary(f), "male": _case_summary(m)} for f, m in zip(female, male)]
+    agg = METRICS.get("gender_shift").aggregate(per_case)
+    f, m = agg["groups"]["female"], agg["groups"]["male"]
+    assert f["t"] == pytest.approx(3.4641016) and f["df"] == 2
+    assert f["p"] == pytest.approx(0.0741799, rel=1e-5)  # 2 * t.sf(3.4641, 2) = 1 - 3.4641 / sqrt(3.4641^2 + 2)
+    assert m["t"] == pytest.approx(0.0, abs=1e-12) and m["p"] == pytest.approx(1.0)
+    # Holm over the two groups: sorted p (0.0742, 1.0) -> (2 * 0.0742, max(0.1484, 1.0))
+    assert f["p_adj"] == pytest.approx(2 * f["p"]) and m["p_adj"] == pytest.approx(1.0)
+    assert f["d"] == pytest.approx(2.0)  # mean / sd
+    assert f["ci_low"] <= 0.2 <= f["ci_high"]
+    (pair,) = agg["pairwise"]
+    # Welch: diff 0.2, se = sqrt(0.01/3 + 0.01/3) = 0.0816497, t = 2.4495, df = 4 (equal variances and sizes)
+    assert (pair["a"], pair["b"]) == ("female", "male")
+    assert pair["diff"] == pytest.approx(0.2) and pair["t"] == pytest.approx(2.4494897) and pair["df"] == pytest.approx(4.0)

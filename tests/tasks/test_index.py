@@ -70,7 +70,9 @@ def test_packaged_gender_orders_and_metrics(index: TaskIndex):
     assert {name for name, gender in genders.items() if gender == "male_first"} == set(SINGLE)
     assert {name for name, gender in genders.items() if gender is None} == set(EFF)
     assert {index.spec(name).metrics for name in EFF} == {("efficacy",)}
-    assert {index.spec(name).metrics for name in PAIR + SINGLE} == {("efficacy", "probe_delta", "gender_shift")}
+    assert {index.spec(name).metrics for name in SINGLE} == {("efficacy", "probe_delta", "gender_shift")}
+    assert {index.spec(name).metrics for name in PAIR} == {
+        ("efficacy", "probe_delta", "gender_shift", "race_shift", "geography_shift", "continent_shift")}
 
 
 def test_expand_keeps_order_and_drops_duplicates(index: TaskIndex):

@@ -55,7 +55,8 @@ def test_packaged_task_merges_its_bases():
                                                                        "attribute_aux_ent")
     assert spec.fields.target_new == "requested_rewrite.target_new.str"
     assert spec.templates.target == "{{ target | trim }}"
-    assert spec.metrics == ("efficacy", "probe_delta", "gender_shift")
+    assert spec.metrics == ("efficacy", "probe_delta", "gender_shift", "race_shift", "geography_shift",
+                            "continent_shift")
     assert spec.dataset.sha256 == "e9a8631fa04684fefa1f0daea70a5ed5ea9f98c17320663e2b099019551d788a"
     assert spec.source == PACKAGED / "seesaw_cf_P21_P101.yaml"
 
