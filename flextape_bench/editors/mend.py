@@ -51,6 +51,7 @@ class MENDHparams:
     loc_corpus: str = "model"  # wikipedia | model | file:PATH (as the key statistics' corpora)
     loc_n_samples: int = 256
     loc_max_tokens: int = 64
+    loc_positions: int = 64  # token positions per step at which the locality KL is evaluated
     context_template_count: int = 5  # rephrasings of an edit prompt for the edit loss: sampled prefixes
     context_template_length: int = 10
     grad_clip: float = 100.0

@@ -5,8 +5,8 @@ g -> weight change), then minimises the paper's loss on the edited model,
     L = c_edit * L_edit + c_loc * L_loc,
 L_edit the NLL of the new target after a rephrased edit prompt (a context template sampled from the model, as
 ROME/MEMIT use, in front of the prompt) and L_loc = KL(p_before || p_after) over the next-token distributions of
-unrelated text, averaged over token positions. Only g, the normalisers and the step sizes learn; the model is never
-changed. Requests come from task cases that evaluation does not use: each task's first `holdout` cases, and every
+unrelated text, averaged over token positions (estimated on `loc_positions` random positions per step). Only g,
+the normalisers and the step sizes learn; the model is never changed. Requests come from task cases that evaluation does not use: each task's first `holdout` cases, and every
 request about their subjects, are excluded; `val_size` more are held back to report efficacy after training.
 """
 from __future__ import annotations
@@ -63,16 +63,18 @@ def _prompts(requests: Sequence[EditRequest]) -> list[str]:
     return [r.prompt.replace("{}", r.subject) for r in requests]
 
 
-def locality_kl(adapter: ModelAdapter, texts: Sequence[str], max_tokens: int,
+def locality_kl(adapter: ModelAdapter, texts: Sequence[str], max_tokens: int, positions: int, rng: random.Random,
                 edited: Callable[[], Any]) -> torch.Tensor:
-    """Mean over token positions of KL(p_unedited || p_edited) on `texts`; `edited()` is a context manager that
-    applies the edit."""
+    """Mean over token positions of KL(p_unedited || p_edited) on `texts`, estimated on `positions` positions drawn
+    at random (the full-vocabulary head dominates the cost); `edited()` is a context manager that applies the
+    edit."""
     enc = adapter.tokenizer(list(texts), return_tensors="pt", padding=True, truncation=True, max_length=max_tokens)
     ids, mask = enc["input_ids"].to(adapter.input_device), enc["attention_mask"].to(adapter.input_device)
-    keep = mask.bool()
+    valid = mask.flatten().nonzero()[:, 0].tolist()
+    chosen = torch.tensor(sorted(rng.sample(valid, min(positions, len(valid)))), device=ids.device)
 
     def log_probs() -> torch.Tensor:
-        hidden = adapter.body_hidden(input_ids=ids, attention_mask=mask)[keep]
+        hidden = adapter.body_hidden(input_ids=ids, attention_mask=mask).flatten(0, 1)[chosen]
         return torch.log_softmax(adapter.layout.head_logits(adapter.model, hidden).float(), dim=-1)
 
     with torch.no_grad():
@@ -122,7 +124,8 @@ def train_mend(adapter: ModelAdapter, hparams: MENDHparams, split: TrainingSplit
         with applied_updates(adapter, updates):
             l_edit = batch_nll(adapter, teacher_forced(adapter, rephrased, targets)).mean()
         l_loc = locality_kl(adapter, rng.sample(loc_texts, min(hparams.loc_batch_size, len(loc_texts))),
-                            hparams.loc_max_tokens, lambda: applied_updates(adapter, updates))
+                            hparams.loc_max_tokens, hparams.loc_positions, rng,
+                            lambda: applied_updates(adapter, updates))
         loss = hparams.c_edit * l_edit + hparams.c_loc * l_loc
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
