@@ -32,11 +32,29 @@ class Probe:
 
 
 @dataclass(frozen=True)
+class CrossQuery:
+    """What the cross_property metric asks about the edited subject: each distinct generation prompt, scored with
+    every candidate answer of the second property; `truth` holds the candidates that are the subject's true values
+    (None when unknown)."""
+
+    property: str
+    prompts: tuple[str, ...]
+    candidates: tuple[str, ...]
+    truth: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
 class EditCase:
     case_id: int
     rewrite: Rewrite
     probes: tuple[Probe, ...] = ()
     generation_prompts: tuple[str, ...] = ()
+    cross: CrossQuery | None = None  # set by the runner for tasks with the cross_property metric
+
+
+def distinct_prompts(prompts: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """Each prompt once, in order of first appearance (pair files repeat each generation prompt 5 times)."""
+    return tuple(dict.fromkeys(prompts))
 
 
 @dataclass(frozen=True)
@@ -108,20 +126,50 @@ class PairScore:
 
 @dataclass(frozen=True)
 class CaseScores:
-    """One case's scores at one point (pre- or post-edit): the edit prompt, then each probe in order."""
+    """One case's scores at one point (pre- or post-edit): the edit prompt, then each probe in order, then (for
+    cases with a `cross` query) per distinct generation prompt one Score per candidate, in candidate order."""
 
     edit: PairScore
     probes: tuple[PairScore, ...]
+    generation: tuple[tuple[Score, ...], ...] = ()
 
     def to_json(self) -> dict:
-        return {"edit": self.edit.to_json(), "probes": [p.to_json() for p in self.probes]}
+        data = {"edit": self.edit.to_json(), "probes": [p.to_json() for p in self.probes]}
+        if self.generation:
+            data["generation"] = [{"n_tokens": [s.n_tokens for s in scores], "sum_nll": [s.sum_nll for s in scores]}
+                                  for scores in self.generation]
+        return data
 
     @classmethod
     def from_json(cls, data: dict) -> "CaseScores":
-        return cls(PairScore.from_json(data["edit"]), tuple(PairScore.from_json(p) for p in data["probes"]))
+        generation = tuple(tuple(Score(n, nll) for n, nll in zip(g["n_tokens"], g["sum_nll"], strict=True))
+                           for g in data.get("generation", ()))
+        return cls(PairScore.from_json(data["edit"]), tuple(PairScore.from_json(p) for p in data["probes"]),
+                   generation)
+
+    def fits(self, case: EditCase) -> bool:
+        """Whether these scores have the shape `score_requests(case)` gives (probe count, prompts x candidates)."""
+        cross = case.cross
+        shape = (len(cross.prompts), len(cross.candidates)) if cross else (0, 0)
+        return (len(self.probes) == len(case.probes) and len(self.generation) == shape[0]
+                and all(len(scores) == shape[1] for scores in self.generation))
 
 
 def score_requests(case: EditCase) -> list[ScoreRequest]:
-    """What to score for a case: the edit prompt, then each probe, each with (target_new, target_true)."""
+    """What to score for a case: the edit prompt, then each probe, each with (target_new, target_true); then, with
+    a `cross` query, each distinct generation prompt with every candidate."""
     targets = (case.rewrite.target_new, case.rewrite.target_true)
-    return [ScoreRequest(case.rewrite.edit_prompt, targets)] + [ScoreRequest(p.prompt, targets) for p in case.probes]
+    requests = [ScoreRequest(case.rewrite.edit_prompt, targets)] + [ScoreRequest(p.prompt, targets)
+                                                                     for p in case.probes]
+    if case.cross is not None:
+        requests += [ScoreRequest(prompt, case.cross.candidates) for prompt in case.cross.prompts]
+    return requests
+
+
+def case_scores(case: EditCase, scores: list[tuple[Score, ...]] | tuple[tuple[Score, ...], ...]) -> CaseScores:
+    """CaseScores from the scorer's answers to `score_requests(case)`, in that order."""
+    probes = 1 + len(case.probes)
+    if len(scores) != probes + (len(case.cross.prompts) if case.cross else 0):
+        raise ValueError(f"case {case.case_id}: {len(scores)} scored requests do not match score_requests(case)")
+    return CaseScores(PairScore(*scores[0]), tuple(PairScore(*s) for s in scores[1:probes]),
+                      tuple(tuple(s) for s in scores[probes:]))

@@ -14,7 +14,7 @@ import torch
 
 import flextape_bench
 from flextape_bench import models
-from flextape_bench.cases import CaseScores, EditCase, EditRequest, PairScore, score_requests
+from flextape_bench.cases import CaseScores, EditCase, EditRequest, case_scores, score_requests
 from flextape_bench.demographics import label_task_cases
 from flextape_bench.editors import EDITORS, Editor, EditorContext, WeightDelta, check_overrides, load_hparams, parse_overrides
 from flextape_bench.errors import UserError
@@ -27,6 +27,7 @@ from flextape_bench.results import RunDir, open_run
 from flextape_bench.scoring import SCORER_VERSION, Scorer
 from flextape_bench.tables import summary_rows, write_summary
 from flextape_bench.tasks import TaskIndex, TaskSpec, load_cases, resolve_data_file
+from flextape_bench.tasks.cross import prepare_cross
 from flextape_bench.weights import applied_delta
 
 
@@ -57,6 +58,7 @@ class PreparedTask:
     spec: TaskSpec
     cases: list[EditCase]
     labels: dict[str, Any] | None = None  # demographic label coverage, for tasks with demographic group metrics
+    cross: dict[str, Any] | None = None  # true-value coverage of the cross_property metric
 
 
 DEMOGRAPHIC_METRICS = {"race_shift": "race", "geography_shift": "geography", "continent_shift": "continent"}
@@ -75,8 +77,18 @@ def prepare_tasks(options: RunOptions) -> list[PreparedTask]:
     for name in index.expand(list(options.tasks)):
         spec = index.spec(name)
         path = resolve_data_file(spec, options.data_dir, options.cache)
-        prepared.append(_labelled(PreparedTask(spec, load_cases(spec, path, options.limit)), options))
+        task = _labelled(PreparedTask(spec, load_cases(spec, path, options.limit)), options)
+        prepared.append(_with_cross(task, options))
     return prepared
+
+
+def _with_cross(task: PreparedTask, options: RunOptions) -> PreparedTask:
+    """The task's cases with their cross-property query (candidates, distinct generation prompts, true values),
+    where its metrics include cross_property."""
+    if "cross_property" not in task.spec.metrics:
+        return task
+    cases, coverage = prepare_cross(task.spec, task.cases, options.data_dir, options.cache)
+    return dataclasses.replace(task, cases=cases, cross=coverage)
 
 
 def _labelled(task: PreparedTask, options: RunOptions) -> PreparedTask:
@@ -92,7 +104,7 @@ def _labelled(task: PreparedTask, options: RunOptions) -> PreparedTask:
     if not any(summary.labelled[a] for a in attributes):
         print(f"{task.spec.task}: no probe has a {'/'.join(attributes)} label; fetch them once with "
               f"`flextape-bench demographics --tasks {task.spec.task}`", file=sys.stderr)
-    return PreparedTask(task.spec, cases, summary.to_json())
+    return dataclasses.replace(task, cases=cases, labels=summary.to_json())
 
 
 def _versions() -> dict[str, str]:
@@ -112,6 +124,7 @@ def _case_record(case: EditCase, pre: CaseScores, post: CaseScores, metrics: Seq
         "chunk": chunk,
         "rewrite": dataclasses.asdict(case.rewrite),
         "probes": [dataclasses.asdict(p) for p in case.probes],
+        **({"cross": dataclasses.asdict(case.cross)} if case.cross else {}),  # prompts x candidates of "generation"
         "metrics": {name: METRICS.get(name).case(case, pre, post) for name in metrics},
         "pre": pre.to_json(),
         "post": post.to_json(),
@@ -119,7 +132,8 @@ def _case_record(case: EditCase, pre: CaseScores, post: CaseScores, metrics: Seq
 
 
 def _samples(record: dict[str, Any]):
-    """samples.jsonl lines of one case: the edit prompt, then each probe, with pre- and post-edit scores."""
+    """samples.jsonl lines of one case: the edit prompt, then each probe, with pre- and post-edit scores; then each
+    distinct generation prompt with its top-1 candidate and that candidate's p, pre and post."""
     rewrite = record["rewrite"]
     prompts = [(rewrite["prompt"].replace("{}", rewrite["subject"]), {})] + [(p["prompt"], p) for p in record["probes"]]
     pre = [record["pre"]["edit"], *record["pre"]["probes"]]
@@ -136,6 +150,17 @@ def _samples(record: dict[str, Any]):
             "pre": a,
             "post": b,
         }
+    cross = record.get("cross") or {"prompts": []}
+    for prompt, value in zip(cross["prompts"], record["metrics"].get("cross_property", {}).get("prompts", [])):
+        yield {
+            "case_id": record["case_id"],
+            "kind": "generation",
+            "prompt": prompt,
+            "property": cross["property"],
+            "truth": cross["truth"],
+            "pre": {"top1": value["pre"], "p": value["p_pre"]},
+            "post": {"top1": value["post"], "p": value["p_post"]},
+        }
 
 
 class Runner:
@@ -148,9 +173,8 @@ class Runner:
         requests = [score_requests(case) for case in cases]
         flat = self.scorer.score([r for rs in requests for r in rs], desc=desc)
         out, at = [], 0
-        for rs in requests:
-            pairs = [PairScore(*flat[at + i]) for i in range(len(rs))]
-            out.append(CaseScores(pairs[0], tuple(pairs[1:])))
+        for case, rs in zip(cases, requests):
+            out.append(case_scores(case, flat[at : at + len(rs)]))
             at += len(rs)
         return out
 
@@ -160,6 +184,9 @@ class Runner:
                         self.adapter.input_device.type, SCORER_VERSION)
         cache = PreScoreCache(self.options.cache, key)
         found = {case.case_id: cache.get(case.case_id) for case in task.cases}
+        for case in task.cases:  # scores of another shape (probes, prompts x candidates) are scored again
+            if found[case.case_id] is not None and not found[case.case_id].fits(case):
+                found[case.case_id] = None
         missing = [case for case in task.cases if found[case.case_id] is None]
         if missing:
             for case, scores in zip(missing, self._score_cases(missing, f"{task.spec.task}: pre-edit scores")):
@@ -179,6 +206,7 @@ class Runner:
         pre = self.prescores(task) if not all(done) else {}
         declared = set(self.editor.declared_parameters())
         kept: WeightDelta = {}  # earlier chunks' edits, in sequential runs
+        self.editor.start_sequence()
         for index, chunk in progress_bar(list(enumerate(chunks)), desc=f"{name}: edit chunks", unit="chunk"):
             if done[index] and not self.options.sequential:
                 continue
@@ -196,10 +224,12 @@ class Runner:
                     self.run.write_case(name, _case_record(case, pre[case.case_id], scores, task.spec.metrics, index))
             if self.options.sequential:
                 kept = combined
+                self.editor.keep_last()
         records = [self.run.read_case(name, c.case_id) for c in cases]
         self.run.write_samples(name, (line for record in records for line in _samples(record)))
         values = {m: METRICS.get(m).aggregate([r["metrics"][m] for r in records]) for m in task.spec.metrics}
-        return values | {"n_cases": len(records)} | ({"labels": task.labels} if task.labels else {})
+        return (values | {"n_cases": len(records)} | ({"labels": task.labels} if task.labels else {})
+                | ({"cross_property_truth": task.cross} if task.cross else {}))
 
 
 def check_editor(options: RunOptions) -> tuple[type[Editor], dict[str, Any]]:

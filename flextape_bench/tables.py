@@ -70,8 +70,25 @@ def _interval(low: float | None, high: float | None) -> str | None:
     return None if low is None or high is None else f"[{low:.4f}, {high:.4f}]"
 
 
+def cross_property_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per task and distinct generation prompt of the cross_property metric: cases, share whose top-1
+    candidate changed, cases with a known true value and the top-1 accuracy over them before and after."""
+    rows = []
+    for task, values in summary["tasks"].items():
+        result = values.get("cross_property")
+        if not result:
+            continue
+        for prompt in result["prompts"]:
+            rows.append({"task": task, "property": result["property"], "prompt": prompt["prompt"],
+                         "cases": prompt["n_cases"], "top-1 changed": prompt["change_rate"],
+                         "known": prompt["n_known"], "accuracy pre": prompt["accuracy_pre"],
+                         "accuracy post": prompt["accuracy_post"]})
+    return rows
+
+
 def group_tables(summary: dict[str, Any]) -> str:
-    """Markdown: for each group-shift metric present, the per-group table and the between-group tests."""
+    """Markdown: for each group-shift metric present, the per-group table and the between-group tests; then the
+    cross_property table."""
     parts = []
     for metric in GROUP_METRICS:
         rows = group_rows(summary, metric)
@@ -80,6 +97,9 @@ def group_tables(summary: dict[str, Any]) -> str:
             pairs = pairwise_rows(summary, metric)
             if pairs:
                 parts.append(f"Between groups (Welch):\n\n{markdown_table(pairs)}")
+    cross = cross_property_rows(summary)
+    if cross:
+        parts.append(f"## cross_property\n\n{markdown_table(cross)}")
     return "\n\n".join(parts)
 
 

@@ -40,7 +40,19 @@ def test_run_writes_results_reuses_prescores_and_restores_weights(gemma, options
     assert len(record["pre"]["probes"]) == len(record["post"]["probes"]) == len(record["probes"]) == 200
     assert record["post"]["edit"]["p_new"] > record["pre"]["edit"]["p_new"]
     samples = (task_dir / "samples.jsonl").read_text().splitlines()
-    assert len(samples) == sum(1 + len(json.loads((task_dir / c).read_text())["probes"]) for c in cases)
+    # the edit prompt and each probe, then the 2 distinct generation prompts of each case
+    assert len(samples) == sum(1 + len(json.loads((task_dir / c).read_text())["probes"]) + 2 for c in cases)
+    assert [json.loads(line)["kind"] for line in samples].count("generation") == 4
+    # cross_property: "X's field of work is" and "X is", each scored with the 219 fields of work of fow.csv
+    cross = record["cross"]
+    assert cross["property"] == "P101" and len(cross["candidates"]) == 219 and cross["truth"] is None
+    assert cross["prompts"] == ["John James Rickard Macleod's field of work is", "John James Rickard Macleod is"]
+    assert [len(g["sum_nll"]) for g in record["pre"]["generation"]] == [219, 219] == [
+        len(g["n_tokens"]) for g in record["post"]["generation"]]
+    values = record["metrics"]["cross_property"]
+    assert [v["prompt"] for v in values["prompts"]] == ["{}'s field of work is", "{} is"]
+    assert all(v["pre"] in cross["candidates"] and v["post"] in cross["candidates"] and v["correct_pre"] is None
+               and v["changed"] == (v["pre"] != v["post"]) for v in values["prompts"])
     config = json.loads((run_dir.path / "config.json").read_text())
     assert config["identity"]["hparams"]["num_steps"] == 5 and config["versions"]["torch"]
     task = summary["tasks"]["seesaw_cf_P19_P101"]
@@ -48,10 +60,25 @@ def test_run_writes_results_reuses_prescores_and_restores_weights(gemma, options
     assert set(task["gender_shift"]["groups"]) == {"female", "male"}
     assert set(task["race_shift"]["groups"]) == {"unknown"} or task["labels"]["labelled"].get("race")
     assert task["labels"]["probes"] == 400
+    # the second case's subject, Lee Alvin DuBridge, works in physics (P101_subject_info.json); Macleod is in no file
+    assert task["cross_property_truth"] == {"property": "P101", "candidates": 219, "cases": 2, "known": 1,
+                                            "why_unknown": {"subject_not_found": 1}}
+    drift = task["cross_property"]
+    assert drift["property"] == "P101" and (drift["n_cases"], drift["n_known"]) == (2, 1)
+    assert [(p["prompt"], p["n_cases"], p["n_known"]) for p in drift["prompts"]] == [
+        ("{}'s field of work is", 2, 1), ("{} is", 2, 1)]
+    per_case = [json.loads((task_dir / name).read_text())["metrics"]["cross_property"]["prompts"] for name in cases]
+    for i, p in enumerate(drift["prompts"]):
+        assert p["change_rate"] == p["n_changed"] / 2 and p["accuracy_pre"] in (0.0, 1.0)
+        tops = [(c[i]["pre"], c[i]["post"]) for c in per_case]
+        print(f"cross_property {p['prompt']!r}: top-1 changed in {p['n_changed']} of 2 cases, accuracy "
+              f"{p['accuracy_pre']} -> {p['accuracy_post']} over {p['n_known']} known; (pre, post) per case: {tops}")
     text = (run_dir.path / "summary.md").read_text()
     summary_table, gender_table = text.split("## ")[:2]
     assert summary_table.count("seesaw_cf_P19_P101") == 1
     assert gender_table.startswith("gender_shift") and gender_table.count("seesaw_cf_P19_P101") == 3  # female, male, female - male
+    cross_table = text.split("## cross_property")[1]
+    assert cross_table.count("seesaw_cf_P19_P101") == 2  # one row per generation prompt
 
     calls.clear()
     second, _ = run(options, gemma)

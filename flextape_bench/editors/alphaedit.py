@@ -2,8 +2,9 @@
 
 P projects onto the eigenvectors of C = E[k k^T] (keys of general text) whose eigenvalues are below
 `nullspace_threshold`, so the update leaves those keys' outputs (nearly) unchanged. With K the edit keys and R the
-residuals, the update's transpose solves (P K^T K + L2 I) X = P K^T R (the paper's
-dW = R K^T P (K K^T P + L2 I)^-1), whose solution lies in the null space.
+residuals, the update's transpose solves (P (K_p^T K_p + K^T K) + L2 I) X = P K^T R (the paper's
+dW = R K^T P (K_p K_p^T P + K K^T P + L2 I)^-1), whose solution lies in the null space. K_p holds the keys of the
+edits kept earlier in a sequential run (none otherwise), so that a new edit also leaves them in place.
 """
 from __future__ import annotations
 
@@ -31,6 +32,18 @@ def null_space_projector(cov: torch.Tensor, threshold: float) -> torch.Tensor:
 class AlphaEditEditor(MEMITEditor):
     hparams_class = AlphaEditHparams
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.previous: dict[int, torch.Tensor] = {}  # layer -> K_p^T K_p of the kept edits
+        self.last: dict[int, torch.Tensor] = {}  # layer -> K^T K of the last computed edit
+
+    def start_sequence(self) -> None:
+        self.previous = {}
+
+    def keep_last(self) -> None:
+        for layer, gram in self.last.items():
+            self.previous[layer] = self.previous.get(layer, 0) + gram
+
     def solve(self, layer: int, cov: torch.Tensor, keys: torch.Tensor, resid: torch.Tensor) -> torch.Tensor:
         projector = null_space_projector(cov, self.hparams.nullspace_threshold)
         if not projector.any():
@@ -38,4 +51,6 @@ class AlphaEditEditor(MEMITEditor):
                   f"nullspace_threshold={self.hparams.nullspace_threshold}; this layer is left unchanged "
                   "(raise the threshold to edit it)", file=sys.stderr)
         eye = torch.eye(cov.shape[0], dtype=cov.dtype, device=cov.device)
-        return torch.linalg.solve(projector @ keys.T @ keys + self.hparams.L2 * eye, projector @ keys.T @ resid)
+        self.last[layer] = keys.T @ keys
+        gram = self.last[layer] + self.previous.get(layer, torch.zeros_like(cov)).to(cov.device)
+        return torch.linalg.solve(projector @ gram + self.hparams.L2 * eye, projector @ keys.T @ resid)

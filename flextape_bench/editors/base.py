@@ -46,6 +46,13 @@ class Editor(ABC):
     def compute_delta(self, requests: Sequence[EditRequest]) -> WeightDelta:
         """The weight change that makes the model hold every request's new target."""
 
+    def start_sequence(self) -> None:
+        """A new sequence of kept edits begins (each task of a run); editors that account for earlier edits forget
+        them."""
+
+    def keep_last(self) -> None:
+        """The runner kept the last computed delta in the model (sequential editing)."""
+
     def run_record(self) -> dict[str, Any]:
         """What a run's config should record about this editor beyond its hyperparameters."""
         return {}

@@ -21,9 +21,13 @@ GenderOrder = Literal["female_first", "male_first", "target_new", "none"]
 
 
 def spec_field(doc: str, *, default: Any = dataclasses.MISSING, check: Check | None = None,
-               nonempty: bool = False, yaml: bool = True) -> Any:
-    """A dataclass field carrying its documentation and validation rules (checks apply per item of a tuple)."""
-    metadata = {"doc": doc, "check": check, "nonempty": nonempty, "yaml": yaml}
+               nonempty: bool = False, yaml: bool = True, hash_none: bool = True) -> Any:
+    """A dataclass field carrying its documentation and validation rules (checks apply per item of a tuple).
+
+    `hash_none=False` leaves the field out of `spec_hash` while it is None, so that adding an optional section
+    keeps the hash (and the cached pre-edit scores) of every spec that does not use it.
+    """
+    metadata = {"doc": doc, "check": check, "nonempty": nonempty, "yaml": yaml, "hash_none": hash_none}
     return dataclasses.field(default=default, metadata=metadata)
 
 
@@ -56,6 +60,22 @@ def _dotted_path(value: str) -> str | None:
     if value and all(value.split(".")):
         return None
     return f"{value!r} is not a dotted path like 'requested_rewrite.subject' (empty segment)"
+
+
+def _qid(value: str) -> str | None:
+    if re.fullmatch(r"Q[1-9][0-9]*", value):
+        return None
+    return f"{value!r} is not a Wikidata item id like Q6581097"
+
+
+def _property_id(value: str) -> str | None:
+    if re.fullmatch(r"P[1-9][0-9]*", value):
+        return None
+    return f"{value!r} is not a Wikidata property id like P101"
+
+
+def _column(value: str) -> str | None:
+    return None if value.strip() else "a column name cannot be empty"
 
 
 def _metric(value: str) -> str | None:
@@ -142,6 +162,88 @@ class Templates:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Candidates:
+    """The candidate answers of the second property: a literal list (`values`, optionally with their `ids`) or a
+    CSV table in the data folders (`file`, `url`, `sha256`, `value_column`, `id_column`, `columns`)."""
+
+    values: tuple[str, ...] | None = spec_field("literal candidate strings, e.g. [male, female]; or null to read "
+                                                "`file`", default=None, nonempty=True)
+    ids: tuple[str, ...] | None = spec_field("Wikidata QIDs parallel to `values` (they match the subject's true "
+                                             "values), or null", default=None, check=_qid)
+    file: str | None = spec_field("CSV file of candidates, looked up like the dataset, e.g. fow.csv", default=None,
+                                  check=_relative_file)
+    url: str | None = spec_field("download URL of `file`, pinned to a commit", default=None, check=_url)
+    sha256: str | None = spec_field("sha256 of `file`, or null when unknown", default=None, check=_sha256)
+    columns: tuple[str, ...] | None = spec_field("column names of a CSV file without a header row; null: the first "
+                                                 "row is the header", default=None, check=_column, nonempty=True)
+    value_column: str | None = spec_field("column of `file` holding the candidate string", default=None,
+                                          check=_column)
+    id_column: str | None = spec_field("column of `file` holding the candidate's Wikidata QID, or null",
+                                       default=None, check=_column)
+
+    def cross_check(self) -> list[tuple[str, str]]:
+        table_keys = ("url", "sha256", "columns", "value_column", "id_column")
+        if self.values is not None and self.file is not None:
+            return [("file", "give either `values` (a literal list) or `file` (a CSV table), not both")]
+        if self.values is None and self.file is None:
+            return [("values", "give the candidates: `values: [a, b]`, or a CSV `file:` with `url:` and "
+                               "`value_column:`")]
+        if self.values is not None:
+            problems = [(key, f"`{key}` belongs to a CSV `file`; remove it or replace `values` by `file`")
+                        for key in table_keys if getattr(self, key) is not None]
+            if self.ids is not None and len(self.ids) != len(self.values):
+                problems.append(("ids", f"{len(self.ids)} ids for {len(self.values)} values; give one QID per "
+                                        "value, in the same order"))
+            return problems
+        problems = [] if self.ids is None else [("ids", "`ids` belongs to literal `values`; use `id_column` "
+                                                        "for a CSV file")]
+        for key, doc in (("url", "the download URL of `file`, pinned to a commit"),
+                         ("value_column", "the column holding the candidate string")):
+            if getattr(self, key) is None:
+                problems.append((key, f"required key missing; add `{key}:` ({doc})"))
+        for key in ("value_column", "id_column"):
+            column = getattr(self, key)
+            if self.columns is not None and column is not None and column not in self.columns:
+                problems.append((key, f"{column!r} is not one of `columns` ({', '.join(self.columns)})"))
+        if self.columns is not None and len(set(self.columns)) != len(self.columns):
+            problems.append(("columns", "a column name is given twice; name each column once"))
+        return problems
+
+    @property
+    def dataset(self) -> DatasetSpec:
+        """`file` as a data file to resolve (only for a CSV table)."""
+        return DatasetSpec(file=self.file, url=self.url, sha256=self.sha256)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TruthSource:
+    """A file telling the edited subjects' true values of the second property, matched by the subject's name."""
+
+    file: str = spec_field("file name looked up like the dataset, e.g. P101_subject_info.json",
+                           check=_relative_file)
+    url: str = spec_field("download URL, pinned to a commit", check=_url)
+    sha256: str | None = spec_field("sha256 of the file, or null when unknown", default=None, check=_sha256)
+    format: Literal["subject_info", "edits"] = spec_field(
+        "subject_info: JSON {QID: {name, properties: {Pxxx: [QIDs]}}}; edits: a record file read through this "
+        "task's `fields`, where an edit of the property gives its subject's true value (target_true_id)")
+
+    @property
+    def dataset(self) -> DatasetSpec:
+        return DatasetSpec(file=self.file, url=self.url, sha256=self.sha256)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CrossProperty:
+    """The second property asked about the edited subject by the generation prompts (metric cross_property)."""
+
+    property: str = spec_field("Wikidata id of the property the generation prompts ask, e.g. P101",
+                               check=_property_id)
+    candidates: Candidates = spec_field("its candidate answers (see Candidates)")
+    true_values: tuple[TruthSource, ...] = spec_field(
+        "files giving the edited subject's true values, merged (see TruthSource); [] when none", default=())
+
+
+@dataclass(frozen=True, kw_only=True)
 class TaskSpec:
     """One task: a dataset, how to read its records, and the metrics computed on it."""
 
@@ -152,7 +254,19 @@ class TaskSpec:
     probes: ProbeSpec | None = spec_field("probe prompts (see ProbeSpec), or null when the task has none")
     templates: Templates = spec_field("prompt and target templates (see Templates)", default=Templates())
     metrics: tuple[str, ...] = spec_field("names of registered metrics", check=_metric, nonempty=True)
+    cross_property: CrossProperty | None = spec_field(
+        "the second property of the generation prompts and its candidates (see CrossProperty), or null",
+        default=None, hash_none=False)
     source: Path = spec_field("the YAML file the spec was loaded from", yaml=False)
+
+    def cross_check(self) -> list[tuple[str, str]]:
+        if "cross_property" in self.metrics and self.cross_property is None:
+            return [("metrics", "the cross_property metric needs a `cross_property:` section (property, "
+                                "candidates); add one or drop the metric")]
+        if self.cross_property is not None and self.fields.generation_prompts is None:
+            return [("cross_property", "asks the generation prompts, but fields.generation_prompts is null; set "
+                                       "it or remove the section")]
+        return []
 
     @property
     def spec_hash(self) -> str:
@@ -177,7 +291,8 @@ def yaml_fields(cls: type) -> list[dataclasses.Field]:
 
 def _yaml_value(value: Any) -> Any:
     if dataclasses.is_dataclass(value):
-        return {f.name: _yaml_value(getattr(value, f.name)) for f in yaml_fields(type(value))}
+        return {f.name: _yaml_value(getattr(value, f.name)) for f in yaml_fields(type(value))
+                if f.metadata.get("hash_none", True) or getattr(value, f.name) is not None}
     if isinstance(value, tuple):
         return [_yaml_value(item) for item in value]
     return value

@@ -84,6 +84,30 @@ def test_alphaedit_update_leaves_preserved_keys_unchanged(tiny, tmp_path):
         assert (update @ preserved).abs().max() < 1e-6 * update.abs().max().item()
 
 
+def test_sequential_alphaedit_keeps_earlier_edits_keys_in_place(tiny, tmp_path):
+    """With K_p (the keys of kept edits) in the solve, a later edit moves the outputs of the earlier keys less."""
+    from flextape_bench.editors.representations import at_subject
+
+    covs = _editor("alphaedit", tiny, tmp_path).statistics()
+    threshold = max(torch.linalg.eigvalsh(c.double()).median().item() for c in covs.values())
+    editor = _editor("alphaedit", tiny, tmp_path, nullspace_threshold=threshold, layers=[1], L2=1e-2)
+    first, second = REQUESTS[:1], REQUESTS[1:]
+    name = tiny.layout.mlp_out_weight(1)
+    site = tiny.layout.layer_path(tiny.layout.mlp_out, 1)
+    moved = {}
+    for keep in (False, True):
+        editor.start_sequence()
+        kept = editor.compute_delta(first)
+        if keep:
+            editor.keep_last()
+        with applied_delta(tiny.model, kept):
+            update = editor.compute_delta(second)[name]
+            keys = at_subject(tiny, first, site, editor.templates, "input")
+        update = (update.T if tiny.layout.conv1d else update).double()
+        moved[keep] = (keys.double() @ update.T).norm().item()
+    assert moved[True] < 0.5 * moved[False]
+
+
 def test_context_templates_are_seeded(gemma):
     from flextape_bench.editors.context import context_templates
 

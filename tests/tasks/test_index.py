@@ -62,6 +62,20 @@ def test_packaged_data_sources_match_the_manifest(index: TaskIndex, data_dir: Pa
         "reconstructed/seesaw_cf_P101_P27.json"]
 
 
+def test_packaged_cross_property_files_match_the_manifest(index: TaskIndex, data_dir: Path):
+    manifest = {row["file"]: row for row in csv.DictReader((data_dir / "MANIFEST.tsv").open(), delimiter="\t")}
+    seen = set()
+    for name in PAIR:
+        cross = index.spec(name).cross_property
+        tables = [cross.candidates] if cross.candidates.file else []
+        for source in [*tables, *cross.true_values]:
+            row = manifest[source.file]
+            assert source.url == PINNED + row["upstream_path"] and source.sha256 == row["sha256"]
+            seen.add(source.file)
+    assert {"fow.csv", "P27_cats.csv", "city_to_country.csv", "P101_subject_info.json",
+            "P103_subject_info.json"} <= seen
+
+
 def test_packaged_gender_orders_and_metrics(index: TaskIndex):
     genders = {name: (index.spec(name).probes.gender if index.spec(name).probes else None) for name in index.names()}
     assert {name for name, gender in genders.items() if gender == "female_first"} == set(PAIR) - {
@@ -72,7 +86,8 @@ def test_packaged_gender_orders_and_metrics(index: TaskIndex):
     assert {index.spec(name).metrics for name in EFF} == {("efficacy",)}
     assert {index.spec(name).metrics for name in SINGLE} == {("efficacy", "probe_delta", "gender_shift")}
     assert {index.spec(name).metrics for name in PAIR} == {
-        ("efficacy", "probe_delta", "gender_shift", "race_shift", "geography_shift", "continent_shift")}
+        ("efficacy", "probe_delta", "gender_shift", "race_shift", "geography_shift", "continent_shift",
+         "cross_property")}
 
 
 def test_expand_keeps_order_and_drops_duplicates(index: TaskIndex):

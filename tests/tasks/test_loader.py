@@ -56,7 +56,7 @@ def test_packaged_task_merges_its_bases():
     assert spec.fields.target_new == "requested_rewrite.target_new.str"
     assert spec.templates.target == "{{ target | trim }}"
     assert spec.metrics == ("efficacy", "probe_delta", "gender_shift", "race_shift", "geography_shift",
-                            "continent_shift")
+                            "continent_shift", "cross_property")
     assert spec.dataset.sha256 == "e9a8631fa04684fefa1f0daea70a5ed5ea9f98c17320663e2b099019551d788a"
     assert spec.source == PACKAGED / "seesaw_cf_P21_P101.yaml"
 
@@ -206,3 +206,100 @@ def test_base_check_skips_required_keys(tmp_path: Path):
     check_base(PACKAGED / "_seesaw_cf_pair.yaml")
     with pytest.raises(TaskSpecError, match=r"_b.yaml:2: fields.subjet: unknown key; did you mean 'subject'\?"):
         check_base(write(tmp_path, "_b.yaml", "fields:\n  subjet: x\n"))
+
+
+CROSS_TASK = (FIELDS + "  generation_prompts: generation_prompts\n"
+              + TASK.replace("[efficacy]", "[efficacy, cross_property]"))  # the section starts at line 18
+
+
+@pytest.mark.parametrize(("section", "expected"), [
+    ("cross_property:\n  property: P21\n  candidates:\n    values: [male, female]\n    file: fow.csv\n",
+     ["22: cross_property.candidates.file: give either `values` (a literal list) or `file` (a CSV table), not both"]),
+    ("cross_property:\n  property: P21\n  candidates: {}\n",
+     ["20: cross_property.candidates.values: give the candidates: `values: [a, b]`, or a CSV `file:` with `url:` "
+      "and `value_column:`"]),
+    ("cross_property:\n  property: P21\n  candidates:\n    values: [male, female]\n    ids: [Q6581097]\n",
+     ["22: cross_property.candidates.ids: 1 ids for 2 values; give one QID per value, in the same order"]),
+    ("cross_property:\n  property: P21\n  candidates:\n    values: [male]\n    value_column: x\n",
+     ["22: cross_property.candidates.value_column: `value_column` belongs to a CSV `file`; remove it or replace "
+      "`values` by `file`"]),
+    ("cross_property:\n  property: P101\n  candidates:\n    file: fow.csv\n    ids: [Q1]\n",
+     ["20: cross_property.candidates.url: required key missing; add `url:` (the download URL of `file`, pinned to "
+      "a commit)",
+      "20: cross_property.candidates.value_column: required key missing; add `value_column:` (the column holding "
+      "the candidate string)",
+      "22: cross_property.candidates.ids: `ids` belongs to literal `values`; use `id_column` for a CSV file"]),
+    ("cross_property:\n  property: P27\n  candidates:\n    file: P27_cats.csv\n    url: https://example.org/p.csv\n"
+     "    columns: [id, country, id]\n    value_column: name\n    id_column: id\n",
+     ["23: cross_property.candidates.columns: a column name is given twice; name each column once",
+      "24: cross_property.candidates.value_column: 'name' is not one of `columns` (id, country, id)"]),
+    ("cross_property:\n  property: 101\n  candidates:\n    values: []\n    ids: [male]\n",
+     ["19: cross_property.property: expected a string, got the int 101; put it in quotes",
+      "21: cross_property.candidates.values: the list is empty; name at least one",
+      "22: cross_property.candidates.ids[0]: 'male' is not a Wikidata item id like Q6581097"]),
+    ("cross_property:\n  property: 'P-21'\n  candidates: {values: [male]}\n  true_values:\n    - file: x.json\n"
+     "      url: https://example.org/x.json\n      format: subject_infos\n    - file: /abs.json\n      format: edits\n",
+     ["19: cross_property.property: 'P-21' is not a Wikidata property id like P101",
+      "24: cross_property.true_values[0].format: the string 'subject_infos' is not one of subject_info, edits; did "
+      "you mean 'subject_info'?",
+      "25: cross_property.true_values[1].file: '/abs.json' must be a relative file name inside the data folder "
+      "(no leading '/', no '..')",
+      "25: cross_property.true_values[1].url: required key missing; add `url:` (download URL, pinned to a commit)"]),
+    ("cross_property:\n  property: P21\n  candidate: {values: [male]}\n",
+     ["18: cross_property.candidates: required key missing; add `candidates:` (its candidate answers (see "
+      "Candidates))",
+      "20: cross_property.candidate: unknown key; did you mean 'candidates'?"]),
+    ("", ["17: metrics: the cross_property metric needs a `cross_property:` section (property, candidates); add one "
+          "or drop the metric"]),
+])
+def test_cross_property_section_problems(tmp_path: Path, section: str, expected: list[str]):
+    path = write(tmp_path, "t.yaml", CROSS_TASK + section)
+    assert problems_of(path) == [f"{path}:{line}" for line in expected]
+
+
+def test_cross_property_section_needs_generation_prompts(tmp_path: Path):
+    section = "cross_property:\n  property: P21\n  candidates: {values: [male]}\n"
+    path = write(tmp_path, "t.yaml", FIELDS + TASK + section)
+    assert problems_of(path) == [f"{path}:17: cross_property: asks the generation prompts, but "
+                                 "fields.generation_prompts is null; set it or remove the section"]
+
+
+def test_cross_property_section_loads(tmp_path: Path):
+    section = ("cross_property:\n  property: P19\n  candidates:\n    file: c.csv\n    url: https://example.org/c.csv\n"
+               "    columns: [a, b]\n    value_column: b\n    id_column: a\n  true_values:\n    - file: s.json\n"
+               "      url: https://example.org/s.json\n      format: subject_info\n")
+    spec = load_task(write(tmp_path, "t.yaml", CROSS_TASK + section))
+    cross = spec.cross_property
+    assert (cross.property, cross.candidates.columns, cross.candidates.value_column) == ("P19", ("a", "b"), "b")
+    assert cross.candidates.dataset.file == "c.csv" and cross.true_values[0].format == "subject_info"
+    literal = load_task(write(tmp_path, "u.yaml", CROSS_TASK + "cross_property:\n  property: P21\n  candidates:\n"
+                                                               "    values: [male, female]\n"))
+    assert literal.cross_property.candidates.values == ("male", "female") and literal.cross_property.true_values == ()
+    assert literal.spec_hash != spec.spec_hash
+
+
+def test_absent_cross_property_section_leaves_the_spec_hash_alone(tmp_path: Path):
+    import hashlib
+    import json
+
+    from flextape_bench.tasks.spec import _yaml_value
+
+    spec = load_task(write(tmp_path, "a.yaml", FIELDS + TASK))
+    explicit = load_task(write(tmp_path, "b.yaml", FIELDS + TASK + "cross_property: null\n"))
+    assert "cross_property" not in _yaml_value(spec)  # specs written before the section keep their hash
+    text = json.dumps(_yaml_value(spec), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert spec.spec_hash == explicit.spec_hash == hashlib.sha256(text.encode()).hexdigest()
+
+
+def test_packaged_pair_tasks_have_their_cross_property_section():
+    expected = {"seesaw_cf_P19_P101": "P101", "seesaw_cf_P19_P21": "P21", "seesaw_cf_P21_P101": "P101",
+                "seesaw_cf_P27_P101": "P101", "seesaw_cf_P27_P19": "P19", "seesaw_cf_P27_P21": "P21",
+                "seesaw_cf_P101_P21": "P21", "seesaw_cf_P101_P27": "P27"}
+    for name, prop in expected.items():
+        spec = load_task(PACKAGED / f"{name}.yaml")
+        assert spec.cross_property.property == prop and "cross_property" in spec.metrics
+        assert [s.format for s in spec.cross_property.true_values] == ["subject_info", "subject_info", "edits"]
+    assert load_task(PACKAGED / "seesaw_cf_P19_P21.yaml").cross_property.candidates.ids == ("Q6581097", "Q6581072")
+    for base in ("_seesaw_cf_pair_P101.yaml", "_seesaw_cf_pair_P19.yaml", "_seesaw_cf_pair_P21.yaml",
+                 "_seesaw_cf_pair_P27.yaml"):
+        check_base(PACKAGED / base)

@@ -1,0 +1,88 @@
+"""Cross-property drift: after each distinct generation prompt about the edited subject (e.g. "X's field of work
+is", "X is"), the model's top-1 answer among the second property's candidates, before and after the edit; how often
+it changes, and, where the subject's true value is known, how often it is right before and after.
+
+Top-1 = the candidate with the highest p = exp(-mean token NLL) (geometric-mean token probability); a tie goes to
+the candidate listed first. Prompts are matched across cases by their text with the subject replaced by "{}".
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from flextape_bench.cases import CaseScores, EditCase, Score
+from flextape_bench.metrics import METRICS
+
+
+def top1(candidates: Sequence[str], scores: Sequence[Score]) -> tuple[str, float]:
+    """The candidate with the highest p and its p; ties go to the earliest candidate."""
+    if not candidates or len(candidates) != len(scores):
+        raise ValueError(f"{len(candidates)} candidates for {len(scores)} scores")
+    best = 0
+    for i in range(1, len(scores)):
+        if scores[i].p > scores[best].p:
+            best = i
+    return candidates[best], scores[best].p
+
+
+def prompt_key(prompt: str, subject: str) -> str:
+    """The prompt with the subject replaced by "{}": the same generation prompt across cases."""
+    return prompt.replace(subject, "{}") if subject else prompt
+
+
+def _rate(count: int, total: int) -> float | None:
+    return count / total if total else None
+
+
+class CrossPropertyDrift:
+    def case(self, case: EditCase, pre: CaseScores, post: CaseScores) -> dict[str, Any]:
+        cross = case.cross
+        if cross is None:
+            return {"property": None, "truth": None, "prompts": []}
+        truth = set(cross.truth) if cross.truth is not None else None
+        prompts = []
+        for prompt, before, after in zip(cross.prompts, pre.generation, post.generation, strict=True):
+            top_pre, p_pre = top1(cross.candidates, before)
+            top_post, p_post = top1(cross.candidates, after)
+            prompts.append({
+                "prompt": prompt_key(prompt, case.rewrite.subject),
+                "pre": top_pre,
+                "post": top_post,
+                "p_pre": p_pre,
+                "p_post": p_post,
+                "changed": top_pre != top_post,
+                "correct_pre": None if truth is None else top_pre in truth,
+                "correct_post": None if truth is None else top_post in truth,
+            })
+        return {"property": cross.property, "truth": list(cross.truth) if cross.truth is not None else None,
+                "prompts": prompts}
+
+    def aggregate(self, per_case: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        by_prompt: dict[str, list[dict[str, Any]]] = {}
+        for case in per_case:
+            for value in case["prompts"]:
+                by_prompt.setdefault(value["prompt"], []).append(value)
+        prompts = []
+        for prompt, values in by_prompt.items():
+            known = [v for v in values if v["correct_pre"] is not None]
+            changed = sum(v["changed"] for v in values)
+            right_pre = sum(v["correct_pre"] for v in known)
+            right_post = sum(v["correct_post"] for v in known)
+            prompts.append({
+                "prompt": prompt,
+                "n_cases": len(values),
+                "n_changed": changed,
+                "change_rate": _rate(changed, len(values)),
+                "n_known": len(known),
+                "n_correct_pre": right_pre,
+                "n_correct_post": right_post,
+                "accuracy_pre": _rate(right_pre, len(known)),
+                "accuracy_post": _rate(right_post, len(known)),
+            })
+        properties = [c["property"] for c in per_case if c["property"]]
+        return {"property": properties[0] if properties else None, "prompts": prompts, "n_cases": len(per_case),
+                "n_known": sum(c["truth"] is not None for c in per_case)}
+
+
+METRICS.add("cross_property", CrossPropertyDrift(),
+            description="top-1 candidate of the second property after each generation prompt, pre and post: change "
+                        "rate, and accuracy where the subject's true value is known")

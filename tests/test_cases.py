@@ -1,0 +1,75 @@
+"""Cases and their scores: what is scored for a case, and CaseScores' JSON round trip (results and the cache)."""
+import json
+import math
+
+import pytest
+
+from flextape_bench.cases import (CaseScores, CrossQuery, EditCase, PairScore, Probe, Rewrite, Score, ScoreRequest,
+                                  case_scores, distinct_prompts, score_requests)
+from flextape_bench.prescores import PreScoreCache
+
+REWRITE = Rewrite("{} was born in", "Ada", "P19", "London", "Paris")
+PROMPTS = ("Ada's field of work is",) * 5 + ("Ada is",) * 5
+CROSS = CrossQuery("P101", distinct_prompts(PROMPTS), ("physics", "law", "medicine"), ("law",))
+CASE = EditCase(7, REWRITE, (Probe("Bea was born in"), Probe("Carl was born in")), PROMPTS, CROSS)
+
+
+def scores(seed: float, n: int) -> tuple[Score, ...]:
+    return tuple(Score(i + 1, seed + i / 7) for i in range(n))  # awkward floats for the JSON round trip
+
+
+def test_score_requests_add_each_distinct_generation_prompt_with_every_candidate():
+    requests = score_requests(CASE)
+    targets = ("Paris", "London")
+    assert requests == [ScoreRequest("Ada was born in", targets), ScoreRequest("Bea was born in", targets),
+                        ScoreRequest("Carl was born in", targets),
+                        ScoreRequest("Ada's field of work is", CROSS.candidates),
+                        ScoreRequest("Ada is", CROSS.candidates)]
+    plain = EditCase(7, REWRITE, CASE.probes, PROMPTS)  # no cross query: generation prompts are not scored
+    assert len(score_requests(plain)) == 3
+
+
+def test_case_scores_split_the_scorer_answers():
+    answers = [scores(0.1, 2), scores(0.2, 2), scores(0.3, 2), scores(0.4, 3), scores(0.5, 3)]
+    result = case_scores(CASE, answers)
+    assert result.edit == PairScore(*answers[0]) and result.probes == (PairScore(*answers[1]), PairScore(*answers[2]))
+    assert result.generation == (answers[3], answers[4])
+    assert result.fits(CASE)
+    with pytest.raises(ValueError, match="case 7: 4 scored requests"):
+        case_scores(CASE, answers[:4])
+
+
+def test_case_scores_json_round_trip_with_generation_scores():
+    original = CaseScores(PairScore(*scores(0.1, 2)), (PairScore(*scores(0.2, 2)),),
+                          (scores(math.pi, 3), scores(math.e, 3)))
+    data = json.loads(json.dumps(original.to_json()))
+    assert data["generation"][1] == {"n_tokens": [1, 2, 3], "sum_nll": [math.e, math.e + 1 / 7, math.e + 2 / 7]}
+    again = CaseScores.from_json(data)
+    assert again == original and again.generation[0][2].p == original.generation[0][2].p
+
+
+def test_case_scores_without_generation_keep_their_old_json():
+    original = CaseScores(PairScore(*scores(0.1, 2)), (PairScore(*scores(0.2, 2)),))
+    assert set(original.to_json()) == {"edit", "probes"}
+    assert CaseScores.from_json(json.loads(json.dumps(original.to_json()))) == original
+
+
+def test_fits_checks_probes_prompts_and_candidates():
+    good = CaseScores(PairScore(*scores(0.1, 2)), (PairScore(*scores(0.2, 2)),) * 2, (scores(0.4, 3),) * 2)
+    assert good.fits(CASE)
+    assert not CaseScores(good.edit, good.probes).fits(CASE)  # cached before the section existed
+    assert not CaseScores(good.edit, good.probes, (scores(0.4, 2),) * 2).fits(CASE)  # another candidate list
+    assert not CaseScores(good.edit, good.probes[:1], good.generation).fits(CASE)
+    assert CaseScores(good.edit, good.probes).fits(EditCase(7, REWRITE, CASE.probes, PROMPTS))
+
+
+def test_prescore_cache_round_trip(tmp_path):
+    cache = PreScoreCache(tmp_path, "key")
+    stored = CaseScores(PairScore(*scores(0.1, 2)), (PairScore(*scores(0.2, 2)),) * 2, (scores(0.4, 3),) * 2)
+    cache.put(7, stored)
+    assert cache.get(7) == stored and cache.get(8) is None
+
+
+def test_distinct_prompts_keep_the_first_appearance_order():
+    assert distinct_prompts(PROMPTS) == ("Ada's field of work is", "Ada is")
+    assert distinct_prompts(()) == ()
