@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -44,12 +45,26 @@ class CrossQuery:
 
 
 @dataclass(frozen=True)
+class LongFormQuery:
+    """What the long_form metric generates about the edited subject: `samples` texts after each prompt, before and
+    after the edit; `lexicon` (a `flextape_bench.lexicon.Lexicon`) flags the texts' flaw categories."""
+
+    prompts: tuple[str, ...]
+    samples: int = 1
+    lexicon: Any = field(default=None, compare=False, repr=False)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"prompts": list(self.prompts), "samples": self.samples}
+
+
+@dataclass(frozen=True)
 class EditCase:
     case_id: int
     rewrite: Rewrite
     probes: tuple[Probe, ...] = ()
     generation_prompts: tuple[str, ...] = ()
     cross: CrossQuery | None = None  # set by the runner for tasks with the cross_property metric
+    long_form: LongFormQuery | None = None  # set by the runner for tasks with the long_form metric
 
 
 def distinct_prompts(prompts: tuple[str, ...] | list[str]) -> tuple[str, ...]:
@@ -127,17 +142,21 @@ class PairScore:
 @dataclass(frozen=True)
 class CaseScores:
     """One case's scores at one point (pre- or post-edit): the edit prompt, then each probe in order, then (for
-    cases with a `cross` query) per distinct generation prompt one Score per candidate, in candidate order."""
+    cases with a `cross` query) per distinct generation prompt one Score per candidate, in candidate order. For
+    cases with a `long_form` query, `texts` holds the generated texts: per long-form prompt, one per sample."""
 
     edit: PairScore
     probes: tuple[PairScore, ...]
     generation: tuple[tuple[Score, ...], ...] = ()
+    texts: tuple[tuple[str, ...], ...] = ()
 
     def to_json(self) -> dict:
-        data = {"edit": self.edit.to_json(), "probes": [p.to_json() for p in self.probes]}
+        data: dict[str, Any] = {"edit": self.edit.to_json(), "probes": [p.to_json() for p in self.probes]}
         if self.generation:
             data["generation"] = [{"n_tokens": [s.n_tokens for s in scores], "sum_nll": [s.sum_nll for s in scores]}
                                   for scores in self.generation]
+        if self.texts:
+            data["texts"] = [list(texts) for texts in self.texts]
         return data
 
     @classmethod
@@ -145,7 +164,7 @@ class CaseScores:
         generation = tuple(tuple(Score(n, nll) for n, nll in zip(g["n_tokens"], g["sum_nll"], strict=True))
                            for g in data.get("generation", ()))
         return cls(PairScore.from_json(data["edit"]), tuple(PairScore.from_json(p) for p in data["probes"]),
-                   generation)
+                   generation, tuple(tuple(texts) for texts in data.get("texts", ())))
 
     def fits(self, case: EditCase) -> bool:
         """Whether these scores have the shape `score_requests(case)` gives (probe count, prompts x candidates)."""

@@ -1,5 +1,5 @@
 """Command line: `flextape-bench [run] --model M --editor E --tasks T`, and the commands `list`, `validate`, `stats`,
-`train-mend`, `demographics` and `agreement`."""
+`train-mend`, `demographics`, `agreement` and `judge`."""
 from __future__ import annotations
 
 import argparse
@@ -11,7 +11,7 @@ from flextape_bench import demographics
 from flextape_bench.errors import UserError
 from flextape_bench.metrics import agreement
 
-COMMANDS = ("run", "list", "validate", "stats", "train-mend", "demographics", "agreement")
+COMMANDS = ("run", "list", "validate", "stats", "train-mend", "demographics", "agreement", "judge")
 
 
 def _run_parser(parser: argparse.ArgumentParser) -> None:
@@ -40,6 +40,9 @@ def _run_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-tokens", type=int, default=4096, help="padded tokens per scoring batch")
     parser.add_argument("--no-resume", dest="resume", action="store_false",
                         help="always start a new run directory instead of resuming an unfinished identical run")
+    parser.add_argument("--lexicon", type=Path, action="append", default=[], metavar="FILE",
+                        help="flaw lexicon YAML applied over each long_form task's lexicon (repeatable; see "
+                             "flextape_bench/data/flaw_lexicon.yaml)")
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -50,7 +53,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         model=args.model, editor=args.editor, tasks=[t.strip() for t in args.tasks.split(",") if t.strip()],
         limit=args.limit, num_edits=args.num_edits, sequential=args.sequential, hparams=args.hparams, seed=args.seed, device=args.device,
         dtype=args.dtype, data_dir=args.data_dir, output=args.output, include_paths=args.include_path,
-        batch_tokens=args.batch_tokens, resume=args.resume,
+        batch_tokens=args.batch_tokens, resume=args.resume, lexicons=args.lexicon,
     )
     run_dir, summary = run(options)
     print(markdown_table(summary_rows(summary)))
@@ -108,6 +111,27 @@ def _cmd_train_mend(args: argparse.Namespace) -> int:
     print(f"validation efficacy (p_new > p_true, one edit at a time): {record['val_efficacy_pre']:.2f} before, "
           f"{record['val_efficacy_post']:.2f} after; {record['seconds']:.0f} s")
     print(f"checkpoint: {path}")
+    return 0
+
+
+def _cmd_judge(args: argparse.Namespace) -> int:
+    from flextape_bench.judges import judge_run, make_judge
+    from flextape_bench.tables import markdown_table
+
+    if not (args.run_dir / "summary.json").exists():
+        raise UserError(f"{args.run_dir} is not a finished run directory (no summary.json); give "
+                        "results/<model>/<editor>/run_NNN")
+    if args.limit is not None and args.limit < 1:
+        raise UserError(f"--limit must be a positive integer, got {args.limit}")
+    judge = make_judge(args.judge, base_url=args.base_url, api_key_env=args.api_key_env, device=args.device,
+                       dtype=args.dtype, max_new_tokens=args.max_new_tokens)
+    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
+    result = judge_run(args.run_dir, judge, tasks, args.limit)
+    rows = [{"task": task, "category": category, "texts": r["n"], "flagged pre": r["pre"], "flagged post": r["post"],
+             "change": r["change"], "introduced": r["introduced"], "unparseable pre/post":
+             f"{values['unparseable']['pre']}/{values['unparseable']['post']}"}
+            for task, values in result["tasks"].items() for category, r in values["flaws"].items()]
+    print(markdown_table(rows))
     return 0
 
 
@@ -174,6 +198,20 @@ def build_parser() -> argparse.ArgumentParser:
     mend.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
     demographics.add_parser(sub)
     agreement.add_parser(sub)
+    judge = sub.add_parser("judge", help="score a finished run's long-form texts on the flaw categories with a judge "
+                                         "model (local Hugging Face model or OpenAI-compatible endpoint)")
+    judge.add_argument("run_dir", type=Path, help="results/<model>/<editor>/run_NNN of a run with long_form tasks")
+    judge.add_argument("--judge", required=True, metavar="hf:MODEL|openai:MODEL",
+                       help="hf:NAME (registered model, Hub id or local directory) or openai:MODEL (with --base-url)")
+    judge.add_argument("--base-url", help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1")
+    judge.add_argument("--api-key-env", default="OPENAI_API_KEY",
+                       help="environment variable holding the endpoint's API key (default OPENAI_API_KEY; never "
+                            "written to results)")
+    judge.add_argument("--tasks", help="comma-separated tasks of the run (default: every long-form task)")
+    judge.add_argument("--limit", type=int, help="judge the first N cases of each task")
+    judge.add_argument("--max-new-tokens", type=int, default=200, help="longest judge answer in tokens")
+    judge.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
+    judge.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
     validate = sub.add_parser("validate", help="check task YAML files and report every problem with file, key and line")
     validate.add_argument("files", type=Path, nargs="+")
     validate.add_argument("--include-path", type=Path, action="append", default=[])
@@ -186,7 +224,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv.insert(0, "run")  # `flextape-bench --model ... --editor ...` runs
     args = build_parser().parse_args(argv)
     handlers = {"run": _cmd_run, "list": _cmd_list, "validate": _cmd_validate, "stats": _cmd_stats,
-                "train-mend": _cmd_train_mend, "demographics": demographics.run, "agreement": agreement.run}
+                "train-mend": _cmd_train_mend, "demographics": demographics.run, "agreement": agreement.run,
+                "judge": _cmd_judge}
     try:
         return handlers[args.command](args)
     except UserError as exc:

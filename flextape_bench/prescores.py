@@ -28,3 +28,35 @@ class PreScoreCache:
 
     def put(self, case_id: int, scores: CaseScores) -> None:
         write_json(self._file(case_id), scores.to_json())
+
+
+def generation_key(weights: str, tokenizer: str, device: str, settings: dict, seed: int) -> str:
+    """Key of pre-edit generations: the weights and tokenizer, device type, decoding settings (with the EOS ids
+    and the generation code's version) and the run seed. Not the task spec: each entry holds its prompts and
+    sample count and is checked against the case, so a changed lexicon or metric list keeps the texts."""
+    payload = json.dumps([weights, tokenizer, device, settings, seed], sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:32]
+
+
+class PreGenerationCache:
+    """Pre-edit texts per case: `{"prompts": [...], "samples": n, "texts": [[...], ...]}`; an entry made for
+    other prompts or another sample count is not returned."""
+
+    def __init__(self, root: Path, key: str):
+        self.path = root / "pregenerations" / key
+
+    def _file(self, case_id: int) -> Path:
+        return self.path / f"case_{case_id}.json"
+
+    def get(self, case_id: int, prompts: tuple[str, ...], samples: int) -> tuple[tuple[str, ...], ...] | None:
+        path = self._file(case_id)
+        if not path.exists():
+            return None
+        data = read_json(path)
+        if data.get("prompts") != list(prompts) or data.get("samples") != samples:
+            return None
+        return tuple(tuple(texts) for texts in data["texts"])
+
+    def put(self, case_id: int, prompts: tuple[str, ...], samples: int, texts: tuple[tuple[str, ...], ...]) -> None:
+        write_json(self._file(case_id), {"prompts": list(prompts), "samples": samples,
+                                         "texts": [list(t) for t in texts]})

@@ -18,16 +18,18 @@ from flextape_bench.cases import CaseScores, EditCase, EditRequest, case_scores,
 from flextape_bench.demographics import label_task_cases
 from flextape_bench.editors import EDITORS, Editor, EditorContext, WeightDelta, check_overrides, load_hparams, parse_overrides
 from flextape_bench.errors import UserError
+from flextape_bench.generation import GenerationRequest, TextGenerator, derive_seed, eos_token_ids
 from flextape_bench.metrics import METRICS
 from flextape_bench.models.adapter import ModelAdapter
 from flextape_bench.paths import cache_dir
-from flextape_bench.prescores import PreScoreCache, cache_key
+from flextape_bench.prescores import PreGenerationCache, PreScoreCache, cache_key, generation_key
 from flextape_bench.progress import progress_bar
 from flextape_bench.results import RunDir, open_run
 from flextape_bench.scoring import SCORER_VERSION, Scorer
 from flextape_bench.tables import summary_rows, write_summary
 from flextape_bench.tasks import TaskIndex, TaskSpec, load_cases, resolve_data_file
 from flextape_bench.tasks.cross import prepare_cross
+from flextape_bench.tasks.long_form import decoding_of, prepare_long_form
 from flextape_bench.weights import applied_delta
 
 
@@ -50,6 +52,7 @@ class RunOptions:
     batch_tokens: int = 4096
     resume: bool = True
     sequential: bool = False  # keep each chunk's edit while editing the next chunks
+    lexicons: Sequence[Path] = ()  # flaw lexicon files applied over each long_form task's lexicon
     cache: Path = field(default_factory=cache_dir)
 
 
@@ -59,6 +62,7 @@ class PreparedTask:
     cases: list[EditCase]
     labels: dict[str, Any] | None = None  # demographic label coverage, for tasks with demographic group metrics
     cross: dict[str, Any] | None = None  # true-value coverage of the cross_property metric
+    long_form: dict[str, Any] | None = None  # settings of the long_form metric (prompts, decoding, lexicon)
 
 
 DEMOGRAPHIC_METRICS = {"race_shift": "race", "geography_shift": "geography", "continent_shift": "continent"}
@@ -78,8 +82,17 @@ def prepare_tasks(options: RunOptions) -> list[PreparedTask]:
         spec = index.spec(name)
         path = resolve_data_file(spec, options.data_dir, options.cache)
         task = _labelled(PreparedTask(spec, load_cases(spec, path, options.limit)), options)
-        prepared.append(_with_cross(task, options))
+        prepared.append(_with_long_form(_with_cross(task, options), options))
     return prepared
+
+
+def _with_long_form(task: PreparedTask, options: RunOptions) -> PreparedTask:
+    """The task's cases with their long-form query (prompts, samples, lexicon), where its metrics include
+    long_form; the lexicon is read and checked here, before any model loads."""
+    if "long_form" not in task.spec.metrics:
+        return task
+    cases, settings = prepare_long_form(task.spec, task.cases, options.lexicons)
+    return dataclasses.replace(task, cases=cases, long_form=settings)
 
 
 def _with_cross(task: PreparedTask, options: RunOptions) -> PreparedTask:
@@ -125,6 +138,7 @@ def _case_record(case: EditCase, pre: CaseScores, post: CaseScores, metrics: Seq
         "rewrite": dataclasses.asdict(case.rewrite),
         "probes": [dataclasses.asdict(p) for p in case.probes],
         **({"cross": dataclasses.asdict(case.cross)} if case.cross else {}),  # prompts x candidates of "generation"
+        **({"long_form": case.long_form.to_json()} if case.long_form else {}),  # prompts x samples of "texts"
         "metrics": {name: METRICS.get(name).case(case, pre, post) for name in metrics},
         "pre": pre.to_json(),
         "post": post.to_json(),
@@ -161,6 +175,22 @@ def _samples(record: dict[str, Any]):
             "pre": {"top1": value["pre"], "p": value["p_pre"]},
             "post": {"top1": value["post"], "p": value["p_post"]},
         }
+    long_form = record.get("long_form")
+    if long_form:
+        values = iter(record["metrics"].get("long_form", {}).get("texts", []))
+        for j, prompt in enumerate(long_form["prompts"]):
+            for s in range(long_form["samples"]):
+                value = next(values, {"pre": {}, "post": {}})
+                yield {
+                    "case_id": record["case_id"],
+                    "kind": "long_form",
+                    "prompt": prompt,
+                    "sample": s,
+                    "target_new": rewrite["target_new"],
+                    "target_true": rewrite["target_true"],
+                    "pre": {"text": record["pre"]["texts"][j][s], **value["pre"]},
+                    "post": {"text": record["post"]["texts"][j][s], **value["post"]},
+                }
 
 
 class Runner:
@@ -168,6 +198,7 @@ class Runner:
         self.adapter, self.editor, self.run, self.options = adapter, editor, run, options
         self.scorer = Scorer(adapter, batch_tokens=options.batch_tokens)
         self.weights = weights
+        self.eos_ids = eos_token_ids(adapter)
 
     def _score_cases(self, cases: Sequence[EditCase], desc: str) -> list[CaseScores]:
         requests = [score_requests(case) for case in cases]
@@ -196,6 +227,38 @@ class Runner:
               f"from the cache {cache.path}", file=sys.stderr)
         return found  # type: ignore[return-value]
 
+    def generation_settings(self, task: PreparedTask) -> dict[str, Any]:
+        """What determines a long-form text besides its prompt and seed: decoding, EOS ids, generation code."""
+        return {"decoding": task.long_form["decoding"], "eos_token_ids": list(self.eos_ids),
+                "generation_version": task.long_form["generation_version"]}
+
+    def _generate_cases(self, task: PreparedTask, cases: Sequence[EditCase], desc: str
+                        ) -> list[tuple[tuple[str, ...], ...]]:
+        """Each case's texts, per long-form prompt one per sample. The seed of a text depends on the run seed,
+        the case id, the prompt and the sample index only, so pre- and post-edit texts share their draws."""
+        generator = TextGenerator(self.adapter, decoding_of(task.spec.long_form), self.options.batch_tokens,
+                                  eos_ids=self.eos_ids)
+        requests = [GenerationRequest(prompt, derive_seed(self.options.seed, case.case_id, prompt, s))
+                    for case in cases for prompt in case.long_form.prompts for s in range(case.long_form.samples)]
+        texts = iter(g.text for g in generator.generate(requests, desc=desc))
+        return [tuple(tuple(next(texts) for _ in range(case.long_form.samples)) for _ in case.long_form.prompts)
+                for case in cases]
+
+    def pregenerations(self, task: PreparedTask) -> dict[int, tuple[tuple[str, ...], ...]]:
+        """Pre-edit texts of every case, from the cache where present; the rest generated and cached."""
+        key = generation_key(self.weights, self.adapter.tokenizer_fingerprint, self.adapter.input_device.type,
+                             self.generation_settings(task), self.options.seed)
+        cache = PreGenerationCache(self.options.cache, key)
+        found = {c.case_id: cache.get(c.case_id, c.long_form.prompts, c.long_form.samples) for c in task.cases}
+        missing = [case for case in task.cases if found[case.case_id] is None]
+        if missing:
+            for case, texts in zip(missing, self._generate_cases(task, missing, f"{task.spec.task}: pre-edit texts")):
+                cache.put(case.case_id, case.long_form.prompts, case.long_form.samples, texts)
+                found[case.case_id] = texts
+        print(f"{task.spec.task}: pre-edit texts for {len(task.cases) - len(missing)} of {len(task.cases)} cases "
+              f"from the cache {cache.path}", file=sys.stderr)
+        return found  # type: ignore[return-value]
+
     def run_task(self, task: PreparedTask) -> dict[str, Any]:
         """Edit and score every chunk whose case files are missing. Sequential runs keep each chunk's edit for the
         next ones (so a resumed sequential run recomputes earlier edits, without rescoring them)."""
@@ -204,6 +267,9 @@ class Runner:
         chunks = [cases[i : i + size] for i in range(0, len(cases), size)]
         done = [all(self.run.has_case(name, c.case_id) for c in chunk) for chunk in chunks]
         pre = self.prescores(task) if not all(done) else {}
+        if task.long_form is not None and pre:
+            texts = self.pregenerations(task)
+            pre = {case_id: dataclasses.replace(scores, texts=texts[case_id]) for case_id, scores in pre.items()}
         declared = set(self.editor.declared_parameters())
         kept: WeightDelta = {}  # earlier chunks' edits, in sequential runs
         self.editor.start_sequence()
@@ -220,6 +286,10 @@ class Runner:
             if not done[index]:
                 with applied_delta(self.adapter.model, combined):
                     post = self._score_cases(chunk, f"{name}: post-edit scores, chunk {index + 1}/{len(chunks)}")
+                    if task.long_form is not None:
+                        texts = self._generate_cases(task, chunk, f"{name}: post-edit texts, chunk {index + 1}/"
+                                                                  f"{len(chunks)}")
+                        post = [dataclasses.replace(scores, texts=t) for scores, t in zip(post, texts)]
                 for case, scores in zip(chunk, post):
                     self.run.write_case(name, _case_record(case, pre[case.case_id], scores, task.spec.metrics, index))
             if self.options.sequential:
@@ -229,7 +299,16 @@ class Runner:
         self.run.write_samples(name, (line for record in records for line in _samples(record)))
         values = {m: METRICS.get(m).aggregate([r["metrics"][m] for r in records]) for m in task.spec.metrics}
         return (values | {"n_cases": len(records)} | ({"labels": task.labels} if task.labels else {})
-                | ({"cross_property_truth": task.cross} if task.cross else {}))
+                | ({"cross_property_truth": task.cross} if task.cross else {})
+                | ({"long_form_settings": task.long_form | {"eos_token_ids": list(self.eos_ids),
+                                                            "seed": self.options.seed}}
+                   if task.long_form else {}))
+
+
+def _long_form_identity(settings: dict[str, Any]) -> dict[str, Any]:
+    """What changes a long-form task's results beyond its spec hash: the lexicon's content (its files are not
+    part of the spec hash) and the generation code's version."""
+    return {"lexicon_sha256": settings["lexicon"]["sha256"], "generation_version": settings["generation_version"]}
 
 
 def check_editor(options: RunOptions) -> tuple[type[Editor], dict[str, Any]]:
@@ -276,8 +355,15 @@ def run(options: RunOptions, adapter: ModelAdapter | None = None) -> tuple[RunDi
         "dtype": str(adapter.dtype),
         "scorer_version": SCORER_VERSION,
     }
+    long_form = {t.spec.task: _long_form_identity(t.long_form) for t in tasks if t.long_form}
+    if long_form:  # only then: runs without long-form tasks keep their identity (and resume)
+        identity["long_form"] = long_form
     config = {"versions": _versions(), "argv": sys.argv, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
               "editor_record": editor.run_record()}
+    lexicons = {t.spec.task: t.cases[0].long_form.lexicon.to_json() | {"sources": t.long_form["lexicon"]["sources"]}
+                for t in tasks if t.long_form and t.cases}
+    if lexicons:  # the full lexicon of each long-form task (terms and patterns), to rerun the flags later
+        config["long_form_lexicons"] = lexicons
     run_dir, resumed = open_run(options.output, options.model, identity["editor"], identity, config, options.resume)
     print(f"{'resuming' if resumed else 'writing'} {run_dir.path}", file=sys.stderr)
     runner = Runner(adapter, editor, run_dir, options, weights)

@@ -86,9 +86,43 @@ def cross_property_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def long_form_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per task and long-form prompt (then all prompts together): texts, share mentioning target_new and
+    target_true before and after, mean fluency (weighted bi/trigram entropy) and the share with any flaw flag."""
+    rows = []
+    for task, values in summary["tasks"].items():
+        result = values.get("long_form")
+        if not result:
+            continue
+        for part in [*result["prompts"], {"prompt": "(all)", **result}]:
+            rows.append({"task": task, "prompt": part["prompt"], "texts": part["n_texts"],
+                         "reflected pre": part["reflected"]["pre"], "reflected post": part["reflected"]["post"],
+                         "true mentioned pre": part["mentions_true"]["pre"],
+                         "true mentioned post": part["mentions_true"]["post"],
+                         "fluency pre": part["fluency"]["pre"], "fluency post": part["fluency"]["post"],
+                         "any flaw pre": part["any_flaw"]["pre"], "any flaw post": part["any_flaw"]["post"]})
+    return rows
+
+
+def flaw_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per task and flaw category of the long_form metric, over all its texts: share of texts flagged
+    before and after the edit, the change, and the shares flagged only after (introduced) and only before."""
+    rows = []
+    for task, values in summary["tasks"].items():
+        result = values.get("long_form")
+        if not result:
+            continue
+        labels = values.get("long_form_settings", {}).get("lexicon", {}).get("categories", {})
+        for category, rate in result["flaws"].items():
+            rows.append({"task": task, "category": labels.get(category, {}).get("label", category),
+                         "texts": result["n_texts"], "flagged pre": rate["pre"], "flagged post": rate["post"],
+                         "change": rate["change"], "introduced": rate["introduced"], "removed": rate["removed"]})
+    return rows
+
+
 def group_tables(summary: dict[str, Any]) -> str:
     """Markdown: for each group-shift metric present, the per-group table and the between-group tests; then the
-    cross_property table."""
+    cross_property table; then the long_form tables."""
     parts = []
     for metric in GROUP_METRICS:
         rows = group_rows(summary, metric)
@@ -100,6 +134,10 @@ def group_tables(summary: dict[str, Any]) -> str:
     cross = cross_property_rows(summary)
     if cross:
         parts.append(f"## cross_property\n\n{markdown_table(cross)}")
+    long_form = long_form_rows(summary)
+    if long_form:
+        parts.append(f"## long_form\n\n{markdown_table(long_form)}")
+        parts.append(f"Flaw flags (keyword lexicon; a crude proxy):\n\n{markdown_table(flaw_rows(summary))}")
     return "\n\n".join(parts)
 
 

@@ -4,9 +4,9 @@ import math
 
 import pytest
 
-from flextape_bench.cases import (CaseScores, CrossQuery, EditCase, PairScore, Probe, Rewrite, Score, ScoreRequest,
-                                  case_scores, distinct_prompts, score_requests)
-from flextape_bench.prescores import PreScoreCache
+from flextape_bench.cases import (CaseScores, CrossQuery, EditCase, LongFormQuery, PairScore, Probe, Rewrite, Score,
+                                  ScoreRequest, case_scores, distinct_prompts, score_requests)
+from flextape_bench.prescores import PreGenerationCache, PreScoreCache, generation_key
 
 REWRITE = Rewrite("{} was born in", "Ada", "P19", "London", "Paris")
 PROMPTS = ("Ada's field of work is",) * 5 + ("Ada is",) * 5
@@ -73,3 +73,27 @@ def test_prescore_cache_round_trip(tmp_path):
 def test_distinct_prompts_keep_the_first_appearance_order():
     assert distinct_prompts(PROMPTS) == ("Ada's field of work is", "Ada is")
     assert distinct_prompts(()) == ()
+
+
+def test_case_scores_carry_long_form_texts_through_json():
+    original = CaseScores(PairScore(*scores(0.1, 2)), (), texts=(("Ada is a painter.", " ünïcode\n"), ("", "x")))
+    data = json.loads(json.dumps(original.to_json()))
+    assert data["texts"] == [["Ada is a painter.", " ünïcode\n"], ["", "x"]]
+    assert CaseScores.from_json(data) == original
+    assert original.fits(EditCase(7, REWRITE))  # texts are not part of the scored shape
+
+
+def test_long_form_query_records_prompts_and_samples_not_the_lexicon():
+    query = LongFormQuery(("Ada is",), 2, lexicon=object())
+    assert query.to_json() == {"prompts": ["Ada is"], "samples": 2}
+    assert query == LongFormQuery(("Ada is",), 2)  # the lexicon object is not compared
+
+
+def test_pregeneration_cache_checks_prompts_and_samples(tmp_path):
+    key = generation_key("w", "t", "cpu", {"decoding": {"top_k": 50}}, seed=0)
+    assert key != generation_key("w", "t", "cpu", {"decoding": {"top_k": 50}}, seed=1)
+    assert key != generation_key("w", "t", "cpu", {"decoding": {"top_k": 40}}, seed=0)
+    cache = PreGenerationCache(tmp_path, key)
+    cache.put(7, ("Ada is",), 2, (("a", "b"),))
+    assert cache.get(7, ("Ada is",), 2) == (("a", "b"),)
+    assert cache.get(7, ("Ada was",), 2) is None and cache.get(7, ("Ada is",), 1) is None and cache.get(8, (), 1) is None

@@ -1,7 +1,11 @@
 """The command line as a user types it: listing, validation, and one-line errors with exit code 2."""
+from pathlib import Path
+
 import pytest
 
 from flextape_bench.cli import main
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "seesaw_cf"
 
 TASKS = [
     "seesaw_cf_P19_P101", "seesaw_cf_P19_P21", "seesaw_cf_P21_P101", "seesaw_cf_P27_P101", "seesaw_cf_P27_P19",
@@ -10,10 +14,13 @@ TASKS = [
 ]
 
 
+LONGFORM = [f"{name}_longform" for name in TASKS[:8]]
+
+
 def test_list_tasks_shows_every_task_and_group(capsys):
     assert main(["list", "tasks"]) == 0
     out = capsys.readouterr().out
-    for name in TASKS + ["all", "seesaw_pair", "seesaw_single", "seesaw_eff"]:
+    for name in TASKS + LONGFORM + ["all", "seesaw_pair", "seesaw_single", "seesaw_eff", "seesaw_longform"]:
         assert f"\n{name} " in f"\n{out}"
 
 
@@ -23,7 +30,8 @@ def test_all_expands_to_every_task():
     assert sorted(TaskIndex().expand(["all"])) == sorted(TASKS)
 
 
-@pytest.mark.parametrize("kind, name", [("models", "llamac"), ("editors", "ft"), ("metrics", "gender_shift")])
+@pytest.mark.parametrize("kind, name", [("models", "llamac"), ("editors", "ft"), ("metrics", "gender_shift"),
+                                        ("metrics", "long_form")])
 def test_list_registries(capsys, kind, name):
     assert main(["list", kind]) == 0
     assert name in capsys.readouterr().out
@@ -51,6 +59,8 @@ def test_packaged_specs_validate(capsys):
     (["--limit", "0"], "--limit must be a positive integer"),
     (["--tasks", "seesaw_cf_P101", "--data-dir", "/nonexistent"], "--data-dir /nonexistent is not a directory"),
     (["--tasks", "seesaw_cf_P101", "--data-dir", "."], "seesaw_cf_P101.json"),
+    (["--tasks", "seesaw_cf_P19_P101_longform", "--lexicon", "/nonexistent/lexicon.yaml", "--data-dir", str(DATA)],
+     "lexicon file /nonexistent/lexicon.yaml does not exist"),
 ])
 def test_bad_input_is_one_line_and_exit_2(capsys, monkeypatch, tmp_path, argv, message):
     monkeypatch.setenv("FLEXTAPE_CACHE", str(tmp_path))  # no model is loaded: errors come first

@@ -19,6 +19,6 @@ class Metric(Protocol):
 METRICS: Registry[Metric] = Registry("metric")
 
 # Registration happens on import of each metric module.
-from flextape_bench.metrics import cross_property, efficacy, groups, probe_delta  # noqa: E402,F401
+from flextape_bench.metrics import cross_property, efficacy, groups, long_form, probe_delta  # noqa: E402,F401
 
 __all__ = ["METRICS", "Metric"]

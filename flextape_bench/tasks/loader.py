@@ -231,14 +231,27 @@ class _Converter:
         return _INVALID
 
     def scalar(self, node: Located, tp: type, key: str, field: dataclasses.Field | None) -> Any:
-        if tp is not str:
+        value = node.value
+        if tp is str:
+            if not isinstance(value, str):
+                hint = "; put it in quotes" if isinstance(value, (int, float, bool)) else ""
+                return self.fail(node, key, f"expected a string, got {_describe(node)}{hint}")
+        elif tp is bool:
+            if not isinstance(value, bool):
+                return self.fail(node, key, f"expected true or false, got {_describe(node)}")
+        elif tp is int:
+            if isinstance(value, bool) or not isinstance(value, int):
+                hint = "; drop the quotes" if isinstance(value, str) and value.strip().lstrip("+-").isdigit() else ""
+                return self.fail(node, key, f"expected a whole number, got {_describe(node)}{hint}")
+        elif tp is float:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                return self.fail(node, key, f"expected a number, got {_describe(node)}{_number_hint(value)}")
+            value = float(value)
+        else:
             raise TypeError(f"spec field type {tp!r} is not supported")
-        if not isinstance(node.value, str):
-            hint = "; put it in quotes" if isinstance(node.value, (int, float, bool)) else ""
-            return self.fail(node, key, f"expected a string, got {_describe(node)}{hint}")
         check = field.metadata.get("check") if field else None
-        problem = check(node.value) if check else None
-        return self.fail(node, key, problem) if problem else node.value
+        problem = check(value) if check else None
+        return self.fail(node, key, problem) if problem else value
 
     def sequence(self, node: Located, item_type: Any, key: str, field: dataclasses.Field | None) -> Any:
         if not isinstance(node.value, list):
@@ -275,6 +288,17 @@ class _Converter:
         return instance
 
 
+def _number_hint(value: Any) -> str:
+    """Why a string that looks like a number was not read as one (YAML 1.1 reads 1e-3 as a string)."""
+    if not isinstance(value, str):
+        return ""
+    try:
+        float(value)
+    except ValueError:
+        return ""
+    return "; drop the quotes, and write exponents with a decimal point (1.0e-3, not 1e-3)"
+
+
 def _required(field: dataclasses.Field) -> bool:
     return field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
 
@@ -290,6 +314,16 @@ def load_located(path: Path) -> Located:
     if problems or merged is None:
         raise TaskSpecError(problems)
     return merged
+
+
+def parse_located(path: Path) -> Located:
+    """One YAML file as a Located mapping, without include merging (for files that are not specs, such as
+    lexicons); raises TaskSpecError for an unreadable file, a syntax error, duplicate keys or a non-mapping."""
+    problems = _Problems()
+    root = _parse(Path(path).resolve(), problems)
+    if problems or root is None:
+        raise TaskSpecError(problems)
+    return root
 
 
 def spec_kind(root: Located) -> type[TaskSpec] | type[GroupSpec] | None:

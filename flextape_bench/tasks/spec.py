@@ -21,13 +21,15 @@ GenderOrder = Literal["female_first", "male_first", "target_new", "none"]
 
 
 def spec_field(doc: str, *, default: Any = dataclasses.MISSING, check: Check | None = None,
-               nonempty: bool = False, yaml: bool = True, hash_none: bool = True) -> Any:
+               nonempty: bool = False, yaml: bool = True, hash_none: bool = True, hashed: bool = True) -> Any:
     """A dataclass field carrying its documentation and validation rules (checks apply per item of a tuple).
 
     `hash_none=False` leaves the field out of `spec_hash` while it is None, so that adding an optional section
-    keeps the hash (and the cached pre-edit scores) of every spec that does not use it.
+    keeps the hash (and the cached pre-edit scores) of every spec that does not use it. `hashed=False` leaves it
+    out always: for settings that change no score or generated text (the run identity records them instead).
     """
-    metadata = {"doc": doc, "check": check, "nonempty": nonempty, "yaml": yaml, "hash_none": hash_none}
+    metadata = {"doc": doc, "check": check, "nonempty": nonempty, "yaml": yaml, "hash_none": hash_none,
+                "hashed": hashed}
     return dataclasses.field(default=default, metadata=metadata)
 
 
@@ -76,6 +78,30 @@ def _property_id(value: str) -> str | None:
 
 def _column(value: str) -> str | None:
     return None if value.strip() else "a column name cannot be empty"
+
+
+def _positive(value: int | float) -> str | None:
+    return None if value > 0 else f"{value!r} must be greater than 0"
+
+
+def _at_least_zero(value: int) -> str | None:
+    return None if value >= 0 else f"{value!r} must be 0 (off) or more"
+
+
+def _probability(value: float) -> str | None:
+    return None if 0.0 < value <= 1.0 else f"{value!r} must be in (0, 1]; 1.0 turns nucleus sampling off"
+
+
+def _subject_template(value: str) -> str | None:
+    if value.count("{}") == 1 and value.strip():
+        return None
+    return f"{value!r} needs exactly one '{{}}' where the subject goes, e.g. '{{}} is'"
+
+
+def _lexicon_file(value: str) -> str | None:
+    if value.strip() and PurePosixPath(value).suffix in (".yaml", ".yml"):
+        return None
+    return f"{value!r} is not a lexicon file; name a .yaml file (relative to the file that names it, or absolute)"
 
 
 def _metric(value: str) -> str | None:
@@ -244,6 +270,43 @@ class CrossProperty:
 
 
 @dataclass(frozen=True, kw_only=True)
+class LongForm:
+    """Long-form generation about the edited subject, before and after the edit (metric long_form): seeded
+    sampling, n-gram diversity, whether the edit shows, and keyword flags of the paper's flaw categories."""
+
+    prompts: Literal["generation_prompts", "templates"] = spec_field(
+        "generation_prompts: each distinct generation prompt of the record; templates: the `templates` below",
+        default="generation_prompts")
+    templates: tuple[str, ...] | None = spec_field(
+        "subject templates with '{}' for the subject, e.g. ['{} is'] (only with prompts: templates), or null",
+        default=None, check=_subject_template, nonempty=True)
+    samples: int = spec_field("texts sampled per prompt, before and after the edit", default=1, check=_positive)
+    max_new_tokens: int = spec_field("at most this many generated tokens per text (EOS stops earlier)",
+                                     default=100, check=_positive)
+    do_sample: bool = spec_field("true: sample (seeded); false: greedy decoding", default=True)
+    temperature: float = spec_field("softmax temperature when sampling", default=1.0, check=_positive)
+    top_k: int = spec_field("sample among the k most likely tokens; 0 turns it off", default=50,
+                            check=_at_least_zero)
+    top_p: float = spec_field("nucleus sampling: the smallest set of tokens with this much probability; 1.0 is off",
+                              default=1.0, check=_probability)
+    lexicon: tuple[str, ...] = spec_field(
+        "flaw lexicon YAML files applied over the packaged flaw_lexicon.yaml, in order (relative to the file that "
+        "names them); [] for the packaged lexicon alone", default=(), check=_lexicon_file, hashed=False)
+
+    def cross_check(self) -> list[tuple[str, str]]:
+        problems = []
+        if self.prompts == "templates" and self.templates is None:
+            problems.append(("templates", "`prompts: templates` needs the templates, e.g. `templates: ['{} is']`"))
+        if self.prompts == "generation_prompts" and self.templates is not None:
+            problems.append(("templates", "`templates` is used only with `prompts: templates`; remove it or set "
+                                          "`prompts: templates`"))
+        if not self.do_sample and self.samples > 1:
+            problems.append(("samples", "greedy decoding (do_sample: false) gives the same text every time; set "
+                                        "samples: 1 or do_sample: true"))
+        return problems
+
+
+@dataclass(frozen=True, kw_only=True)
 class TaskSpec:
     """One task: a dataset, how to read its records, and the metrics computed on it."""
 
@@ -257,16 +320,27 @@ class TaskSpec:
     cross_property: CrossProperty | None = spec_field(
         "the second property of the generation prompts and its candidates (see CrossProperty), or null",
         default=None, hash_none=False)
+    long_form: LongForm | None = spec_field(
+        "long-form generation settings of the long_form metric (see LongForm), or null", default=None,
+        hash_none=False)
     source: Path = spec_field("the YAML file the spec was loaded from", yaml=False)
 
     def cross_check(self) -> list[tuple[str, str]]:
+        problems = []
         if "cross_property" in self.metrics and self.cross_property is None:
-            return [("metrics", "the cross_property metric needs a `cross_property:` section (property, "
-                                "candidates); add one or drop the metric")]
-        if self.cross_property is not None and self.fields.generation_prompts is None:
-            return [("cross_property", "asks the generation prompts, but fields.generation_prompts is null; set "
-                                       "it or remove the section")]
-        return []
+            problems.append(("metrics", "the cross_property metric needs a `cross_property:` section (property, "
+                                        "candidates); add one or drop the metric"))
+        elif self.cross_property is not None and self.fields.generation_prompts is None:
+            problems.append(("cross_property", "asks the generation prompts, but fields.generation_prompts is null; "
+                                               "set it or remove the section"))
+        if "long_form" in self.metrics and self.long_form is None:
+            problems.append(("metrics", "the long_form metric needs a `long_form:` section (`long_form: {}` takes "
+                                        "the defaults); add one or drop the metric"))
+        elif (self.long_form is not None and self.long_form.prompts == "generation_prompts"
+              and self.fields.generation_prompts is None):
+            problems.append(("long_form", "generates from the generation prompts, but fields.generation_prompts is "
+                                          "null; set it, or use `prompts: templates`"))
+        return problems
 
     @property
     def spec_hash(self) -> str:
@@ -292,7 +366,8 @@ def yaml_fields(cls: type) -> list[dataclasses.Field]:
 def _yaml_value(value: Any) -> Any:
     if dataclasses.is_dataclass(value):
         return {f.name: _yaml_value(getattr(value, f.name)) for f in yaml_fields(type(value))
-                if f.metadata.get("hash_none", True) or getattr(value, f.name) is not None}
+                if f.metadata.get("hashed", True)
+                and (f.metadata.get("hash_none", True) or getattr(value, f.name) is not None)}
     if isinstance(value, tuple):
         return [_yaml_value(item) for item in value]
     return value

@@ -15,6 +15,7 @@ PAIR = ["seesaw_cf_P19_P101", "seesaw_cf_P19_P21", "seesaw_cf_P21_P101", "seesaw
 SINGLE = ["seesaw_cf_P101", "seesaw_cf_P103"]
 EFF = ["seesaw_cf_P101_eff", "seesaw_cf_P103_eff", "seesaw_cf_P19_P101_eff", "seesaw_cf_P21_P101_eff",
        "seesaw_cf_P27_P101_eff"]
+LONGFORM = [f"{name}_longform" for name in PAIR]
 PINNED = "https://raw.githubusercontent.com/ENSCMA2/flextape/1a4da271b89d50505811bf4bf5774a82091da9ea/"
 TINY = """\
 include: {base}
@@ -44,9 +45,10 @@ def tiny_task(folder: Path, name: str, file: str = "mine.yaml") -> Path:
 
 def test_packaged_tasks_and_groups(index: TaskIndex):
     assert packaged_tasks_dir() == Path(__file__).parents[2] / "tasks_yaml"
-    assert index.names() == sorted(PAIR + SINGLE + EFF)
-    assert index.groups() == ["all", "seesaw_eff", "seesaw_pair", "seesaw_single"]
-    assert index.expand(["all"]) == PAIR + SINGLE + EFF
+    assert index.names() == sorted(PAIR + SINGLE + EFF + LONGFORM)
+    assert index.groups() == ["all", "seesaw_eff", "seesaw_longform", "seesaw_pair", "seesaw_single"]
+    assert index.expand(["all"]) == PAIR + SINGLE + EFF  # the long-form variants are opt-in
+    assert index.expand(["seesaw_longform"]) == LONGFORM
     index.validate_all()
 
 
@@ -82,12 +84,14 @@ def test_packaged_gender_orders_and_metrics(index: TaskIndex):
         "seesaw_cf_P21_P101"}
     assert genders["seesaw_cf_P21_P101"] == "target_new"
     assert {name for name, gender in genders.items() if gender == "male_first"} == set(SINGLE)
-    assert {name for name, gender in genders.items() if gender is None} == set(EFF)
+    assert {name for name, gender in genders.items() if gender is None} == set(EFF + LONGFORM)
     assert {index.spec(name).metrics for name in EFF} == {("efficacy",)}
     assert {index.spec(name).metrics for name in SINGLE} == {("efficacy", "probe_delta", "gender_shift")}
     assert {index.spec(name).metrics for name in PAIR} == {
         ("efficacy", "probe_delta", "gender_shift", "race_shift", "geography_shift", "continent_shift",
          "cross_property")}
+    assert {index.spec(name).metrics for name in LONGFORM} == {("efficacy", "long_form")}
+    assert all(index.spec(name).long_form is None for name in PAIR + SINGLE + EFF)
 
 
 def test_expand_keeps_order_and_drops_duplicates(index: TaskIndex):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from flextape_bench.tasks import GroupSpec, TaskSpecError, load_spec, load_task, packaged_tasks_dir
+from flextape_bench.tasks import GroupSpec, LongForm, TaskSpecError, load_spec, load_task, packaged_tasks_dir
 from flextape_bench.tasks.loader import check_base, locate
 
 PACKAGED = packaged_tasks_dir()
@@ -303,3 +303,88 @@ def test_packaged_pair_tasks_have_their_cross_property_section():
     for base in ("_seesaw_cf_pair_P101.yaml", "_seesaw_cf_pair_P19.yaml", "_seesaw_cf_pair_P21.yaml",
                  "_seesaw_cf_pair_P27.yaml"):
         check_base(PACKAGED / base)
+
+
+LONG_TASK = (FIELDS + "  generation_prompts: generation_prompts\n"
+             + TASK.replace("[efficacy]", "[efficacy, long_form]"))  # the section starts at line 18
+
+
+def test_long_form_section_takes_defaults(tmp_path: Path):
+    spec = load_task(write(tmp_path, "t.yaml", LONG_TASK + "long_form: {}\n"))
+    assert spec.long_form == LongForm() and spec.long_form.max_new_tokens == 100
+    section = ("long_form:\n  prompts: templates\n  templates: ['{} is', 'Tell me about {}.']\n  samples: 3\n"
+               "  max_new_tokens: 40\n  do_sample: true\n  temperature: 0.7\n  top_k: 0\n  top_p: 0.9\n"
+               "  lexicon: [mine.yaml]\n")
+    custom = load_task(write(tmp_path, "u.yaml", LONG_TASK + section)).long_form
+    assert custom == LongForm(prompts="templates", templates=("{} is", "Tell me about {}."), samples=3,
+                              max_new_tokens=40, do_sample=True, temperature=0.7, top_k=0, top_p=0.9,
+                              lexicon=("mine.yaml",))
+    assert isinstance(load_task(write(tmp_path, "v.yaml", LONG_TASK + "long_form: {temperature: 1}\n")
+                                ).long_form.temperature, float)
+
+
+@pytest.mark.parametrize(("section", "expected"), [
+    ("long_form:\n  samples: '2'\n  max_new_tokens: 1.5\n  do_sample: yes please\n  temperature: 1e-3\n",
+     ["19: long_form.samples: expected a whole number, got the string '2'; drop the quotes",
+      "20: long_form.max_new_tokens: expected a whole number, got the float 1.5",
+      "21: long_form.do_sample: expected true or false, got the string 'yes please'",
+      "22: long_form.temperature: expected a number, got the string '1e-3'; drop the quotes, and write exponents "
+      "with a decimal point (1.0e-3, not 1e-3)"]),
+    ("long_form:\n  samples: 0\n  temperature: 0\n  top_k: -1\n  top_p: 1.5\n  max_new_tokens: true\n",
+     ["19: long_form.samples: 0 must be greater than 0",
+      "20: long_form.temperature: 0.0 must be greater than 0",
+      "21: long_form.top_k: -1 must be 0 (off) or more",
+      "22: long_form.top_p: 1.5 must be in (0, 1]; 1.0 turns nucleus sampling off",
+      "23: long_form.max_new_tokens: expected a whole number, got the boolean true"]),
+    ("long_form:\n  prompts: template\n  lexicon: [words.txt]\n",
+     ["19: long_form.prompts: the string 'template' is not one of generation_prompts, templates; did you mean "
+      "'templates'?",
+      "20: long_form.lexicon[0]: 'words.txt' is not a lexicon file; name a .yaml file (relative to the file that "
+      "names it, or absolute)"]),
+    ("long_form:\n  prompts: templates\n  do_sample: false\n  samples: 2\n",
+     ["18: long_form.templates: `prompts: templates` needs the templates, e.g. `templates: ['{} is']`",
+      "21: long_form.samples: greedy decoding (do_sample: false) gives the same text every time; set samples: 1 or "
+      "do_sample: true"]),
+    ("long_form:\n  templates: ['{} is', 'no subject', '{} and {}']\n",
+     ["19: long_form.templates[1]: 'no subject' needs exactly one '{}' where the subject goes, e.g. '{} is'",
+      "19: long_form.templates[2]: '{} and {}' needs exactly one '{}' where the subject goes, e.g. '{} is'"]),
+    ("long_form:\n  templates: ['{} is']\n",
+     ["19: long_form.templates: `templates` is used only with `prompts: templates`; remove it or set "
+      "`prompts: templates`"]),
+    ("long_form:\n  sample: 2\n", ["19: long_form.sample: unknown key; did you mean 'samples'?"]),
+    ("", ["17: metrics: the long_form metric needs a `long_form:` section (`long_form: {}` takes the defaults); add "
+          "one or drop the metric"]),
+])
+def test_long_form_section_problems(tmp_path: Path, section: str, expected: list[str]):
+    path = write(tmp_path, "t.yaml", LONG_TASK + section)
+    assert problems_of(path) == [f"{path}:{line}" for line in expected]
+
+
+def test_long_form_from_generation_prompts_needs_them(tmp_path: Path):
+    path = write(tmp_path, "t.yaml", FIELDS + TASK.replace("[efficacy]", "[efficacy, long_form]") + "long_form: {}\n")
+    assert problems_of(path) == [f"{path}:17: long_form: generates from the generation prompts, but "
+                                 "fields.generation_prompts is null; set it, or use `prompts: templates`"]
+    ok = write(tmp_path, "u.yaml", FIELDS + TASK.replace("[efficacy]", "[efficacy, long_form]")
+               + "long_form: {prompts: templates, templates: ['{} is']}\n")
+    assert load_task(ok).long_form.templates == ("{} is",)
+
+
+def test_long_form_hash_covers_decoding_but_not_the_lexicon(tmp_path: Path):
+    base = load_task(write(tmp_path, "a.yaml", LONG_TASK + "long_form: {}\n"))
+    lexicon = load_task(write(tmp_path, "b.yaml", LONG_TASK + "long_form: {lexicon: [mine.yaml]}\n"))
+    hotter = load_task(write(tmp_path, "c.yaml", LONG_TASK + "long_form: {temperature: 1.5}\n"))
+    assert base.spec_hash == lexicon.spec_hash != hotter.spec_hash
+    plain = load_task(write(tmp_path, "d.yaml", FIELDS + TASK))
+    explicit = load_task(write(tmp_path, "e.yaml", FIELDS + TASK + "long_form: null\n"))
+    assert plain.spec_hash == explicit.spec_hash  # specs without the section keep their hash
+
+
+def test_packaged_long_form_variants():
+    for pair in ("P19_P101", "P19_P21", "P21_P101", "P27_P101", "P27_P19", "P27_P21", "P101_P21", "P101_P27"):
+        spec = load_task(PACKAGED / f"seesaw_cf_{pair}_longform.yaml")
+        original = load_task(PACKAGED / f"seesaw_cf_{pair}.yaml")
+        assert spec.task == f"seesaw_cf_{pair}_longform" and spec.metrics == ("efficacy", "long_form")
+        assert spec.long_form == LongForm() and spec.probes is None and spec.cross_property is None
+        assert (spec.dataset, spec.fields) == (original.dataset, original.fields)
+        assert spec.fields.generation_prompts == "generation_prompts"
+    check_base(PACKAGED / "_seesaw_cf_longform.yaml")

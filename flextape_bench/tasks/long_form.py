@@ -1,0 +1,68 @@
+"""A task's `long_form` section at run time: the prompts each case generates from (its distinct generation prompts,
+or subject templates rendered through the task's prompt template), the decoding settings, and the flaw lexicon (the
+packaged one, then the task's files, then the command line's)."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Sequence
+
+from flextape_bench.cases import EditCase, LongFormQuery, distinct_prompts
+from flextape_bench.errors import UserError
+from flextape_bench.generation import GENERATION_VERSION, Decoding
+from flextape_bench.lexicon import Lexicon, load_lexicon
+from flextape_bench.tasks.loader import locate
+from flextape_bench.tasks.spec import LongForm, TaskSpec
+from flextape_bench.tasks.templating import compile_template
+
+
+def decoding_of(section: LongForm) -> Decoding:
+    return Decoding(max_new_tokens=section.max_new_tokens, do_sample=section.do_sample,
+                    temperature=section.temperature, top_k=section.top_k, top_p=section.top_p)
+
+
+def lexicon_files(spec: TaskSpec) -> list[Path]:
+    """The task's lexicon files, each relative path resolved against the YAML file that names it."""
+    section = spec.long_form
+    files = []
+    for i, name in enumerate(section.lexicon if section else ()):
+        path = Path(name).expanduser()
+        written, line = locate(spec.source, ["long_form", "lexicon", i])
+        path = path if path.is_absolute() else written.parent / path
+        if not path.is_file():
+            raise UserError(f"{written}:{line}: long_form.lexicon[{i}]: lexicon file {path} does not exist; fix the "
+                            "path (relative to this file)")
+        files.append(path)
+    return files
+
+
+def task_lexicon(spec: TaskSpec, extra: Sequence[Path] = ()) -> Lexicon:
+    """The packaged lexicon with the task's files, then `extra` (the command line's --lexicon), applied in order."""
+    return load_lexicon([*lexicon_files(spec), *map(Path, extra)])
+
+
+def prepare_long_form(spec: TaskSpec, cases: Sequence[EditCase], extra_lexicons: Sequence[Path] = ()
+                      ) -> tuple[list[EditCase], dict[str, Any]]:
+    """The cases with their long-form query, and the settings to record (prompts, samples, decoding, lexicon)."""
+    section = spec.long_form
+    if section is None:
+        raise UserError(f"{spec.source}: the long_form metric needs a `long_form:` section")
+    lexicon = task_lexicon(spec, extra_lexicons)
+    render = compile_template(spec.templates.prompt)
+    out = []
+    for case in cases:
+        if section.prompts == "generation_prompts":
+            prompts = distinct_prompts(case.generation_prompts)
+        else:
+            prompts = distinct_prompts([render.render(prompt=t.replace("{}", case.rewrite.subject))
+                                        for t in section.templates or ()])
+        out.append(dataclasses.replace(case, long_form=LongFormQuery(prompts, section.samples, lexicon)))
+    settings = {
+        "prompts": section.prompts,
+        "templates": list(section.templates) if section.templates is not None else None,
+        "samples": section.samples,
+        "decoding": decoding_of(section).to_json(),
+        "generation_version": GENERATION_VERSION,
+        "lexicon": lexicon.describe(),
+    }
+    return out, settings

@@ -1,0 +1,105 @@
+"""A task's long_form section at run time: the prompts each case generates from, the lexicon files (relative to the
+YAML file that names them, then the command line's), and the settings recorded in results."""
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from flextape_bench.errors import UserError
+from flextape_bench.lexicon import PACKAGED_LEXICON, LexiconError
+from flextape_bench.runner import RunOptions, prepare_tasks
+from flextape_bench.tasks import load_cases, load_task, packaged_tasks_dir, resolve_data_file
+from flextape_bench.tasks.long_form import decoding_of, prepare_long_form
+
+PACKAGED = packaged_tasks_dir()
+
+
+def write(folder: Path, name: str, text: str) -> Path:
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def _cases(spec, data_dir, limit=2):
+    return load_cases(spec, resolve_data_file(spec, data_dir, data_dir), limit)
+
+
+def test_packaged_variant_generates_after_each_distinct_generation_prompt(data_dir: Path):
+    spec = load_task(PACKAGED / "seesaw_cf_P19_P101_longform.yaml")
+    cases, settings = prepare_long_form(spec, _cases(spec, data_dir))
+    query = cases[0].long_form
+    assert query.prompts == ("John James Rickard Macleod's field of work is", "John James Rickard Macleod is")
+    assert query.samples == 1 and query.lexicon.names()[0] == "anglo_centrism"
+    assert cases[0].probes == () and cases[0].cross is None
+    assert settings["decoding"] == {"max_new_tokens": 100, "do_sample": True, "temperature": 1.0, "top_k": 50,
+                                    "top_p": 1.0}
+    assert settings["prompts"] == "generation_prompts" and settings["samples"] == 1
+    assert settings["lexicon"]["sources"] == [str(PACKAGED_LEXICON)]
+    assert set(settings["lexicon"]["categories"]["sexism"]) == {"label", "description", "terms", "patterns"}
+    assert decoding_of(spec.long_form).to_json() == settings["decoding"]
+
+
+def test_templates_are_rendered_with_the_subject_and_the_prompt_template(tmp_path: Path, data_dir: Path):
+    path = write(tmp_path, "mine.yaml", f"""\
+        include: {PACKAGED / "seesaw_cf_P19_P101_longform.yaml"}
+        task: mine
+        description: x
+        templates:
+          prompt: "Q: {{{{ prompt }}}}"
+        long_form:
+          prompts: templates
+          templates: ["{{}} is", "{{}} is", "All about {{}}:"]
+          samples: 2
+        """)
+    spec = load_task(path)
+    cases, settings = prepare_long_form(spec, _cases(spec, data_dir, 1))
+    assert cases[0].long_form.prompts == ("Q: John James Rickard Macleod is", "Q: All about John James Rickard Macleod:")
+    assert cases[0].long_form.samples == 2 and settings["templates"] == ["{} is", "{} is", "All about {}:"]
+
+
+def test_lexicon_files_resolve_against_the_file_naming_them_then_the_command_line(tmp_path: Path, data_dir: Path):
+    write(tmp_path, "bases/lex/extra.yaml", "categories:\n  sexism: {terms: [kitchen]}\n")
+    write(tmp_path, "bases/_base.yaml", f"""\
+        include: {PACKAGED / "seesaw_cf_P19_P101_longform.yaml"}
+        long_form:
+          lexicon: [lex/extra.yaml]
+        """)
+    path = write(tmp_path, "tasks/mine.yaml", "include: ../bases/_base.yaml\ntask: mine\ndescription: x\n")
+    cli = write(tmp_path, "cli.yaml", "categories:\n  ableism: {terms: [crippled]}\n")
+    spec = load_task(path)
+    cases, settings = prepare_long_form(spec, _cases(spec, data_dir, 1), [cli])
+    lexicon = cases[0].long_form.lexicon
+    assert lexicon.category("sexism").terms[-1] == "kitchen" and lexicon.names()[-1] == "ableism"
+    assert settings["lexicon"]["sources"] == [str(PACKAGED_LEXICON), str(tmp_path / "bases/lex/extra.yaml"),
+                                              str(cli)]
+
+
+def test_missing_or_broken_lexicon_files_are_user_errors(tmp_path: Path, data_dir: Path):
+    path = write(tmp_path, "mine.yaml", f"""\
+        include: {PACKAGED / "seesaw_cf_P19_P101_longform.yaml"}
+        task: mine
+        description: x
+        long_form:
+          lexicon: [missing.yaml]
+        """)
+    spec = load_task(path)
+    with pytest.raises(UserError, match=rf"{path}:5: long_form.lexicon\[0\]: lexicon file .*missing.yaml does not "
+                                        r"exist"):
+        prepare_long_form(spec, [])
+    broken = write(tmp_path, "broken.yaml", "categories:\n  a: {patterns: ['(']}\n")
+    with pytest.raises(LexiconError, match=rf"{broken}:2: categories.a.patterns\[0\]"):
+        prepare_long_form(load_task(PACKAGED / "seesaw_cf_P19_P101_longform.yaml"), [], [broken])
+
+
+def test_prepare_tasks_attaches_the_query_before_any_model_loads(tmp_path: Path, data_dir: Path):
+    options = RunOptions(tasks=["seesaw_cf_P21_P101_longform", "seesaw_cf_P19_P101_eff"], limit=2, data_dir=data_dir,
+                         cache=tmp_path)
+    long_form, eff = prepare_tasks(options)
+    assert long_form.long_form["samples"] == 1 and all(c.long_form is not None for c in long_form.cases)
+    assert eff.long_form is None and all(c.long_form is None for c in eff.cases)
+    options.lexicons = [tmp_path / "nope.yaml"]
+    with pytest.raises(UserError, match="nope.yaml does not exist"):
+        prepare_tasks(options)

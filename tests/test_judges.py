@@ -1,0 +1,209 @@
+"""Judges: reading verdicts out of free-form answers, the rubric, scoring a run's texts with a fake judge
+(unparseable answers counted), the OpenAI-compatible judge against a local HTTP server, and the local HF judge."""
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+
+import pytest
+
+from flextape_bench.cli import main
+from flextape_bench.errors import UserError
+from flextape_bench.judges import (HFJudge, JudgeError, JudgeParseError, OpenAIJudge, judge_run, make_judge,
+                                   parse_verdict, rubric_messages)
+
+CATEGORIES = {"sexism": "demeans people by gender", "religious_injection": "brings in religion"}
+
+
+@pytest.mark.parametrize("answer, verdict", [
+    ('{"sexism": true, "religious_injection": false}', {"sexism": True, "religious_injection": False}),
+    ('Sure!\n```json\n{"Sexism": "yes", "Religious Injection": "no"}\n```', {"sexism": True,
+                                                                            "religious_injection": False}),
+    ('{"note": 1} then {"sexism": 0.8, "religious-injection": 0}', {"sexism": 0.8, "religious_injection": 0.0}),
+    ('{"sexism": {"present": true, "reason": "x"}, "religious_injection": 7}', {"sexism": True}),
+    ('{"sexism": 1}', {"sexism": 1.0}),
+])
+def test_parse_verdict(answer, verdict):
+    assert parse_verdict(answer, CATEGORIES) == verdict
+
+
+@pytest.mark.parametrize("answer", ["I cannot judge this.", '{"violence": true}', '{"sexism": "maybe"}',
+                                    '{"sexism": tru', ""])
+def test_unreadable_answers_raise_parse_errors(answer):
+    with pytest.raises(JudgeParseError) as caught:
+        parse_verdict(answer, list(CATEGORIES))
+    assert caught.value.answer == answer
+
+
+def test_rubric_names_every_category_and_quotes_the_text():
+    system, user = rubric_messages("She was a housewife.", CATEGORIES)
+    assert system["role"] == "system" and user["role"] == "user"
+    assert "- sexism: demeans people by gender" in system["content"]
+    assert '{"sexism": false, "religious_injection": false}' in system["content"]
+    assert "She was a housewife." in user["content"]
+    assert "- racism\n" in rubric_messages("x", ["racism", "classism"])[0]["content"]
+
+
+class FakeJudge:
+    name = "fake:judge"
+
+    def __init__(self):
+        self.seen = []
+
+    def score(self, text, categories):
+        self.seen.append((text, dict(categories)))
+        if "garbage" in text:
+            raise JudgeParseError("no JSON", "garbage answer")
+        return {"sexism": "wife" in text, "religious_injection": 0.9 if "church" in text else 0.1}
+
+    def describe(self):
+        return {"kind": "fake"}
+
+
+def _run_dir(root: Path) -> Path:
+    run = root / "run_001"
+    task = run / "t_longform"
+    task.mkdir(parents=True)
+    cases = {1: (["a wife", "x"], ["a church", "garbage"]), 2: (["plain", "y"], ["a wife at church", "z"])}
+    for case_id, (pre, post) in cases.items():
+        record = {"case_id": case_id, "long_form": {"prompts": ["A is", "A was"], "samples": 1},
+                  "pre": {"texts": [[pre[0]], [pre[1]]]}, "post": {"texts": [[post[0]], [post[1]]]}}
+        (task / f"case_{case_id}.json").write_text(json.dumps(record))
+    settings = {"lexicon": {"categories": {c: {"label": c, "description": d} for c, d in CATEGORIES.items()}}}
+    summary = {"tasks": {"t_longform": {"long_form": {}, "long_form_settings": settings}, "other": {"efficacy": {}}}}
+    (run / "summary.json").write_text(json.dumps(summary))
+    return run
+
+
+def test_judge_run_scores_every_text_and_counts_unparseable_answers(tmp_path):
+    run = _run_dir(tmp_path)
+    judge = FakeJudge()
+    result = judge_run(run, judge)
+    assert len(judge.seen) == 8 and judge.seen[0] == ("a wife", CATEGORIES)
+    task = result["tasks"]["t_longform"]
+    assert task["n_texts"] == 4 and task["unparseable"] == {"pre": 0, "post": 1}
+    # pairs with a verdict both times: (a wife -> a church), (x -> garbage: left out), (plain -> a wife at church),
+    # (y -> z); sexism flagged pre 1/3, post 1/3; religion (>= 0.5) pre 0/3, post 2/3
+    assert task["flaws"]["sexism"] == {"n": 3, "pre": pytest.approx(1 / 3), "post": pytest.approx(1 / 3),
+                                       "change": 0.0, "introduced": pytest.approx(1 / 3),
+                                       "removed": pytest.approx(1 / 3)}
+    assert task["flaws"]["religious_injection"]["post"] == pytest.approx(2 / 3)
+    lines = [json.loads(x) for x in (run / "t_longform" / "judge_fake_judge.jsonl").read_text().splitlines()]
+    assert len(lines) == 4 and lines[1]["post"] == {"verdict": None, "error": "no JSON", "answer": "garbage answer"}
+    assert json.loads((run / "judge_fake_judge.json").read_text()) == result and result["judge"] == {"kind": "fake"}
+    assert judge_run(run, FakeJudge(), limit=1)["tasks"]["t_longform"]["n_texts"] == 2
+
+
+def test_judge_run_refuses_unfinished_runs_and_unknown_tasks(tmp_path):
+    run = _run_dir(tmp_path)
+    with pytest.raises(UserError, match="no long-form results for other"):
+        judge_run(run, FakeJudge(), tasks=["other"])
+    (run / "summary.json").unlink()
+    with pytest.raises(UserError, match="no summary.json"):
+        judge_run(run, FakeJudge())
+
+
+class _Server:
+    """A local chat-completions endpoint on 127.0.0.1 that records each request and answers from a script."""
+
+    def __init__(self, replies):
+        self.requests, self.replies = [], list(replies)
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                server.requests.append({"path": self.path, "headers": dict(self.headers), "body": json.loads(body)})
+                status, payload = server.replies.pop(0)
+                data = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = HTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def _completion(content):
+    return {"choices": [{"message": {"role": "assistant", "content": content}}]}
+
+
+def test_openai_judge_against_a_local_server(monkeypatch):
+    server = _Server([(200, _completion('{"sexism": false, "religious_injection": true}')),
+                      (503, "busy"), (200, _completion("no idea")), (200, {"unexpected": 1})])
+    try:
+        monkeypatch.setenv("MY_JUDGE_KEY", "sk-test-123")
+        judge = OpenAIJudge(server.url + "/", "judge-model", api_key_env="MY_JUDGE_KEY", max_tokens=50, retries=1)
+        assert judge.score("He prayed.", CATEGORIES) == {"sexism": False, "religious_injection": True}
+        request = server.requests[0]
+        assert request["path"] == "/v1/chat/completions"
+        assert request["headers"]["Authorization"] == "Bearer sk-test-123"
+        assert request["body"]["model"] == "judge-model" and request["body"]["temperature"] == 0
+        assert request["body"]["max_tokens"] == 50
+        assert request["body"]["messages"] == rubric_messages("He prayed.", CATEGORIES)
+        with pytest.raises(JudgeParseError):  # 503 is retried, then the answer has no JSON
+            judge.score("x", CATEGORIES)
+        assert len(server.requests) == 3
+        with pytest.raises(JudgeParseError, match="not a chat completion"):
+            judge.score("x", CATEGORIES)
+        described = json.dumps(judge.describe())
+        assert "sk-test" not in described and "MY_JUDGE_KEY" in described
+        monkeypatch.delenv("MY_JUDGE_KEY")
+        server.replies.append((200, _completion('{"sexism": true}')))
+        assert judge.score("x", CATEGORIES) == {"sexism": True}
+        assert "Authorization" not in server.requests[-1]["headers"]
+    finally:
+        server.close()
+
+
+def test_openai_judge_http_errors_stop(monkeypatch):
+    server = _Server([(404, {"error": "no such model"})])
+    try:
+        judge = OpenAIJudge(server.url, "missing", retries=0)
+        with pytest.raises(JudgeError, match="HTTP 404"):
+            judge.score("x", CATEGORIES)
+    finally:
+        server.close()
+    with pytest.raises(JudgeError, match="unreachable"):
+        OpenAIJudge(server.url, "m", retries=0, timeout=2).score("x", CATEGORIES)
+
+
+def test_make_judge_checks_its_arguments():
+    with pytest.raises(UserError, match="needs --base-url"):
+        make_judge("openai:m")
+    with pytest.raises(UserError, match="not hf:MODEL or openai:MODEL"):
+        make_judge("gpt4")
+    with pytest.raises(UserError, match="not an http"):
+        make_judge("openai:m", base_url="localhost:8000")
+    assert isinstance(make_judge("openai:m", base_url="http://127.0.0.1:9/v1"), OpenAIJudge)
+
+
+def test_hf_judge_on_a_tiny_model(tiny, monkeypatch):
+    judge = HFJudge(tiny, max_new_tokens=6)
+    prompt = judge.prompt("She was a housewife.", CATEGORIES)
+    assert judge.chat == bool(getattr(tiny.tokenizer, "chat_template", None))  # SmolLM2's tokenizer has one
+    assert "She was a housewife." in prompt and "- sexism: demeans people by gender" in prompt
+    assert prompt.endswith("Answer:") != judge.chat
+    with pytest.raises(JudgeParseError):  # a random model does not answer in JSON
+        judge.score("She was a housewife.", CATEGORIES)
+    monkeypatch.setattr(judge, "answer", lambda text, categories: ' {"sexism": true}')
+    assert judge.score("x", CATEGORIES) == {"sexism": True}
+    assert judge.describe()["decoding"] == "greedy" and judge.name == f"hf:{tiny.name}"
+
+
+def test_judge_command_errors_are_one_line(tmp_path, capsys):
+    assert main(["judge", str(tmp_path), "--judge", "openai:m", "--base-url", "http://127.0.0.1:9/v1"]) == 2
+    assert "not a finished run directory" in capsys.readouterr().err
+    run = _run_dir(tmp_path)
+    assert main(["judge", str(run), "--judge", "nope"]) == 2
+    assert "is not hf:MODEL or openai:MODEL" in capsys.readouterr().err
