@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from flextape_bench.errors import UserError
-from flextape_bench.tasks.loader import Located, Problem, TaskSpecError, parse_located
+from flextape_bench.tasks.loader import Located, Problem, TaskSpecError, describe_value, parse_located
 
 PACKAGED_LEXICON = Path(__file__).resolve().parent / "data" / "flaw_lexicon.yaml"
 LEXICON_VERSION = 1
@@ -147,14 +147,14 @@ class _Reader:
     def strings(self, node: Located, key: str, check: Callable[[str], str | None]) -> list[str]:
         """The list's strings that pass `check`; a problem recorded for each item that does not."""
         if not isinstance(node.value, list):
-            self.add(node, key, f"expected a list of strings, got {_kind(node.value)}; write `[a, b]` or one "
+            self.add(node, key, f"expected a list of strings, got {describe_value(node.value)}; write `[a, b]` or one "
                                 "`- item` per line")
             return []
         out = []
         for i, item in enumerate(node.value):
             if not isinstance(item.value, str):
                 hint = "; put it in quotes" if isinstance(item.value, (int, float, bool)) else ""
-                self.add(item, f"{key}[{i}]", f"expected a string, got {_kind(item.value)}{hint}")
+                self.add(item, f"{key}[{i}]", f"expected a string, got {describe_value(item.value)}{hint}")
             elif problem := check(item.value):
                 self.add(item, f"{key}[{i}]", problem)
             else:
@@ -164,22 +164,8 @@ class _Reader:
     def text(self, node: Located, key: str) -> str | None:
         if isinstance(node.value, str):
             return node.value
-        self.add(node, key, f"expected a string, got {_kind(node.value)}")
+        self.add(node, key, f"expected a string, got {describe_value(node.value)}")
         return None
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return f"the boolean {str(value).lower()}"
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, str):
-        return f"the string {value!r}"
-    return f"the {type(value).__name__} {value!r}"
 
 
 def _term_problem(term: str) -> str | None:
@@ -216,7 +202,7 @@ def _read_file(path: Path, reader: _Reader) -> tuple[str, list[dict[str, Any]]] 
             reader.add(node, key, f"unknown key; the keys of a lexicon file are {', '.join(_FILE_KEYS)}")
     version = entries.get("version")
     if version is not None and (type(version.value) is not int or version.value != LEXICON_VERSION):
-        reader.add(version, "version", f"{_kind(version.value)} is not a supported lexicon version; write "
+        reader.add(version, "version", f"{describe_value(version.value)} is not a supported lexicon version; write "
                                        f"`version: {LEXICON_VERSION}`")
     mode = "extend"
     if "mode" in entries:
@@ -224,14 +210,14 @@ def _read_file(path: Path, reader: _Reader) -> tuple[str, list[dict[str, Any]]] 
         if node.value in ("extend", "replace"):
             mode = node.value
         else:
-            reader.add(node, "mode", f"{_kind(node.value)} is not one of extend, replace")
+            reader.add(node, "mode", f"{describe_value(node.value)} is not one of extend, replace")
     categories = entries.get("categories")
     if categories is None:
         reader.add(root, "categories", "required key missing; add `categories:` mapping each category name to its "
                                        "`terms` and `patterns`")
         return mode, []
     if not isinstance(categories.value, dict):
-        reader.add(categories, "categories", f"expected a mapping of category names, got {_kind(categories.value)}")
+        reader.add(categories, "categories", f"expected a mapping of category names, got {describe_value(categories.value)}")
         return mode, []
     updates = []
     for name, node in categories.value.items():
@@ -241,7 +227,7 @@ def _read_file(path: Path, reader: _Reader) -> tuple[str, list[dict[str, Any]]] 
                                   "(e.g. religious_injection)")
             continue
         if not isinstance(node.value, dict):
-            reader.add(node, key, f"expected a mapping with `terms` and/or `patterns`, got {_kind(node.value)}")
+            reader.add(node, key, f"expected a mapping with `terms` and/or `patterns`, got {describe_value(node.value)}")
             continue
         update: dict[str, Any] = {"name": name, "node": node}
         before = len(reader.problems)
@@ -255,7 +241,7 @@ def _read_file(path: Path, reader: _Reader) -> tuple[str, list[dict[str, Any]]] 
                 if isinstance(child.value, bool):
                     update["replace"] = child.value
                 else:
-                    reader.add(child, where, f"expected true or false, got {_kind(child.value)}")
+                    reader.add(child, where, f"expected true or false, got {describe_value(child.value)}")
             elif sub == "terms":
                 update[sub] = [term.strip() for term in reader.strings(child, where, _term_problem)]
             else:

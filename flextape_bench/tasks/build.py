@@ -16,6 +16,19 @@ from flextape_bench.tasks.spec import TaskSpec
 from flextape_bench.tasks.templating import compile_template
 
 
+def walk(record: Any, dotted: str) -> tuple[Any, str | None]:
+    """The value at the dotted path ("a.b.0") in a JSON record, and None; or None and the first missing segment."""
+    value = record
+    for segment in dotted.split("."):
+        if isinstance(value, dict) and segment in value:
+            value = value[segment]
+        elif isinstance(value, list) and segment.isdigit() and int(segment) < len(value):
+            value = value[int(segment)]
+        else:
+            return None, segment
+    return value, None
+
+
 @dataclass
 class _Record:
     """One JSON record and how to name it in errors."""
@@ -31,15 +44,10 @@ class _Record:
 
     def get(self, key: str, dotted: str) -> Any:
         """The value at `dotted` (field `key` of the spec), or UserError naming what is missing."""
-        value = self.data
-        for segment in dotted.split("."):
-            if isinstance(value, dict) and segment in value:
-                value = value[segment]
-            elif isinstance(value, list) and segment.isdigit() and int(segment) < len(value):
-                value = value[int(segment)]
-            else:
-                raise self.error(key, f"the record has no {dotted!r} (no {segment!r}); fix the data file or the "
-                                      f"path in the task spec's {key}")
+        value, missing = walk(self.data, dotted)
+        if missing is not None:
+            raise self.error(key, f"the record has no {dotted!r} (no {missing!r}); fix the data file or the "
+                                  f"path in the task spec's {key}")
         return value
 
     def text(self, key: str, dotted: str) -> str:

@@ -16,6 +16,7 @@ import jinja2
 
 from flextape_bench.cases import CrossQuery, EditCase, distinct_prompts
 from flextape_bench.errors import UserError
+from flextape_bench.tasks.build import walk
 from flextape_bench.tasks.data import resolve_dataset
 from flextape_bench.tasks.spec import Candidates, CrossProperty, FieldMap, TaskSpec, TruthSource
 from flextape_bench.tasks.templating import compile_template
@@ -160,18 +161,6 @@ def subject_info_values(path: Path, prop: str, where: str = "cross_property.true
     return SubjectValues({n: v for n, v in values.items() if n not in ambiguous}, ambiguous)
 
 
-def _dotted(record: Any, dotted: str) -> Any:
-    value = record
-    for segment in dotted.split("."):
-        if isinstance(value, dict) and segment in value:
-            value = value[segment]
-        elif isinstance(value, list) and segment.isdigit() and int(segment) < len(value):
-            value = value[int(segment)]
-        else:
-            return None
-    return value
-
-
 def edit_values(path: Path, prop: str, fields: FieldMap, where: str = "cross_property.true_values") -> SubjectValues:
     """From a record file of edits (read through `fields`): for each edit of `prop`, its subject's true value
     (target_true_id). Records of other relations are skipped."""
@@ -180,7 +169,7 @@ def edit_values(path: Path, prop: str, fields: FieldMap, where: str = "cross_pro
         raise UserError(f"{path}: expected a JSON list of records; is {where} `format: edits` right?")
     values: dict[str, set[str]] = {}
     for index, record in enumerate(data):
-        got = {key: _dotted(record, getattr(fields, key)) for key in ("relation", "subject", "target_true_id")}
+        got = {key: walk(record, getattr(fields, key))[0] for key in ("relation", "subject", "target_true_id")}
         missing = [f"fields.{key} ({getattr(fields, key)!r})" for key, value in got.items()
                    if not isinstance(value, str)]
         if missing:

@@ -127,7 +127,7 @@ def _parse(path: Path, problems: _Problems) -> Located | None:
         return None
     root = _located(node, path, 1, problems, "", yaml.constructor.SafeConstructor())
     if not isinstance(root.value, dict):
-        problems.add(top, "", f"the file must be a mapping of keys to values, not {_describe(root.value)}")
+        problems.add(top, "", f"the file must be a mapping of keys to values, not {describe_value(root.value)}")
         return None
     return root
 
@@ -150,7 +150,7 @@ def _include_paths(node: Located, problems: _Problems) -> list[tuple[Path, Locat
         if isinstance(item.value, str) and item.value:
             paths.append(((node.file.parent / item.value).resolve(), item))
         else:
-            problems.add(item, key, f"expected a file name relative to this file, got {_describe(item.value)}")
+            problems.add(item, key, f"expected a file name relative to this file, got {describe_value(item.value)}")
     return paths
 
 
@@ -180,7 +180,8 @@ def _load_merged(path: Path, chain: tuple[Path, ...], problems: _Problems) -> Lo
 # Located -> typed spec
 
 
-def _describe(value: Any) -> str:
+def describe_value(value: Any) -> str:
+    """How a YAML value reads in an error message (\"the string 'x'\", \"a list\", ...)."""
     if isinstance(value, Located):
         value = value.value
     if value is None:
@@ -222,7 +223,7 @@ class _Converter:
             options = [str(option) for option in typing.get_args(tp)]
             if node.value in options:
                 return node.value
-            return self.fail(node, key, f"{_describe(node)} is not one of {', '.join(options)}; "
+            return self.fail(node, key, f"{describe_value(node)} is not one of {', '.join(options)}; "
                                         f"{_suggest(str(node.value), options)}")
         return self.scalar(node, tp, key, field)
 
@@ -235,17 +236,17 @@ class _Converter:
         if tp is str:
             if not isinstance(value, str):
                 hint = "; put it in quotes" if isinstance(value, (int, float, bool)) else ""
-                return self.fail(node, key, f"expected a string, got {_describe(node)}{hint}")
+                return self.fail(node, key, f"expected a string, got {describe_value(node)}{hint}")
         elif tp is bool:
             if not isinstance(value, bool):
-                return self.fail(node, key, f"expected true or false, got {_describe(node)}")
+                return self.fail(node, key, f"expected true or false, got {describe_value(node)}")
         elif tp is int:
             if isinstance(value, bool) or not isinstance(value, int):
                 hint = "; drop the quotes" if isinstance(value, str) and value.strip().lstrip("+-").isdigit() else ""
-                return self.fail(node, key, f"expected a whole number, got {_describe(node)}{hint}")
+                return self.fail(node, key, f"expected a whole number, got {describe_value(node)}{hint}")
         elif tp is float:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
-                return self.fail(node, key, f"expected a number, got {_describe(node)}{_number_hint(value)}")
+                return self.fail(node, key, f"expected a number, got {describe_value(node)}{_number_hint(value)}")
             value = float(value)
         else:
             raise TypeError(f"spec field type {tp!r} is not supported")
@@ -255,7 +256,7 @@ class _Converter:
 
     def sequence(self, node: Located, item_type: Any, key: str, field: dataclasses.Field | None) -> Any:
         if not isinstance(node.value, list):
-            return self.fail(node, key, f"expected a list, got {_describe(node)}; write `[a, b]` or one `- item` "
+            return self.fail(node, key, f"expected a list, got {describe_value(node)}; write `[a, b]` or one `- item` "
                                         "per line")
         if field and field.metadata.get("nonempty") and not node.value:
             return self.fail(node, key, "the list is empty; name at least one")
@@ -265,7 +266,7 @@ class _Converter:
     def spec_class(self, node: Located, cls: type, key: str, extra: dict[str, Any] | None = None) -> Any:
         """An instance of the spec dataclass `cls` from a mapping (unknown and missing keys recorded)."""
         if not isinstance(node.value, dict):
-            return self.fail(node, key, f"expected a mapping of keys (see {cls.__name__}), got {_describe(node)}")
+            return self.fail(node, key, f"expected a mapping of keys (see {cls.__name__}), got {describe_value(node)}")
         fields = {f.name: f for f in yaml_fields(cls)}
         hints = typing.get_type_hints(cls)
         kwargs: dict[str, Any] = {}
