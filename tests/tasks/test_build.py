@@ -22,11 +22,6 @@ RECORD = {
 }
 
 
-@pytest.fixture(scope="module")
-def index() -> TaskIndex:
-    return TaskIndex()
-
-
 def write_records(tmp_path: Path, *records: dict) -> Path:
     path = tmp_path / "records.json"
     path.write_text(json.dumps(list(records)))

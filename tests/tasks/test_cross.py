@@ -11,7 +11,7 @@ import pytest
 
 from flextape_bench.cases import distinct_prompts
 from flextape_bench.errors import UserError
-from flextape_bench.tasks import (Candidates, DATA_DIR_ENV, TaskIndex, load_cases, load_task, packaged_tasks_dir,
+from flextape_bench.tasks import (Candidates, TaskIndex, load_cases, load_task, packaged_tasks_dir,
                                   resolve_data_file)
 from flextape_bench.tasks.cross import (AMBIGUOUS, NO_SUBJECT, NO_VALUE, NOT_CANDIDATE, CandidateSet, SubjectValues,
                                         attach_cross, candidate_set, edit_values, load_candidates, prepare_cross,
@@ -22,16 +22,6 @@ P27 = Candidates(file="P27_cats.csv", url="https://example.org/P27_cats.csv", co
                  value_column="country", id_column="id")
 CITIES = Candidates(file="city_to_country.csv", url="https://example.org/c.csv",
                     columns=("place_id", "place_country", "id", "city"), value_column="city", id_column="id")
-
-
-@pytest.fixture(scope="module")
-def index() -> TaskIndex:
-    return TaskIndex()
-
-
-@pytest.fixture(autouse=True)
-def no_data_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(DATA_DIR_ENV, raising=False)
 
 
 def test_fow_table_has_a_header(data_dir: Path):

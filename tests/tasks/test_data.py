@@ -16,16 +16,6 @@ EFF = "seesaw_cf_P19_P101_eff"
 EFF_SHA = "f3d1d274dcf96fd08c937e4cccfc013ccfe3f8b075293ee163eeb16c39c2df89"
 
 
-@pytest.fixture(scope="module")
-def index() -> TaskIndex:
-    return TaskIndex()
-
-
-@pytest.fixture(autouse=True)
-def no_data_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(DATA_DIR_ENV, raising=False)
-
-
 def with_url(spec: TaskSpec, url: str) -> TaskSpec:
     return dataclasses.replace(spec, dataset=dataclasses.replace(spec.dataset, url=url))
 

@@ -27,11 +27,6 @@ dataset:
 """
 
 
-@pytest.fixture(scope="module")
-def index() -> TaskIndex:
-    return TaskIndex()
-
-
 def write(folder: Path, name: str, text: str) -> Path:
     path = folder / name
     path.parent.mkdir(parents=True, exist_ok=True)
