@@ -26,7 +26,7 @@ from flextape_bench.prescores import PreGenerationCache, PreScoreCache, cache_ke
 from flextape_bench.progress import progress_bar
 from flextape_bench.results import RunDir, open_run
 from flextape_bench.scoring import SCORER_VERSION, Scorer
-from flextape_bench.tables import summary_rows, write_summary
+from flextape_bench.tables import write_summary
 from flextape_bench.tasks import TaskIndex, TaskSpec, load_cases, resolve_data_file
 from flextape_bench.tasks.cross import prepare_cross
 from flextape_bench.tasks.long_form import decoding_of, prepare_long_form
