@@ -1,5 +1,5 @@
 """Command line: `flextape-bench [run] --model M --editor E --tasks T`, and the commands `list`, `validate`, `stats`,
-`train-mend`, `demographics`, `agreement` and `judge`."""
+`train-mend`, `demographics`, `agreement`, `judge` and `leaderboard`."""
 from __future__ import annotations
 
 import argparse
@@ -9,9 +9,18 @@ from typing import Sequence
 
 from flextape_bench import demographics
 from flextape_bench.errors import UserError
+from flextape_bench.leaderboard import cli as leaderboard
 from flextape_bench.metrics import agreement
 
-COMMANDS = ("run", "list", "validate", "stats", "train-mend", "demographics", "agreement", "judge")
+COMMANDS = ("run", "list", "validate", "stats", "train-mend", "demographics", "agreement", "judge", "leaderboard")
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors (bad flag value, missing argument) are one UserError line, like every other
+    mistake in what was typed; subcommand parsers are of this class too."""
+
+    def error(self, message: str):
+        raise UserError(f"{message} (see `{self.prog} --help`)")
 
 
 def _run_parser(parser: argparse.ArgumentParser) -> None:
@@ -168,7 +177,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from flextape_bench.models import DEFAULT_MODEL
 
-    parser = argparse.ArgumentParser(prog="flextape-bench", description=__doc__)
+    parser = _Parser(prog="flextape-bench", description=__doc__)
     sub = parser.add_subparsers(dest="command")
     _run_parser(sub.add_parser("run", help="edit and score (the default command)"))
     listing = sub.add_parser("list", help="list registered models, editors, tasks or metrics")
@@ -198,6 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     mend.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
     demographics.add_parser(sub)
     agreement.add_parser(sub)
+    leaderboard.add_parser(sub)
     judge = sub.add_parser("judge", help="score a finished run's long-form texts on the flaw categories with a judge "
                                          "model (local Hugging Face model or OpenAI-compatible endpoint)")
     judge.add_argument("run_dir", type=Path, help="results/<model>/<editor>/run_NNN of a run with long_form tasks")
@@ -222,11 +232,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] not in COMMANDS and argv[0] not in ("-h", "--help"):
         argv.insert(0, "run")  # `flextape-bench --model ... --editor ...` runs
-    args = build_parser().parse_args(argv)
     handlers = {"run": _cmd_run, "list": _cmd_list, "validate": _cmd_validate, "stats": _cmd_stats,
                 "train-mend": _cmd_train_mend, "demographics": demographics.run, "agreement": agreement.run,
-                "judge": _cmd_judge}
+                "judge": _cmd_judge, "leaderboard": leaderboard.run}
     try:
+        args = build_parser().parse_args(argv)
         return handlers[args.command](args)
     except UserError as exc:
         print(f"flextape-bench: error: {exc}", file=sys.stderr)

@@ -243,6 +243,9 @@ def make_judge(spec: str, *, base_url: str | None = None, api_key_env: str = "OP
     """A judge from `hf:MODEL` (registered name, Hub id or local directory) or `openai:MODEL` (needs base_url)."""
     kind, _, model = spec.partition(":")
     if kind == "hf" and model:
+        if base_url:
+            raise UserError(f"--base-url is for openai:MODEL judges, and --judge {spec} is a local model; drop "
+                            "--base-url or give --judge openai:MODEL")
         return HFJudge.load(model, device, dtype, max_new_tokens=max_new_tokens)
     if kind == "openai" and model:
         if not base_url:

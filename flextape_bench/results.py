@@ -81,6 +81,19 @@ def _runs(parent: Path) -> list[Path]:
     return sorted(runs, key=lambda p: int(p.name[4:]))
 
 
+def check_output(output: Path) -> None:
+    """Refuse an `--output` that cannot become a writable directory (checked before a model loads; creates
+    nothing): the nearest existing part of the path must be a directory this process may write into."""
+    existing = Path(output).absolute()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UserError(f"--output {output}: {existing} is a file, not a directory; choose another --output")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f"--output {output}: cannot write into {existing} (permission denied or read-only); "
+                        "choose a writable --output")
+
+
 def open_run(output: Path, model: str, editor: str, identity: dict[str, Any], config: dict[str, Any],
              resume: bool = True) -> tuple[RunDir, bool]:
     """The run directory to write into, and whether it resumes an unfinished run with the same `identity`.

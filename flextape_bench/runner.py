@@ -2,6 +2,7 @@
 metrics -> results tree and summary tables. Everything the user gave is validated before the model loads."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import platform
 import sys
@@ -21,15 +22,17 @@ from flextape_bench.errors import UserError
 from flextape_bench.generation import GenerationRequest, TextGenerator, derive_seed, eos_token_ids
 from flextape_bench.metrics import METRICS
 from flextape_bench.models.adapter import ModelAdapter
+from flextape_bench.models.loading import check_device
 from flextape_bench.paths import cache_dir
 from flextape_bench.prescores import PreGenerationCache, PreScoreCache, cache_key, generation_key
 from flextape_bench.progress import progress_bar
-from flextape_bench.results import RunDir, open_run
+from flextape_bench.results import RunDir, check_output, open_run
 from flextape_bench.scoring import SCORER_VERSION, Scorer
 from flextape_bench.tables import write_summary
 from flextape_bench.tasks import TaskIndex, TaskSpec, load_cases, resolve_data_file
 from flextape_bench.tasks.cross import prepare_cross
 from flextape_bench.tasks.long_form import decoding_of, prepare_long_form
+from flextape_bench.tokenization import EmptyTargetError, encode_continuation
 from flextape_bench.weights import applied_delta
 
 
@@ -68,10 +71,14 @@ class PreparedTask:
 DEMOGRAPHIC_METRICS = {"race_shift": "race", "geography_shift": "geography", "continent_shift": "continent"}
 
 
-def _check_counts(options: RunOptions) -> None:
+def _check_flags(options: RunOptions) -> None:
+    """Counts out of range and flags that contradict each other (nothing needs a model or a file here)."""
     for flag, value in (("--limit", options.limit), ("--num-edits", options.num_edits), ("--batch-tokens", options.batch_tokens)):
         if value is not None and value < 1:
             raise UserError(f"{flag} must be a positive integer, got {value}")
+    if options.sequential and options.num_edits is None:
+        raise UserError("--sequential needs --num-edits K: without it each task is edited in one chunk, so there is "
+                        "no earlier chunk to keep; add --num-edits (1 = one edit at a time) or drop --sequential")
 
 
 def prepare_tasks(options: RunOptions) -> list[PreparedTask]:
@@ -83,6 +90,9 @@ def prepare_tasks(options: RunOptions) -> list[PreparedTask]:
         path = resolve_data_file(spec, options.data_dir, options.cache)
         task = _labelled(PreparedTask(spec, load_cases(spec, path, options.limit)), options)
         prepared.append(_with_long_form(_with_cross(task, options), options))
+    if options.lexicons and not any(task.long_form is not None for task in prepared):
+        raise UserError(f"--lexicon applies to long_form tasks only, and none of {', '.join(options.tasks)} has one; "
+                        "add a *_longform task to --tasks or drop --lexicon")
     return prepared
 
 
@@ -118,6 +128,39 @@ def _labelled(task: PreparedTask, options: RunOptions) -> PreparedTask:
         print(f"{task.spec.task}: no probe has a {'/'.join(attributes)} label; fetch them once with "
               f"`flextape-bench demographics --tasks {task.spec.task}`", file=sys.stderr)
     return dataclasses.replace(task, cases=cases, labels=summary.to_json())
+
+
+def _check_targets(tasks: Sequence[PreparedTask], adapter: ModelAdapter) -> None:
+    """Every target, and every cross-property candidate, gives at least one token with the model's tokenizer:
+    checked as soon as the tokenizer is there, before the run directory is created."""
+    for task in tasks:
+        targets = [(f"case_id {case.case_id}: fields.{field}", case.rewrite.edit_prompt, getattr(case.rewrite, field))
+                   for case in task.cases for field in ("target_new", "target_true")]
+        cross = task.cases[0].cross if task.cases else None
+        if cross is not None and cross.prompts:
+            targets += [("cross_property.candidates", cross.prompts[0], candidate) for candidate in cross.candidates]
+        for where, prompt, target in targets:
+            try:
+                encode_continuation(adapter.tokenizer, prompt, target)
+            except EmptyTargetError as exc:
+                raise UserError(f"task {task.spec.task}: {where}: {exc}") from exc
+
+
+def _is_out_of_memory(exc: BaseException) -> bool:
+    """Whether `exc` is torch (GPU or CPU allocator) or Python running out of memory."""
+    return (isinstance(exc, (torch.OutOfMemoryError, MemoryError))
+            or isinstance(exc, RuntimeError) and ("out of memory" in str(exc) or "can't allocate memory" in str(exc)))
+
+
+@contextlib.contextmanager
+def _memory_advice(doing: str, advice: str):
+    """Running out of memory while `doing` becomes one UserError saying which flag avoids it."""
+    try:
+        yield
+    except (RuntimeError, MemoryError) as exc:
+        if not _is_out_of_memory(exc):
+            raise
+        raise UserError(f"out of memory while {doing}; {advice}") from exc
 
 
 def _versions() -> dict[str, str]:
@@ -200,9 +243,17 @@ class Runner:
         self.weights = weights
         self.eos_ids = eos_token_ids(adapter)
 
+    def _batch_advice(self, doing: str):
+        """Out of memory in a scoring or generation batch: `--batch-tokens` bounds it (not part of the run's
+        identity, so the same command with a smaller value resumes the run)."""
+        tokens = self.options.batch_tokens
+        return _memory_advice(doing, f"lower --batch-tokens (now {tokens}), e.g. --batch-tokens {max(tokens // 2, 1)}; "
+                                     "the run resumes where it stopped")
+
     def _score_cases(self, cases: Sequence[EditCase], desc: str) -> list[CaseScores]:
         requests = [score_requests(case) for case in cases]
-        flat = self.scorer.score([r for rs in requests for r in rs], desc=desc)
+        with self._batch_advice(f"scoring ({desc})"):
+            flat = self.scorer.score([r for rs in requests for r in rs], desc=desc)
         out, at = [], 0
         for case, rs in zip(cases, requests):
             out.append(case_scores(case, flat[at : at + len(rs)]))
@@ -240,7 +291,8 @@ class Runner:
                                   eos_ids=self.eos_ids)
         requests = [GenerationRequest(prompt, derive_seed(self.options.seed, case.case_id, prompt, s))
                     for case in cases for prompt in case.long_form.prompts for s in range(case.long_form.samples)]
-        texts = iter(g.text for g in generator.generate(requests, desc=desc))
+        with self._batch_advice(f"generating ({desc})"):
+            texts = iter(g.text for g in generator.generate(requests, desc=desc))
         return [tuple(tuple(next(texts) for _ in range(case.long_form.samples)) for _ in case.long_form.prompts)
                 for case in cases]
 
@@ -277,7 +329,11 @@ class Runner:
             if done[index] and not self.options.sequential:
                 continue
             torch.manual_seed(self.options.seed + index)
-            with applied_delta(self.adapter.model, kept):
+            fewer = (f"edit fewer at once, e.g. --num-edits {len(chunk) // 2}" if len(chunk) > 1 else
+                     "a single edit does not fit: use --dtype bfloat16, or --device auto to spread the model")
+            with (applied_delta(self.adapter.model, kept),
+                  _memory_advice(f"editing ({self.options.editor}, {name} chunk {index + 1}/{len(chunks)}: "
+                                 f"{len(chunk)} edit{'s' if len(chunk) > 1 else ''} at once)", fewer)):
                 delta = self.editor.compute_delta([EditRequest.from_rewrite(c.rewrite, c.case_id) for c in chunk])
             undeclared = sorted(set(delta) - declared)
             if undeclared:
@@ -332,13 +388,18 @@ def run(options: RunOptions, adapter: ModelAdapter | None = None) -> tuple[RunDi
 
     `adapter` is a model already loaded for `options.model` (the library use); by default it is loaded here.
     """
-    _check_counts(options)
+    _check_flags(options)
     check_editor(options)
+    if adapter is None:
+        models.check_model(options.model)
+        check_device(options.device)
+    check_output(options.output)
     tasks = prepare_tasks(options)
     started = time.time()
     adapter = adapter or models.load(options.model, options.device, options.dtype)
     weights = adapter.weights_fingerprint()
     editor = build_editor(options, adapter, weights)
+    _check_targets(tasks, adapter)
     identity = {
         "model": options.model,
         "model_location": adapter.location,

@@ -13,6 +13,10 @@ from transformers import PreTrainedTokenizerBase
 from flextape_bench.errors import UserError
 
 
+class EmptyTargetError(UserError):
+    """A target that contributes no token after its prompt."""
+
+
 @dataclass(frozen=True)
 class Continuation:
     context: tuple[int, ...]  # token ids before the target (BOS included where the tokenizer adds one)
@@ -26,7 +30,8 @@ def join(prompt: str, target: str) -> str:
 def encode_continuation(tokenizer: PreTrainedTokenizerBase, prompt: str, target: str) -> Continuation:
     """Split `tokenizer(prompt + " " + target)` into the prompt's tokens and the target's tokens."""
     if not target.strip():
-        raise UserError(f"empty target after prompt {prompt!r}; fix the task's target field")
+        raise EmptyTargetError(f"empty target after prompt {prompt!r}; fix the target in the data file or the "
+                               "task's templates.target")
     if not tokenizer.is_fast:
         raise UserError(
             f"tokenizer {type(tokenizer).__name__} gives no character offsets; load the model's fast tokenizer"
@@ -39,7 +44,13 @@ def encode_continuation(tokenizer: PreTrainedTokenizerBase, prompt: str, target:
         (i for i, (tok, (_, end)) in enumerate(zip(ids, offsets)) if end > boundary and tok not in special),
         len(ids),
     )
-    target_ids = tuple(tok for tok in ids[first:] if tok not in special)  # an EOS a tokenizer appends is no target
-    if not target_ids:  # e.g. a target made only of characters the tokenizer drops
-        raise UserError(f"target {target!r} after prompt {prompt!r} tokenizes to nothing; fix the task's target field")
-    return Continuation(tuple(ids[:first]), target_ids)
+    # special tokens are no target (an EOS a tokenizer appends); a target whose tokens reach none of its own
+    # characters, past the joining space, tokenizes to nothing (a lone "▁" is all that is left of a target made of
+    # special tokens or of characters the tokenizer drops)
+    kept = [(tok, end) for tok, (_, end) in zip(ids[first:], offsets[first:]) if tok not in special]
+    if not any(end > boundary + 1 for _, end in kept):
+        name = type(tokenizer).__name__ + (f" ({tokenizer.name_or_path})" if tokenizer.name_or_path else "")
+        raise EmptyTargetError(f"target {target!r} after prompt {prompt!r} tokenizes to nothing (special tokens "
+                               f"and dropped characters do not count) with the tokenizer {name}; fix the target in "
+                               "the data file or the task's templates.target")
+    return Continuation(tuple(ids[:first]), tuple(tok for tok, _ in kept))

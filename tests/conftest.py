@@ -79,7 +79,16 @@ ARCHS = ["gpt2", "gptj", "llama", "mistral", "gemma3"]
 def tiny(request, bpe_tokenizer, llama_tokenizer) -> ModelAdapter:
     """A tiny random model of each architecture: GPT-2/GPT-J with the BPE tokenizer, the others with the Llama one."""
     arch = request.param
-    tokenizer = bpe_tokenizer if arch in ("gpt2", "gptj") else llama_tokenizer
+    return _tiny_adapter(arch, bpe_tokenizer if arch in ("gpt2", "gptj") else llama_tokenizer)
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(llama_tokenizer) -> ModelAdapter:
+    """The tiny random Llama alone (no BPE tokenizer needed), for tests that need just some model."""
+    return _tiny_adapter("llama", llama_tokenizer)
+
+
+def _tiny_adapter(arch: str, tokenizer) -> ModelAdapter:
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     torch.manual_seed(0)

@@ -44,3 +44,9 @@ def test_llama_sentencepiece_boundary(llama_tokenizer):
 def test_empty_target_is_a_user_error(gemma):
     with pytest.raises(UserError, match="empty target"):
         encode_continuation(gemma.tokenizer, "X was born in", "")
+
+
+def test_llama_target_of_special_tokens_tokenizes_to_nothing(llama_tokenizer):
+    with pytest.raises(UserError, match=r"target '</s>' after prompt 'X was born in' tokenizes to nothing .* with "
+                                        r"the tokenizer LlamaTokenizer"):
+        encode_continuation(llama_tokenizer, "X was born in", llama_tokenizer.eos_token)  # only the joining "▁" left

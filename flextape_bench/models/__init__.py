@@ -1,8 +1,11 @@
 """Model registry: aliases for the paper's models and the embedded default; any Hub id or local path loads too."""
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Callable
 
+from flextape_bench.errors import UnknownNameError
 from flextape_bench.models.adapter import ModelAdapter
 from flextape_bench.models.embedded import gemma3_270m
 from flextape_bench.models.layout import LAYOUTS, Layout, layout_for
@@ -22,12 +25,23 @@ for _alias, _hub_id, _what in [
 ]:
     MODELS.add(_alias, (lambda hub_id=_hub_id: hub_id), description=f"{_what} ({_hub_id})")
 
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")  # owner/name
+
+
+def check_model(name: str) -> None:
+    """Refuse, before anything loads, a model that is no registered name or alias, no local directory and no
+    Hub id (owner/name)."""
+    if name not in MODELS and not Path(name).is_dir() and not HUB_ID.fullmatch(name):
+        raise UnknownNameError("model", name, MODELS.names(),
+                               otherwise="a Hugging Face Hub id (owner/name) or an existing local directory")
 
 
 def load(name: str, device: str = "cpu", dtype: str = "auto") -> ModelAdapter:
     """Load a registered model by name or alias, or any Hub id / local directory."""
+    check_model(name)
     location = MODELS.get(name)() if name in MODELS else name
     return load_model(name, location, device, dtype)
 
 
-__all__ = ["MODELS", "DEFAULT_MODEL", "LAYOUTS", "Layout", "ModelAdapter", "layout_for", "load", "load_model"]
+__all__ = ["MODELS", "DEFAULT_MODEL", "LAYOUTS", "Layout", "ModelAdapter", "check_model", "layout_for", "load",
+           "load_model"]

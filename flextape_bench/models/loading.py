@@ -25,11 +25,16 @@ def resolve_dtype(dtype: str, device: str) -> torch.dtype:
     return DTYPES[dtype]
 
 
-def _device_map(device: str) -> str | dict[str, str]:
+def check_device(device: str) -> None:
+    """Refuse an unknown device, or cuda where torch sees none (checked before a model loads)."""
     if device not in DEVICES:
         raise UserError(f"--device {device!r} is not one of {', '.join(DEVICES)}")
     if device == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda was given but torch sees no CUDA device; use --device cpu")
+        raise UserError("--device cuda was given but torch sees no CUDA device; use --device cpu (or auto)")
+
+
+def _device_map(device: str) -> str | dict[str, str]:
+    check_device(device)
     if device == "auto":
         return "auto" if torch.cuda.is_available() else {"": "cpu"}
     return {"": device}

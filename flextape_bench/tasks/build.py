@@ -96,7 +96,8 @@ def _raw_case(spec: TaskSpec, record: _Record) -> _RawCase:
     record.case_id = case_id
     prompt = record.text("fields.prompt", fields.prompt)
     if "{}" not in prompt:
-        raise record.error("fields.prompt", f"the prompt {prompt!r} has no '{{}}' where the subject goes")
+        raise record.error("fields.prompt", f"the prompt {prompt!r} has no '{{}}' where the subject goes; fix "
+                                            "the data file")
     rewrite = Rewrite(prompt=prompt, subject=record.text("fields.subject", fields.subject),
                       relation=record.text("fields.relation", fields.relation),
                       target_true=record.text("fields.target_true", fields.target_true),

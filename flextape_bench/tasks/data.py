@@ -29,7 +29,9 @@ def _verified(path: Path, expected: str | None, url: str) -> Path:
     """`path`, after checking its sha256 against `expected` (when known)."""
     if expected is not None and (actual := sha256_of(path)) != expected:
         raise UserError(f"data file {path} has sha256 {actual}, but the task spec expects {expected}: it is damaged "
-                        f"or a different version; delete it and download {url} again")
+                        f"or a different version; delete it and download {url} again, or, to use this version on "
+                        f"purpose, declare it in a task YAML of your own with `sha256: {actual}` (README: Adding a "
+                        "task)")
     return path
 
 

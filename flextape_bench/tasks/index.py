@@ -5,11 +5,10 @@ Files whose name starts with `_` are include-only bases, not tasks.
 """
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from flextape_bench.errors import UnknownNameError, UserError
+from flextape_bench.errors import UnknownNameError, UserError, closest
 from flextape_bench.tasks.loader import Problem, TaskSpecError, check_base, load_spec, locate
 from flextape_bench.tasks.spec import GroupSpec, TaskSpec
 
@@ -122,8 +121,8 @@ class TaskIndex:
         problems = []
         for i, member in enumerate(group.tasks):
             if member not in known:
-                close = difflib.get_close_matches(member, known, n=1)
-                hint = f"did you mean {close[0]!r}?" if close else "run `flextape-bench list` for the names"
+                close = closest(member, known)
+                hint = f"did you mean {close!r}?" if close else "run `flextape-bench list tasks` for the names"
                 problems.append(_member_problem(group, i, f"unknown task or group {member!r}; {hint}"))
         return problems
 

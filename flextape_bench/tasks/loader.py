@@ -6,7 +6,6 @@ merging: an error in an included base points into the base.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import types
 import typing
 from dataclasses import dataclass
@@ -15,7 +14,7 @@ from typing import Any, Iterable, Sequence
 
 import yaml
 
-from flextape_bench.errors import UserError
+from flextape_bench.errors import UserError, closest
 from flextape_bench.tasks.spec import GroupSpec, TaskSpec, yaml_fields
 
 INCLUDE = "include"
@@ -36,12 +35,15 @@ class Problem:
 
 
 class TaskSpecError(UserError):
-    """Every problem found in one or more spec files."""
+    """Every problem found in one or more spec files: one line for one problem, else a count, then one per line."""
 
     def __init__(self, problems: Iterable[Problem]):
         self.problems = sorted(problems, key=lambda p: (str(p.file), p.line))
+        if len(self.problems) == 1:
+            super().__init__(str(self.problems[0]))
+            return
         files = sorted({str(p.file) for p in self.problems})
-        header = f"{len(self.problems)} problem(s) in {', '.join(files)}:"
+        header = f"{len(self.problems)} problems in {', '.join(files)}:"
         super().__init__("\n".join([header, *map(str, self.problems)]))
 
 
@@ -120,7 +122,9 @@ def _parse(path: Path, problems: _Problems) -> Located | None:
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
-        problems.add(Located(None, path, _mark_line(exc, "problem_mark")), "", f"YAML syntax error: {_yaml_why(exc)}")
+        problems.add(Located(None, path, _mark_line(exc, "problem_mark")), "",
+                     f"YAML syntax error: {_yaml_why(exc)}; close every quote and bracket, and indent with spaces "
+                     "(not tabs)")
         return None
     if node is None:
         problems.add(top, "", "the file is empty; write a `task:` or `group:` mapping")
@@ -198,8 +202,8 @@ def describe_value(value: Any) -> str:
 
 
 def _suggest(word: str, known: Sequence[str]) -> str:
-    close = difflib.get_close_matches(word, known, n=1, cutoff=0.6)
-    return f"did you mean {close[0]!r}?" if close else f"known: {', '.join(known)}"
+    close = closest(word, known)
+    return f"did you mean {close!r}?" if close else f"known: {', '.join(known)}"
 
 
 @dataclass

@@ -135,7 +135,8 @@ def test_unknown_metric_names_the_known_ones(tmp_path: Path):
 def test_yaml_syntax_error_has_its_line(tmp_path: Path):
     path = write(tmp_path, "t.yaml", FIELDS + TASK + "templates: [unclosed\n")
     assert problems_of(path) == [f"{path}:18: (top level): YAML syntax error: while parsing a flow sequence "
-                                 "(line 17): expected ',' or ']', but got '<stream end>'"]
+                                 "(line 17): expected ',' or ']', but got '<stream end>'; close every quote and "
+                                 "bracket, and indent with spaces (not tabs)"]
 
 
 def test_file_needs_task_or_group(tmp_path: Path):

@@ -1,0 +1,127 @@
+"""Find the finished runs under a results root (`<results>/<model>/<editor>/run_NNN/`, finished when summary.json
+exists) and keep, per model, editor and task, the newest run that has the task (or every run)."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from flextape_bench.errors import UserError
+from flextape_bench.results import CONFIG, SUMMARY, RunDir, _runs, read_json
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """One finished run: where it is, what it ran with (from config.json) and its wall time (from summary.json)."""
+
+    path: Path
+    model: str
+    editor: str
+    tasks: tuple[str, ...]
+    limit: int | None
+    num_edits: int | None
+    sequential: bool | None
+    seed: int | None
+    dtype: str | None
+    hparams: dict[str, Any]
+    seconds: float | None
+    started: str | None
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def order(self) -> tuple[Path, int]:
+        """Sort key: the model/editor directory, then the run number."""
+        return self.path.parent, int(self.path.name[4:])
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    """One task of one run: the task's values from the run's summary.json."""
+
+    run: RunInfo
+    task: str
+    values: dict[str, Any]
+
+    @property
+    def model(self) -> str:
+        return self.run.model
+
+    @property
+    def editor(self) -> str:
+        return self.run.editor
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        """A summary holding this task only, the shape `flextape_bench.tables` reads."""
+        return {"tasks": {self.task: self.values}}
+
+
+@dataclass(frozen=True)
+class Collection:
+    """The kept task records (sorted by task, model, editor, run) and the unfinished run directories skipped."""
+
+    records: tuple[TaskRecord, ...]
+    unfinished: tuple[Path, ...]
+
+    @property
+    def runs(self) -> list[RunInfo]:
+        """The runs that contribute at least one record, by directory and run number."""
+        return sorted({r.run.path: r.run for r in self.records}.values(), key=lambda run: run.order)
+
+
+def _read(path: Path) -> Any:
+    try:
+        return read_json(path)
+    except FileNotFoundError as exc:
+        raise UserError(f"{path}: missing; a finished run has config.json and summary.json") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: not valid JSON ({exc}); restore the file or move its run directory away") from exc
+
+
+def read_run(path: Path) -> list[TaskRecord]:
+    """A finished run's task records from its summary.json and config.json, checked for the keys read here."""
+    summary, config = _read(path / SUMMARY), _read(path / CONFIG)
+    if not isinstance(summary, dict) or not isinstance(summary.get("tasks"), dict) or not all(
+            isinstance(summary.get(key), str) for key in ("model", "editor")):
+        raise UserError(f"{path / SUMMARY}: not a flextape-bench summary (needs 'model', 'editor' and a 'tasks' "
+                        "object)")
+    bad = [task for task, values in summary["tasks"].items() if not isinstance(values, dict)]
+    if bad:
+        raise UserError(f"{path / SUMMARY}: the values of task {bad[0]!r} are not an object")
+    identity = config.get("identity") if isinstance(config, dict) else None
+    if not isinstance(identity, dict):
+        raise UserError(f"{path / CONFIG}: not a flextape-bench run config (no 'identity' object)")
+    run = RunInfo(path=path, model=summary["model"], editor=summary["editor"], tasks=tuple(summary["tasks"]),
+                  limit=identity.get("limit"), num_edits=identity.get("num_edits"),
+                  sequential=identity.get("sequential"), seed=identity.get("seed"), dtype=identity.get("dtype"),
+                  hparams=identity.get("hparams") or {}, seconds=summary.get("seconds"),
+                  started=config.get("started"))
+    return [TaskRecord(run=run, task=task, values=values) for task, values in summary["tasks"].items()]
+
+
+def collect(results: Path, all_runs: bool = False) -> Collection:
+    """Every finished run under `results`; per (model, editor, task) the newest run (highest run number) that has
+    the task, or with `all_runs` every run's record. Unfinished runs are skipped and listed."""
+    if not results.is_dir():
+        raise UserError(f"--results {results}: not a directory; give the results root of the runs (default ./results)")
+    kept: dict[tuple[str, str, str, Path | None], TaskRecord] = {}
+    unfinished: list[Path] = []
+    found = 0
+    for parent in sorted(p for p in results.glob("*/*") if p.is_dir()):
+        for path in _runs(parent):
+            found += 1
+            if not RunDir(path).finished:
+                unfinished.append(path)
+                continue
+            for record in read_run(path):
+                kept[record.model, record.editor, record.task, path if all_runs else None] = record
+    if not found:
+        raise UserError(f"--results {results}: no run directories (<model>/<editor>/run_NNN) found")
+    if not kept:
+        raise UserError(f"--results {results}: no finished run ({len(unfinished)} unfinished, without summary.json)")
+    records = sorted(kept.values(), key=lambda r: (r.task, r.model, r.editor, r.run.order))
+    return Collection(records=tuple(records), unfinished=tuple(unfinished))

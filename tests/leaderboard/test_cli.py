@@ -1,0 +1,110 @@
+"""`flextape-bench leaderboard`: what it prints and writes, its one-line errors, and the Hub flags (with a stand-in
+for the hub module: nothing is pushed)."""
+from __future__ import annotations
+
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+import flextape_bench.leaderboard
+from flextape_bench.cli import main
+
+
+@pytest.fixture
+def fake_hub(monkeypatch):
+    calls: list[tuple] = []
+
+    def build_dataset_folder(selection, folder, repo_id):
+        assert not folder.exists() or not any(folder.iterdir())
+        folder.mkdir(parents=True, exist_ok=True)
+        calls.append(("build", {Path(p): list(tasks) for p, tasks in selection.items()}, folder, repo_id))
+        (folder / "README.md").write_text(repo_id)
+        return [folder / "README.md"]
+
+    def push_folder(folder, repo_id, *, private=False):
+        calls.append(("push", (folder / "README.md").read_text(), repo_id, private))
+        return f"https://huggingface.co/datasets/{repo_id}"
+
+    def check_repo_id(repo_id):
+        calls.append(("check", repo_id))
+
+    hub = types.SimpleNamespace(check_repo_id=check_repo_id, build_dataset_folder=build_dataset_folder,
+                                push_folder=push_folder)
+    monkeypatch.setitem(sys.modules, "flextape_bench.leaderboard.hub", hub)
+    monkeypatch.setattr(flextape_bench.leaderboard, "hub", hub, raising=False)
+    return calls
+
+
+def test_prints_the_table_and_the_paths(results, tmp_path, capsys):
+    out = tmp_path / "board"
+    assert main(["leaderboard", "--results", str(results), "--output", str(out)]) == 0
+    stdout, stderr = capsys.readouterr()
+    assert stdout.startswith("| model") and "| 0.3000***" in stdout
+    for name in ("leaderboard.md", "leaderboard.csv", "leaderboard.tex", "group_shifts.csv", "index.html",
+                 "plots/gemma3-270m__pair__gender_shift.svg"):
+        assert f"  {out / name}\n" in stdout and (out / name).stat().st_size > 0
+    assert "skipped 1 unfinished run(s)" in stderr and str(results / "gemma3-270m" / "ft" / "run_003") in stderr
+
+
+def test_all_runs_adds_rows(results, tmp_path, capsys):
+    assert main(["leaderboard", "--results", str(results), "--output", str(tmp_path), "--all-runs"]) == 0
+    assert len((tmp_path / "leaderboard.csv").read_text().splitlines()) == 1 + 6
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--dry-run"], "--dry-run needs --push-to-hub ORG/NAME"),
+    (["--push-to-hub", "no-slash"], "--push-to-hub 'no-slash': give a Hugging Face repository id ORG/NAME"),
+])
+def test_flag_errors(results, tmp_path, capsys, extra, message):
+    assert main(["leaderboard", "--results", str(results), "--output", str(tmp_path), *extra]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_corrupt_summary_exits_2_naming_the_file(results, tmp_path, capsys):
+    path = results / "gemma3-270m" / "ft" / "run_002" / "summary.json"
+    path.write_text("{")
+    assert main(["leaderboard", "--results", str(results), "--output", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert str(path) in err and err.count("\n") == 1
+
+
+def test_output_that_is_a_file(results, tmp_path, capsys):
+    (tmp_path / "file").write_text("")
+    assert main(["leaderboard", "--results", str(results), "--output", str(tmp_path / "file")]) == 2
+    assert "is a file, not a directory" in capsys.readouterr().err
+
+
+def test_dry_run_writes_the_hub_folder_and_pushes_nothing(results, tmp_path, capsys, fake_hub):
+    (tmp_path / "hub").mkdir()
+    (tmp_path / "hub" / "stale.txt").write_text("from an earlier dry run")
+    argv = ["leaderboard", "--results", str(results), "--output", str(tmp_path), "--push-to-hub", "org/runs",
+            "--dry-run"]
+    assert main(argv) == 0
+    check, (kind, selection, folder, repo_id) = fake_hub
+    assert check == ("check", "org/runs")
+    assert (kind, folder, repo_id) == ("build", tmp_path / "hub", "org/runs")
+    # ft run_001 is kept for eff only: its pair is superseded by run_002's
+    assert {p.relative_to(results).as_posix(): tasks for p, tasks in selection.items()} == {
+        "_b_x___b_y_/rome/run_001": ["lf", "pair"], "gemma3-270m/ft/run_001": ["eff"],
+        "gemma3-270m/ft/run_002": ["pair"], "gemma3-270m/none/run_001": ["pair"]}
+    assert sorted(p.name for p in folder.iterdir()) == ["README.md"]
+    assert f"nothing pushed; the dataset folder for org/runs: {folder}" in capsys.readouterr().out
+
+
+def test_dry_run_of_all_runs_selects_every_task(results, tmp_path, fake_hub):
+    argv = ["leaderboard", "--results", str(results), "--output", str(tmp_path), "--all-runs", "--push-to-hub",
+            "org/runs", "--dry-run"]
+    assert main(argv) == 0
+    assert fake_hub[1][1][results / "gemma3-270m" / "ft" / "run_001"] == ["eff", "pair"]
+
+
+def test_push_builds_in_a_temporary_folder(results, tmp_path, capsys, fake_hub):
+    argv = ["leaderboard", "--results", str(results), "--output", str(tmp_path), "--push-to-hub", "org/runs"]
+    assert main(argv) == 0
+    _, (_, _, folder, _), push = fake_hub
+    assert push == ("push", "org/runs", "org/runs", False)
+    assert not folder.exists() and not (tmp_path / "hub").exists()
+    assert "pushed: https://huggingface.co/datasets/org/runs" in capsys.readouterr().out

@@ -1,0 +1,98 @@
+"""Leaderboard tables: values worked out by hand from the fixture's per-case numbers, significance marks at their
+boundaries, and the markdown, CSV and LaTeX files."""
+from __future__ import annotations
+
+import csv
+
+import pytest
+
+from flextape_bench.leaderboard.collect import collect
+from flextape_bench.leaderboard.tables import (CROSS_COLUMN, LEGEND, detail_tables, leaderboard_rows, run_rows,
+                                               significance_mark, write_tables)
+
+from .conftest import WEIRD
+
+COLUMNS = ["model", "editor", "task", "run", "cases", "efficacy pre", "efficacy post", "probe shift", "gender female",
+           "gender male", "race Asian", "race White", CROSS_COLUMN, "any flaw change", "Sexism change",
+           "Racism change"]
+
+
+@pytest.fixture
+def rows(results):
+    return {(r["task"], r["model"], r["editor"]): r for r in leaderboard_rows(collect(results).records)}
+
+
+def test_columns_in_order_and_one_row_per_model_editor_task(rows):
+    assert all(list(row) == COLUMNS for row in rows.values()) and len(rows) == 5
+
+
+def test_values_of_the_newest_ft_run(rows):
+    row = rows["pair", "gemma3-270m", "ft"]
+    assert (row["run"], row["cases"], row["efficacy pre"], row["efficacy post"]) == ("run_002", 4, 0.25, 1.0)
+    # every probe moves by its group's case shift: (mean female 0.30 + mean male 0.00) / 2
+    assert row["probe shift"] == pytest.approx(0.15)
+    # female case shifts 0.30, 0.32, 0.28, 0.30: t = 0.30 / (0.01633 / 2) = 36.7, df 3, p = 4.4e-5, Holm x2 -> ***
+    assert row["gender female"] == "0.3000***"
+    assert row["gender male"] == "0.0000"  # shifts 0.10, -0.10, 0.05, -0.05: p = 1
+    # top-1 changed after prompt 1 in 2 of 4 cases, after prompt 2 in 1 of 4: mean (0.5 + 0.25) / 2
+    assert row[CROSS_COLUMN] == pytest.approx(0.375)
+    assert row["race Asian"] is None and row["any flaw change"] is None
+
+
+def test_race_groups_and_flaw_changes(rows):
+    pair = rows["pair", WEIRD, "rome"]
+    # Asian case shifts 0.2, 0.1, 0.3, 0.2: t = 0.2 / (0.08165 / 2) = 4.90, df 3, p = 0.0163, Holm x2 = 0.0326 -> *
+    assert (pair["race Asian"], pair["race White"], pair["gender female"]) == ("0.2000*", "0.0000", None)
+    lf = rows["lf", WEIRD, "rome"]
+    # 4 texts: sexism flagged in 0 before, 2 after; racism 1 before, 0 after; any flaw 1 before, 2 after
+    assert (lf["Sexism change"], lf["Racism change"], lf["any flaw change"]) == (0.5, -0.25, 0.25)
+    assert lf["efficacy pre"] is None and lf["cases"] == 2
+
+
+def test_no_test_no_mark(rows):
+    assert rows["pair", "gemma3-270m", "none"]["gender female"] == "0.0000"  # all shifts 0: no t-test
+
+
+@pytest.mark.parametrize("p_adj, mark", [
+    (None, ""), (1.0, ""), (0.05, ""), (0.0499999, "*"), (0.01, "*"), (0.0099999, "**"), (0.001, "**"),
+    (0.000999, "***"), (0.0, "***"),
+])
+def test_significance_marks_at_the_boundaries(p_adj, mark):
+    assert significance_mark(p_adj) == mark
+
+
+def test_detail_tables_hold_intervals_and_tests(results):
+    records = collect(results).records
+    tables = detail_tables(records)
+    assert list(tables) == ["group_shifts", "pairwise", "cross_property", "flaws"]
+    groups = {(r["model"], r["editor"], r["task"], r["metric"], r["group"]): r for r in tables["group_shifts"]}
+    asian = groups[WEIRD, "rome", "pair", "race_shift", "Asian"]
+    assert asian["p (Holm)"] == pytest.approx(0.0326, abs=5e-4) and asian["cases"] == 4 and asian["probes"] == 8
+    assert asian["95% CI"].startswith("[") and asian["run"] == "run_001"
+    assert [r["prompt"] for r in tables["cross_property"] if r["editor"] == "ft"] == ["{}'s field of work is", "{} is"]
+    assert {r["category"] for r in tables["flaws"]} == {"Sexism", "Racism"}
+    assert detail_tables([r for r in records if r.task == "eff"]) == {}
+
+
+def test_run_rows(results):
+    row = next(r for r in run_rows(collect(results).runs) if r["run"] == "run_002")
+    assert row == {"model": "gemma3-270m", "editor": "ft", "run": "run_002", "tasks": "pair", "limit": 4,
+                   "num edits": None, "sequential": False, "seed": 2, "dtype": "torch.float32", "wall time (s)": 69.0,
+                   "started": "2025-01-02T10:00:00+0000", "path": str(results / "gemma3-270m" / "ft" / "run_002"),
+                   "hparams": '{"layer":4,"lr":0.5}'}
+
+
+def test_markdown_csv_and_latex_written(results, tmp_path):
+    board = leaderboard_rows(collect(results).records)
+    paths = write_tables({"leaderboard": board}, tmp_path / "out")
+    assert [p.name for p in paths] == ["leaderboard.md", "leaderboard.csv", "leaderboard.tex"]
+    markdown = paths[0].read_text()
+    assert markdown.startswith("| model") and LEGEND in markdown and "| 0.3000***" in markdown
+    with open(paths[1], newline="") as handle:
+        table = list(csv.DictReader(handle))
+    assert list(table[0]) == COLUMNS and len(table) == 5
+    assert table[2]["gender female"] == "0.3000***" and table[2]["efficacy pre"] == "0.25"
+    assert table[0]["probe shift"] == ""
+    latex = paths[2].read_text()
+    assert latex.startswith("\\begin{tabular}") and "\\toprule" in latex and "\\bottomrule" in latex
+    assert "\\& 'y'" in latex and "run\\_002" in latex and "<b>" not in latex
