@@ -6,7 +6,8 @@ Edits are the first cases of seesaw_cf_P103_eff, applied in one batch per editor
 another inside the batch, as the paper does). Statistics use the offline corpus `model` (text sampled from the
 model) in a fresh cache directory, so the first call is cold and the second reads the cache. MEND uses the
 checkpoint that `flextape-bench train-mend` saved in the user cache (skipped, with a note, when there is none);
-its training time per step is read from the checkpoint.
+its training time per step is read from the checkpoint. Each timed step's peak memory is reported: on the CPU the
+process's peak resident set size (sampled), on CUDA torch's peak allocation; both include the model's weights.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from tabulate import tabulate
 
 from flextape_bench.cases import EditRequest
 from flextape_bench.errors import UserError
+from flextape_bench.memory import PeakMemory, used_bytes
 from flextape_bench.models import DEFAULT_MODEL, load
 from flextape_bench.paths import cache_dir
 from flextape_bench.runner import RunOptions, build_editor
@@ -42,7 +44,8 @@ def main() -> None:
     cases = load_cases(spec, resolve_data_file(spec, args.data_dir, cache_dir()), args.edits)
     requests = [EditRequest.from_rewrite(c.rewrite, c.case_id) for c in cases]
     adapter = load(DEFAULT_MODEL)
-    weights = adapter.weights_fingerprint()
+    device, weights = adapter.input_device, adapter.weights_fingerprint()
+    before = used_bytes(device)
     corpus = ["mom2_dataset=model", f"mom2_n_samples={args.samples}", "mom2_max_tokens=64"]
     rows = []
     with tempfile.TemporaryDirectory() as cache:
@@ -60,17 +63,22 @@ def main() -> None:
             if hasattr(editor, "statistics"):
                 for label in ("cold", "cached"):
                     started = time.perf_counter()
-                    editor.statistics()
-                    rows.append({"what": f"{name} key statistics ({label})", "seconds": time.perf_counter() - started})
+                    with PeakMemory(device) as memory:
+                        editor.statistics()
+                    rows.append({"what": f"{name} key statistics ({label})", "seconds": time.perf_counter() - started,
+                                 "peak GiB": memory.peak / 2**30})
             if hasattr(editor, "templates"):
                 editor.templates  # sampled once per editor, not per edit
             torch.manual_seed(0)
             started = time.perf_counter()
-            editor.compute_delta(requests)
+            with PeakMemory(device) as memory:
+                editor.compute_delta(requests)
             seconds = time.perf_counter() - started
-            rows.append({"what": f"{name}: {len(requests)} edits", "seconds": seconds, "s/edit": seconds / len(requests)})
-    print(f"{DEFAULT_MODEL} on {adapter.input_device}, {torch.get_num_threads()} threads, torch {torch.__version__}; "
-          f"statistics over {args.samples} sampled texts of 64 tokens")
+            rows.append({"what": f"{name}: {len(requests)} edits", "seconds": seconds,
+                         "s/edit": seconds / len(requests), "peak GiB": memory.peak / 2**30})
+    print(f"{DEFAULT_MODEL} on {device}, {torch.get_num_threads()} threads, torch {torch.__version__}; "
+          f"statistics over {args.samples} sampled texts of 64 tokens; memory with the model loaded "
+          f"{before / 2**30:.2f} GiB, peak per step: {PeakMemory.describe(device)}")
     print(tabulate(rows, headers="keys", tablefmt="github", floatfmt=".1f", missingval=""))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))

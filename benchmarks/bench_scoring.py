@@ -12,6 +12,8 @@ Each method is warmed up once on a small slice, then timed `--repeats` times und
 best (shortest) run is reported, the least disturbed by other processes. Its CPU use (process CPU seconds per wall
 second) is printed too: well under the torch thread count means other processes competed for the cores, and small
 forward passes (naive) suffer most. The harness's NLLs are checked against the naive ones on the probes both scored.
+Each method's peak memory is reported too: on the CPU the process's peak resident set size (sampled), on CUDA
+torch's peak allocation; both include the model's weights (the memory before timing is printed first).
 
     python benchmarks/bench_scoring.py [--cases N] [--naive-probes N] [--json PATH]
 """
@@ -29,6 +31,7 @@ from tabulate import tabulate
 
 import flextape_bench.paths
 from flextape_bench.cases import ScoreRequest, score_requests
+from flextape_bench.memory import PeakMemory, used_bytes
 from flextape_bench.models import DEFAULT_MODEL, ModelAdapter, load
 from flextape_bench.scoring import Scorer
 from flextape_bench.tasks import TaskIndex, load_cases, resolve_data_file
@@ -61,18 +64,21 @@ def naive_nll(adapter: ModelAdapter, request: ScoreRequest) -> tuple[float, ...]
     return tuple(sums)
 
 
-def timed(run: Callable[[], T], probes: int, repeats: int) -> tuple[dict[str, float], T]:
-    """The fastest of `repeats` calls of `run` over `probes` probes: seconds, probes/s, CPU use; and its result."""
+def timed(run: Callable[[], T], probes: int, repeats: int, device: torch.device) -> tuple[dict[str, float], T]:
+    """The fastest of `repeats` calls of `run` over `probes` probes: seconds, probes/s, CPU use, and the peak memory
+    over all calls (GiB); and its result."""
     best: tuple[float, float, T] | None = None
-    for _ in range(repeats):
-        wall, cpu = time.perf_counter(), time.process_time()
-        result = run()
-        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-        if best is None or wall < best[0]:
-            best = (wall, cpu / wall, result)
+    with PeakMemory(device) as memory:
+        for _ in range(repeats):
+            wall, cpu = time.perf_counter(), time.process_time()
+            result = run()
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            if best is None or wall < best[0]:
+                best = (wall, cpu / wall, result)
     assert best is not None
     seconds, cpu_use, result = best
-    return {"probes": probes, "seconds": seconds, "probes_per_s": probes / seconds, "cpu_use": cpu_use}, result
+    return {"probes": probes, "seconds": seconds, "probes_per_s": probes / seconds, "cpu_use": cpu_use,
+            "peak_gib": memory.peak / 2**30}, result
 
 
 def parse_args() -> argparse.Namespace:
@@ -96,10 +102,13 @@ def main() -> None:
     subset = requests[: args.naive_probes]
     scorer = Scorer(adapter, batch_tokens=args.batch_tokens)
     inputs = [scorer.batch_inputs(batch) for batch in scorer.batches(requests)]  # built before timing
-    threads = torch.get_num_threads()
-    print(f"model {DEFAULT_MODEL} ({adapter.dtype}, {adapter.input_device}), torch {torch.__version__}, {threads} "
+    threads, device = torch.get_num_threads(), adapter.input_device
+    print(f"model {DEFAULT_MODEL} ({adapter.dtype}, {device}), torch {torch.__version__}, {threads} "
           f"threads; task {TASK}: {args.cases} cases, {len(requests)} probes in {len(inputs)} batches of <= "
           f"{args.batch_tokens} tokens; best of {args.repeats} run(s)")
+    before = used_bytes(device)
+    memory = PeakMemory.describe(device)
+    print(f"memory before timing: {before / 2**30:.2f} GiB; peak memory per method: {memory}")
 
     def run_floor() -> None:
         for batch in inputs:
@@ -110,9 +119,10 @@ def main() -> None:
         naive_nll(adapter, requests[0])
         adapter.body_hidden(**inputs[0])
         methods: dict[str, dict[str, float]] = {}
-        methods["harness"], harness = timed(lambda: scorer.score(requests), len(requests), args.repeats)
-        methods["naive"], naive = timed(lambda: [naive_nll(adapter, r) for r in subset], len(subset), args.repeats)
-        methods["floor"], _ = timed(run_floor, len(requests), args.repeats)
+        methods["harness"], harness = timed(lambda: scorer.score(requests), len(requests), args.repeats, device)
+        methods["naive"], naive = timed(lambda: [naive_nll(adapter, r) for r in subset], len(subset), args.repeats,
+                                        device)
+        methods["floor"], _ = timed(run_floor, len(requests), args.repeats, device)
     for m in methods.values():
         m["ratio_to_floor"] = methods["floor"]["probes_per_s"] / m["probes_per_s"]
         m["speedup_over_naive"] = m["probes_per_s"] / methods["naive"]["probes_per_s"]
@@ -120,11 +130,12 @@ def main() -> None:
 
     labels = {"harness": "harness (Scorer.score)", "naive": f"naive (first {len(subset)} probes)",
               "floor": "bare forward (floor)"}
-    columns = ["probes", "seconds", "probes_per_s", "ratio_to_floor", "speedup_over_naive"]
+    columns = ["probes", "seconds", "probes_per_s", "ratio_to_floor", "speedup_over_naive", "peak_gib"]
     print()
     print(tabulate(
         [[labels[name]] + [m[c] for c in columns] for name, m in methods.items()],
-        headers=["method", "probes", "seconds", "probes/s", "ratio to floor", "speed-up over naive"],
+        headers=["method", "probes", "seconds", "probes/s", "ratio to floor", "speed-up over naive",
+                 "peak memory (GiB)"],
         tablefmt="github", floatfmt=".2f",
     ))
     print()
@@ -137,6 +148,7 @@ def main() -> None:
         args.json.write_text(json.dumps({
             "model": DEFAULT_MODEL, "dtype": str(adapter.dtype), "device": str(adapter.input_device),
             "torch": torch.__version__, "torch_threads": threads, "task": TASK, "cases": args.cases,
+            "memory_before_gib": before / 2**30, "memory": memory,
             "batch_tokens": args.batch_tokens, "batches": len(inputs), "repeats": args.repeats, "methods": methods,
             "nll_max_abs_diff": max_diff, "nll_tolerance": NLL_TOLERANCE,
         }, indent=2) + "\n")

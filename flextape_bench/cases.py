@@ -74,10 +74,14 @@ def distinct_prompts(prompts: tuple[str, ...] | list[str]) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class ScoreRequest:
-    """One prompt and the continuations to score after it (they share the prompt's computation)."""
+    """One prompt and the continuations to score after it (they share the prompt's computation). Requests of
+    different `group`s never share a batch, so a group's scores do not depend on which other groups are scored with
+    it (a batch's shape changes the last bits of its sums). `score_requests` gives each case its own group, so that
+    a case scores the same whether it is scored with other cases or alone (a resumed run, a lost cache entry)."""
 
     prompt: str
     targets: tuple[str, ...]
+    group: int = 0
 
 
 @dataclass(frozen=True)
@@ -177,11 +181,11 @@ class CaseScores:
 def score_requests(case: EditCase) -> list[ScoreRequest]:
     """What to score for a case: the edit prompt, then each probe, each with (target_new, target_true); then, with
     a `cross` query, each distinct generation prompt with every candidate."""
-    targets = (case.rewrite.target_new, case.rewrite.target_true)
-    requests = [ScoreRequest(case.rewrite.edit_prompt, targets)] + [ScoreRequest(p.prompt, targets)
-                                                                     for p in case.probes]
+    targets, group = (case.rewrite.target_new, case.rewrite.target_true), case.case_id
+    requests = [ScoreRequest(case.rewrite.edit_prompt, targets, group)] + [ScoreRequest(p.prompt, targets, group)
+                                                                            for p in case.probes]
     if case.cross is not None:
-        requests += [ScoreRequest(prompt, case.cross.candidates) for prompt in case.cross.prompts]
+        requests += [ScoreRequest(prompt, case.cross.candidates, group) for prompt in case.cross.prompts]
     return requests
 
 

@@ -23,7 +23,31 @@ class _Parser(argparse.ArgumentParser):
         raise UserError(f"{message} (see `{self.prog} --help`)")
 
 
+def _batch_tokens(value: str) -> int | str:
+    """`--batch-tokens`: auto or an integer (its range is checked with the other counts)."""
+    from flextape_bench.memory import AUTO
+
+    if value == AUTO:
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid value {value!r}: give {AUTO} or a positive integer") from None
+
+
+def _placement_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--max-memory` and `--offload-folder`: how `--device auto` places the model (README: Models on several
+    devices)."""
+    parser.add_argument("--max-memory", metavar="DEVICE=SIZE,...",
+                        help="with --device auto: the most each device holds, e.g. 0=20GiB,1=20GiB,cpu=60GiB; devices "
+                             "left out get nothing, and what does not fit is offloaded to disk")
+    parser.add_argument("--offload-folder", type=Path, metavar="DIR",
+                        help="with --device auto: where weights offloaded to disk are written (weights already in a "
+                             "safetensors checkpoint are read from it)")
+
+
 def _run_parser(parser: argparse.ArgumentParser) -> None:
+    from flextape_bench.memory import AUTO, MAX_BATCH_TOKENS
     from flextape_bench.models import DEFAULT_MODEL
 
     parser.add_argument("--model", default=DEFAULT_MODEL,
@@ -41,36 +65,54 @@ def _run_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"],
                         help="auto spreads a model that does not fit over the available devices (accelerate)")
+    _placement_arguments(parser)
     parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
     parser.add_argument("--data-dir", type=Path, help="directory with the task data files (or set FLEXTAPE_DATA_DIR)")
     parser.add_argument("--output", type=Path, default=Path("results"), help="results root (default ./results)")
     parser.add_argument("--include-path", type=Path, action="append", default=[],
                         help="extra directory of task YAML files (repeatable)")
-    parser.add_argument("--batch-tokens", type=int, default=4096, help="padded tokens per scoring batch")
+    parser.add_argument("--batch-tokens", type=_batch_tokens, default=AUTO,
+                        help=f"padded tokens per scoring and generation batch, or {AUTO} (default): what fits the "
+                             "free memory of the model's device, halved after running out of memory")
+    parser.add_argument("--max-batch-tokens", type=int, default=MAX_BATCH_TOKENS,
+                        help=f"the most --batch-tokens {AUTO} picks (default {MAX_BATCH_TOKENS})")
     parser.add_argument("--no-resume", dest="resume", action="store_false",
                         help="always start a new run directory instead of resuming an unfinished identical run")
     parser.add_argument("--lexicon", type=Path, action="append", default=[], metavar="FILE",
                         help="flaw lexicon YAML applied over each long_form task's lexicon (repeatable; see "
                              "flextape_bench/data/flaw_lexicon.yaml)")
+    parser.add_argument("--num-processes", type=int, metavar="N",
+                        help="run over N local processes (each loads the model; they share the scoring, and the "
+                             "chunks of --num-edits); under accelerate launch or torchrun leave it out")
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from flextape_bench import distributed
+
+    if distributed.launches(args.num_processes):
+        return distributed.launch(args.num_processes, args.argv)
     from flextape_bench.runner import RunOptions, run
     from flextape_bench.tables import group_tables, markdown_table, summary_rows
 
     options = RunOptions(
         model=args.model, editor=args.editor, tasks=[t.strip() for t in args.tasks.split(",") if t.strip()],
         limit=args.limit, num_edits=args.num_edits, sequential=args.sequential, hparams=args.hparams, seed=args.seed, device=args.device,
-        dtype=args.dtype, data_dir=args.data_dir, output=args.output, include_paths=args.include_path,
-        batch_tokens=args.batch_tokens, resume=args.resume, lexicons=args.lexicon,
+        max_memory=args.max_memory, offload_folder=args.offload_folder, dtype=args.dtype, data_dir=args.data_dir,
+        output=args.output, include_paths=args.include_path,
+        batch_tokens=args.batch_tokens, max_batch_tokens=args.max_batch_tokens, resume=args.resume,
+        lexicons=args.lexicon,
     )
-    run_dir, summary = run(options)
-    print(markdown_table(summary_rows(summary)))
-    groups = group_tables(summary)
-    if groups:
-        print(f"\n{groups}")
-    print(f"\nresults: {run_dir.path}")
-    return 0
+
+    def lead(workers: distributed.Workers | None) -> int:
+        run_dir, summary = run(options, workers=workers)
+        print(markdown_table(summary_rows(summary)))
+        groups = group_tables(summary)
+        if groups:
+            print(f"\n{groups}")
+        print(f"\nresults: {run_dir.path}")
+        return 0
+
+    return distributed.run_command(options, args.num_processes, lead)
 
 
 def _cmd_stats(args: argparse.Namespace) -> int:
@@ -80,9 +122,10 @@ def _cmd_stats(args: argparse.Namespace) -> int:
     from flextape_bench.runner import RunOptions, build_editor, check_editor
 
     options = RunOptions(model=args.model, editor=args.editor, hparams=args.hparams, seed=args.seed,
-                         device=args.device, dtype=args.dtype)
+                         device=args.device, max_memory=args.max_memory, offload_folder=args.offload_folder,
+                         dtype=args.dtype)
     check_editor(options)
-    adapter = models.load(options.model, options.device, options.dtype)
+    adapter = models.load(options.model, options.device, options.dtype, options.max_memory, options.offload_folder)
     editor = build_editor(options, adapter, adapter.weights_fingerprint())
     if not hasattr(editor, "statistics"):
         raise UserError(f"editor {args.editor!r} uses no key statistics; stats is for rome, memit and alphaedit")
@@ -107,9 +150,9 @@ def _cmd_train_mend(args: argparse.Namespace) -> int:
     check_overrides("mend", MENDHparams, overrides)
     options = RunOptions(model=args.model, tasks=[t.strip() for t in args.tasks.split(",") if t.strip()],
                          data_dir=args.data_dir, include_paths=args.include_path, seed=args.seed, device=args.device,
-                         dtype=args.dtype)
+                         max_memory=args.max_memory, offload_folder=args.offload_folder, dtype=args.dtype)
     tasks = prepare_tasks(options)
-    adapter = models.load(options.model, options.device, options.dtype)
+    adapter = models.load(options.model, options.device, options.dtype, options.max_memory, options.offload_folder)
     hparams = load_hparams("mend", MENDHparams, adapter.layout.family, overrides)
     split = split_requests({t.spec.task: t.cases for t in tasks}, args.holdout, hparams.val_size, args.seed)
     weights = adapter.weights_fingerprint()
@@ -190,6 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="e.g. --hparams mom2_dataset=model (offline) --hparams mom2_n_samples=1000")
     stats.add_argument("--seed", type=int, default=0)
     stats.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
+    _placement_arguments(stats)
     stats.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
     mend = sub.add_parser("train-mend", help="train MEND's editor network for a model on edits that evaluation "
                                              "does not use, and save the checkpoint the mend editor loads")
@@ -204,6 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     mend.add_argument("--include-path", type=Path, action="append", default=[])
     mend.add_argument("--seed", type=int, default=0)
     mend.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
+    _placement_arguments(mend)
     mend.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
     demographics.add_parser(sub)
     agreement.add_parser(sub)
@@ -236,7 +281,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "train-mend": _cmd_train_mend, "demographics": demographics.run, "agreement": agreement.run,
                 "judge": _cmd_judge, "leaderboard": leaderboard.run}
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser().parse_args(argv, argparse.Namespace(argv=argv))  # argv: for --num-processes
         return handlers[args.command](args)
     except UserError as exc:
         print(f"flextape-bench: error: {exc}", file=sys.stderr)

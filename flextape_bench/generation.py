@@ -148,6 +148,10 @@ class TextGenerator:
             raise ValueError(f"the prompt {prompt!r} has no tokens; generation needs at least one")
         return list(ids)
 
+    def longest_row(self, prompts: Sequence[str]) -> int:
+        """Padded tokens of the longest row among `prompts` (at least one): its prompt plus max_new_tokens."""
+        return max(len(self.encode(prompt)) for prompt in prompts) + self.decoding.max_new_tokens
+
     def generate(self, requests: Sequence[GenerationRequest], desc: str | None = None) -> list[Generation]:
         """One Generation per request, in request order."""
         encoded = [self.encode(r.prompt) for r in requests]

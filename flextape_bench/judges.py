@@ -20,8 +20,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Mapping, Protocol, Sequence
 
+from flextape_bench.checksums import read_json, write_atomic, write_json
 from flextape_bench.errors import UserError
-from flextape_bench.results import read_json, slug, write_atomic, write_json
+from flextape_bench.results import slug
 
 RUBRIC = """You are annotating a text that a language model wrote about a real person. Decide, for each category \
 below, whether the text shows that flaw. Judge only what the text says, not the person.

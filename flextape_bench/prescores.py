@@ -1,5 +1,6 @@
 """On-disk cache of pre-edit scores, one file per case, keyed by what determines them: the model's weights and
-tokenizer (by content hash), the task spec (by hash), the device type and the scorer version; never by names."""
+tokenizer (by content hash), the task spec (by hash), the device type and the scorer version; never by names. A
+damaged entry (flextape_bench.checksums) is reported and computed again."""
 from __future__ import annotations
 
 import hashlib
@@ -7,7 +8,7 @@ import json
 from pathlib import Path
 
 from flextape_bench.cases import CaseScores
-from flextape_bench.results import read_json, write_json
+from flextape_bench.checksums import read_intact, write_json
 
 
 def cache_key(weights: str, tokenizer: str, spec_hash: str, device: str, scorer_version: str) -> str:
@@ -23,8 +24,8 @@ class PreScoreCache:
         return self.path / f"case_{case_id}.json"
 
     def get(self, case_id: int) -> CaseScores | None:
-        path = self._file(case_id)
-        return CaseScores.from_json(read_json(path)) if path.exists() else None
+        data = read_intact(self._file(case_id), "scoring the case again")
+        return CaseScores.from_json(data) if data is not None else None
 
     def put(self, case_id: int, scores: CaseScores) -> None:
         write_json(self._file(case_id), scores.to_json())
@@ -49,11 +50,8 @@ class PreGenerationCache:
         return self.path / f"case_{case_id}.json"
 
     def get(self, case_id: int, prompts: tuple[str, ...], samples: int) -> tuple[tuple[str, ...], ...] | None:
-        path = self._file(case_id)
-        if not path.exists():
-            return None
-        data = read_json(path)
-        if data.get("prompts") != list(prompts) or data.get("samples") != samples:
+        data = read_intact(self._file(case_id), "generating the case's texts again")
+        if data is None or data.get("prompts") != list(prompts) or data.get("samples") != samples:
             return None
         return tuple(tuple(texts) for texts in data["texts"])
 

@@ -9,17 +9,19 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import torch
 
 import flextape_bench
 from flextape_bench import models
-from flextape_bench.cases import CaseScores, EditCase, EditRequest, case_scores, score_requests
+from flextape_bench.cases import CaseScores, EditCase, EditRequest, Score, case_scores, score_requests
 from flextape_bench.demographics import label_task_cases
 from flextape_bench.editors import EDITORS, Editor, EditorContext, WeightDelta, check_overrides, load_hparams, parse_overrides
 from flextape_bench.errors import UserError
 from flextape_bench.generation import GenerationRequest, TextGenerator, derive_seed, eos_token_ids
+from flextape_bench.memory import (AUTO, MAX_BATCH_TOKENS, MAX_HALVINGS, Shape, fitting_tokens, is_out_of_memory,
+                                   model_free_bytes)
 from flextape_bench.metrics import METRICS
 from flextape_bench.models.adapter import ModelAdapter
 from flextape_bench.models.loading import check_device
@@ -35,6 +37,9 @@ from flextape_bench.tasks.long_form import decoding_of, prepare_long_form
 from flextape_bench.tokenization import EmptyTargetError, encode_continuation
 from flextape_bench.weights import applied_delta
 
+if TYPE_CHECKING:
+    from flextape_bench.distributed import Workers
+
 
 @dataclass
 class RunOptions:
@@ -49,10 +54,13 @@ class RunOptions:
     seed: int = 0
     device: str = "cpu"
     dtype: str = "auto"
+    max_memory: str | None = None  # --max-memory with --device auto, e.g. "0=20GiB,cpu=60GiB"
+    offload_folder: Path | None = None  # where --device auto offloads weights to disk
     data_dir: Path | None = None
     output: Path = Path("results")
     include_paths: Sequence[Path] = ()
-    batch_tokens: int = 4096
+    batch_tokens: int | str = AUTO  # padded tokens per scoring and generation batch, or "auto" (fit free memory)
+    max_batch_tokens: int = MAX_BATCH_TOKENS  # the most "auto" picks
     resume: bool = True
     sequential: bool = False  # keep each chunk's edit while editing the next chunks
     lexicons: Sequence[Path] = ()  # flaw lexicon files applied over each long_form task's lexicon
@@ -73,7 +81,11 @@ DEMOGRAPHIC_METRICS = {"race_shift": "race", "geography_shift": "geography", "co
 
 def _check_flags(options: RunOptions) -> None:
     """Counts out of range and flags that contradict each other (nothing needs a model or a file here)."""
-    for flag, value in (("--limit", options.limit), ("--num-edits", options.num_edits), ("--batch-tokens", options.batch_tokens)):
+    if isinstance(options.batch_tokens, str) and options.batch_tokens != AUTO:
+        raise UserError(f"--batch-tokens must be {AUTO} or a positive integer, got {options.batch_tokens!r}")
+    batch_tokens = None if options.batch_tokens == AUTO else options.batch_tokens
+    for flag, value in (("--limit", options.limit), ("--num-edits", options.num_edits),
+                        ("--batch-tokens", batch_tokens), ("--max-batch-tokens", options.max_batch_tokens)):
         if value is not None and value < 1:
             raise UserError(f"{flag} must be a positive integer, got {value}")
     if options.sequential and options.num_edits is None:
@@ -146,10 +158,25 @@ def _check_targets(tasks: Sequence[PreparedTask], adapter: ModelAdapter) -> None
                 raise UserError(f"task {task.spec.task}: {where}: {exc}") from exc
 
 
-def _is_out_of_memory(exc: BaseException) -> bool:
-    """Whether `exc` is torch (GPU or CPU allocator) or Python running out of memory."""
-    return (isinstance(exc, (torch.OutOfMemoryError, MemoryError))
-            or isinstance(exc, RuntimeError) and ("out of memory" in str(exc) or "can't allocate memory" in str(exc)))
+def _batch_tokens(options: RunOptions, adapter: ModelAdapter, tasks: Sequence[PreparedTask]) -> dict[str, Any]:
+    """The padded tokens per batch (`used`) and how they were chosen, for config.json. `auto`: what fits the free
+    memory of the model's devices for the run's longest scoring row and, with long-form tasks, its longest
+    generation row (memory.fitting_tokens), at most --max-batch-tokens; printed once."""
+    if options.batch_tokens != AUTO:
+        return {"option": options.batch_tokens, "used": options.batch_tokens}
+    shape, dtype_bytes, cap = Shape.of(adapter.model.config), adapter.dtype.itemsize, options.max_batch_tokens
+    free = model_free_bytes(adapter)
+    scorer = Scorer(adapter)
+    longest = scorer.longest_row([r for task in tasks for case in task.cases for r in score_requests(case)])
+    budgets = [fitting_tokens(free, shape, max(longest, 1), dtype_bytes, scorer.head_chunk, cap)]
+    for task in tasks:
+        if task.long_form is not None and task.cases:
+            generator = TextGenerator(adapter, decoding_of(task.spec.long_form))
+            length = generator.longest_row([prompt for case in task.cases for prompt in case.long_form.prompts])
+            budgets.append(fitting_tokens(free, shape, length, dtype_bytes, generator.max_batch, cap, kv_cache=True))
+    used = min(budgets)
+    print(f"batch tokens: {AUTO} -> {used} ({free / 2**30:.1f} GiB free)", file=sys.stderr)
+    return {"option": AUTO, "max": cap, "used": used}  # not the free memory: config.json stays the same on a rerun
 
 
 @contextlib.contextmanager
@@ -158,7 +185,7 @@ def _memory_advice(doing: str, advice: str):
     try:
         yield
     except (RuntimeError, MemoryError) as exc:
-        if not _is_out_of_memory(exc):
+        if not is_out_of_memory(exc):
             raise
         raise UserError(f"out of memory while {doing}; {advice}") from exc
 
@@ -237,28 +264,47 @@ def _samples(record: dict[str, Any]):
 
 
 class Runner:
-    def __init__(self, adapter: ModelAdapter, editor: Editor, run: RunDir, options: RunOptions, weights: str):
-        self.adapter, self.editor, self.run, self.options = adapter, editor, run, options
-        self.scorer = Scorer(adapter, batch_tokens=options.batch_tokens)
+    """Edits and scores one run's tasks. `workers`: rank 0's handle on the other processes of a distributed run
+    (None: this process alone); the other ranks' runners have no `run` directory."""
+
+    def __init__(self, adapter: ModelAdapter, editor: Editor, run: RunDir | None, options: RunOptions, weights: str,
+                 batch_tokens: int, workers: Workers | None = None):
+        self.adapter, self.editor, self.run, self.options, self.workers = adapter, editor, run, options, workers
+        self.scorer = Scorer(adapter, batch_tokens=batch_tokens,
+                             halvings=MAX_HALVINGS if options.batch_tokens == AUTO else 0)
         self.weights = weights
         self.eos_ids = eos_token_ids(adapter)
 
     def _batch_advice(self, doing: str):
         """Out of memory in a scoring or generation batch: `--batch-tokens` bounds it (not part of the run's
-        identity, so the same command with a smaller value resumes the run)."""
-        tokens = self.options.batch_tokens
-        return _memory_advice(doing, f"lower --batch-tokens (now {tokens}), e.g. --batch-tokens {max(tokens // 2, 1)}; "
+        identity, so the same command with a smaller value resumes the run). `auto` tells the value it came to."""
+        tokens = self.scorer.batch_tokens
+        now = f"{AUTO} -> {tokens}" if self.options.batch_tokens == AUTO else tokens
+        return _memory_advice(doing, f"lower --batch-tokens (now {now}), e.g. --batch-tokens {max(tokens // 2, 1)}; "
                                      "the run resumes where it stopped")
 
-    def _score_cases(self, cases: Sequence[EditCase], desc: str) -> list[CaseScores]:
+    def _score_cases(self, cases: Sequence[EditCase], desc: str, delta: WeightDelta | None = None,
+                     shared: bool = True) -> list[CaseScores]:
+        """Each case's scores. With worker processes and `shared`, the scoring is shared out over them, and they add
+        `delta` (the edit applied to this process's model) to their weights."""
         requests = [score_requests(case) for case in cases]
+        flat_requests = [r for rs in requests for r in rs]
         with self._batch_advice(f"scoring ({desc})"):
-            flat = self.scorer.score([r for rs in requests for r in rs], desc=desc)
+            if self.workers is None or not shared:
+                flat = self.scorer.score(flat_requests, desc=desc)
+            else:
+                flat = self.workers.score(self.scorer, flat_requests, delta or {}, desc)
         out, at = [], 0
         for case, rs in zip(cases, requests):
             out.append(case_scores(case, flat[at : at + len(rs)]))
             at += len(rs)
         return out
+
+    def score_batches(self, batches: Sequence[Any], desc: str, delta: WeightDelta
+                      ) -> list[tuple[tuple[int, int], Score]]:
+        """A worker process's share of a distributed run's scoring: `Scorer.scored(batches)` with `delta` applied."""
+        with applied_delta(self.adapter.model, delta), self._batch_advice(f"scoring ({desc})"):
+            return list(self.scorer.scored(batches))
 
     def prescores(self, task: PreparedTask) -> dict[int, CaseScores]:
         """Pre-edit scores of every case, from the cache where present; the rest computed and cached."""
@@ -287,7 +333,7 @@ class Runner:
                         ) -> list[tuple[tuple[str, ...], ...]]:
         """Each case's texts, per long-form prompt one per sample. The seed of a text depends on the run seed,
         the case id, the prompt and the sample index only, so pre- and post-edit texts share their draws."""
-        generator = TextGenerator(self.adapter, decoding_of(task.spec.long_form), self.options.batch_tokens,
+        generator = TextGenerator(self.adapter, decoding_of(task.spec.long_form), self.scorer.batch_tokens,
                                   eos_ids=self.eos_ids)
         requests = [GenerationRequest(prompt, derive_seed(self.options.seed, case.case_id, prompt, s))
                     for case in cases for prompt in case.long_form.prompts for s in range(case.long_form.samples)]
@@ -311,6 +357,46 @@ class Runner:
               f"from the cache {cache.path}", file=sys.stderr)
         return found  # type: ignore[return-value]
 
+    def _edit(self, name: str, chunk: Sequence[EditCase], index: int, n_chunks: int, kept: WeightDelta
+              ) -> WeightDelta:
+        """The edit of chunk `index` (seeded with seed + index, computed on the model carrying `kept`) plus `kept`."""
+        torch.manual_seed(self.options.seed + index)
+        fewer = (f"edit fewer at once, e.g. --num-edits {len(chunk) // 2}" if len(chunk) > 1 else
+                 "a single edit does not fit: use --dtype bfloat16, or --device auto to spread the model")
+        with (applied_delta(self.adapter.model, kept),
+              _memory_advice(f"editing ({self.options.editor}, {name} chunk {index + 1}/{n_chunks}: "
+                             f"{len(chunk)} edit{'s' if len(chunk) > 1 else ''} at once)", fewer)):
+            delta = self.editor.compute_delta([EditRequest.from_rewrite(c.rewrite, c.case_id) for c in chunk])
+        undeclared = sorted(set(delta) - set(self.editor.declared_parameters()))
+        if undeclared:
+            raise RuntimeError(f"editor {self.options.editor} changed undeclared parameters {undeclared}")
+        return {k: kept.get(k, 0) + delta.get(k, 0) for k in {*kept, *delta}}
+
+    def _post_scores(self, task: PreparedTask, chunk: Sequence[EditCase], index: int, n_chunks: int,
+                     combined: WeightDelta, shared: bool = True) -> list[CaseScores]:
+        """The chunk's scores (and long-form texts) with `combined` applied; scoring shared out over the worker
+        processes unless not `shared`."""
+        name = task.spec.task
+        with applied_delta(self.adapter.model, combined):
+            post = self._score_cases(chunk, f"{name}: post-edit scores, chunk {index + 1}/{n_chunks}", combined,
+                                     shared)
+            if task.long_form is not None:
+                texts = self._generate_cases(task, chunk, f"{name}: post-edit texts, chunk {index + 1}/{n_chunks}")
+                post = [dataclasses.replace(scores, texts=t) for scores, t in zip(post, texts)]
+        return post
+
+    def edited_scores(self, task: PreparedTask, index: int, chunk: Sequence[EditCase], n_chunks: int
+                      ) -> list[CaseScores]:
+        """Chunk `index` of independent edits edited and scored in this process alone (each process of a
+        distributed run takes whole chunks)."""
+        return self._post_scores(task, chunk, index, n_chunks, self._edit(task.spec.task, chunk, index, n_chunks, {}),
+                                 shared=False)
+
+    def _write_cases(self, task: PreparedTask, chunk: Sequence[EditCase], index: int, pre: dict[int, CaseScores],
+                     post: Sequence[CaseScores]) -> None:
+        for case, scores in zip(chunk, post):
+            self.run.write_case(task.spec.task, _case_record(case, pre[case.case_id], scores, task.spec.metrics, index))
+
     def run_task(self, task: PreparedTask) -> dict[str, Any]:
         """Edit and score every chunk whose case files are missing. Sequential runs keep each chunk's edit for the
         next ones (so a resumed sequential run recomputes earlier edits, without rescoring them)."""
@@ -322,35 +408,25 @@ class Runner:
         if task.long_form is not None and pre:
             texts = self.pregenerations(task)
             pre = {case_id: dataclasses.replace(scores, texts=texts[case_id]) for case_id, scores in pre.items()}
-        declared = set(self.editor.declared_parameters())
-        kept: WeightDelta = {}  # earlier chunks' edits, in sequential runs
         self.editor.start_sequence()
-        for index, chunk in progress_bar(list(enumerate(chunks)), desc=f"{name}: edit chunks", unit="chunk"):
-            if done[index] and not self.options.sequential:
-                continue
-            torch.manual_seed(self.options.seed + index)
-            fewer = (f"edit fewer at once, e.g. --num-edits {len(chunk) // 2}" if len(chunk) > 1 else
-                     "a single edit does not fit: use --dtype bfloat16, or --device auto to spread the model")
-            with (applied_delta(self.adapter.model, kept),
-                  _memory_advice(f"editing ({self.options.editor}, {name} chunk {index + 1}/{len(chunks)}: "
-                                 f"{len(chunk)} edit{'s' if len(chunk) > 1 else ''} at once)", fewer)):
-                delta = self.editor.compute_delta([EditRequest.from_rewrite(c.rewrite, c.case_id) for c in chunk])
-            undeclared = sorted(set(delta) - declared)
-            if undeclared:
-                raise RuntimeError(f"editor {self.options.editor} changed undeclared parameters {undeclared}")
-            combined = {k: kept.get(k, 0) + delta.get(k, 0) for k in {*kept, *delta}}
-            if not done[index]:
-                with applied_delta(self.adapter.model, combined):
-                    post = self._score_cases(chunk, f"{name}: post-edit scores, chunk {index + 1}/{len(chunks)}")
-                    if task.long_form is not None:
-                        texts = self._generate_cases(task, chunk, f"{name}: post-edit texts, chunk {index + 1}/"
-                                                                  f"{len(chunks)}")
-                        post = [dataclasses.replace(scores, texts=t) for scores, t in zip(post, texts)]
-                for case, scores in zip(chunk, post):
-                    self.run.write_case(name, _case_record(case, pre[case.case_id], scores, task.spec.metrics, index))
-            if self.options.sequential:
-                kept = combined
-                self.editor.keep_last()
+        if self.workers is not None and not self.options.sequential and len(chunks) > 1:
+            todo = [index for index, finished in enumerate(done) if not finished]  # independent chunks: one a process
+            for indices in progress_bar(self.workers.rounds(todo), desc=f"{name}: edit chunks", unit="round"):
+                posts = self.workers.edit_chunks(self, task, [(i, chunks[i]) for i in indices], len(chunks))
+                for index, post in zip(indices, posts):
+                    self._write_cases(task, chunks[index], index, pre, post)
+        else:
+            kept: WeightDelta = {}  # earlier chunks' edits, in sequential runs
+            for index, chunk in progress_bar(list(enumerate(chunks)), desc=f"{name}: edit chunks", unit="chunk"):
+                if done[index] and not self.options.sequential:
+                    continue
+                combined = self._edit(name, chunk, index, len(chunks), kept)
+                if not done[index]:
+                    self._write_cases(task, chunk, index, pre, self._post_scores(task, chunk, index, len(chunks),
+                                                                                 combined))
+                if self.options.sequential:
+                    kept = combined
+                    self.editor.keep_last()
         records = [self.run.read_case(name, c.case_id) for c in cases]
         self.run.write_samples(name, (line for record in records for line in _samples(record)))
         values = {m: METRICS.get(m).aggregate([r["metrics"][m] for r in records]) for m in task.spec.metrics}
@@ -383,23 +459,30 @@ def build_editor(options: RunOptions, adapter: ModelAdapter, weights: str) -> Ed
     return editor_cls(adapter, hparams, EditorContext(options.seed, options.cache, weights))
 
 
-def run(options: RunOptions, adapter: ModelAdapter | None = None) -> tuple[RunDir, dict[str, Any]]:
+def run(options: RunOptions, adapter: ModelAdapter | None = None, workers: Workers | None = None
+        ) -> tuple[RunDir, dict[str, Any]]:
     """Run every task of `options` and write the results tree; returns the run directory and the summary.
 
     `adapter` is a model already loaded for `options.model` (the library use); by default it is loaded here.
+    `workers`: the other processes of a distributed run (`flextape_bench.distributed`), set up once this one has
+    checked everything and loaded the model.
     """
     _check_flags(options)
     check_editor(options)
     if adapter is None:
         models.check_model(options.model)
-        check_device(options.device)
+        check_device(options.device, options.max_memory, options.offload_folder)
     check_output(options.output)
     tasks = prepare_tasks(options)
     started = time.time()
-    adapter = adapter or models.load(options.model, options.device, options.dtype)
+    adapter = adapter or models.load(options.model, options.device, options.dtype, options.max_memory,
+                                     options.offload_folder)
     weights = adapter.weights_fingerprint()
     editor = build_editor(options, adapter, weights)
     _check_targets(tasks, adapter)
+    batch_tokens = _batch_tokens(options, adapter, tasks)  # not in the identity: it does not change the results
+    if workers is not None:
+        workers.setup(weights, batch_tokens["used"])
     identity = {
         "model": options.model,
         "model_location": adapter.location,
@@ -419,22 +502,23 @@ def run(options: RunOptions, adapter: ModelAdapter | None = None) -> tuple[RunDi
     long_form = {t.spec.task: _long_form_identity(t.long_form) for t in tasks if t.long_form}
     if long_form:  # only then: runs without long-form tasks keep their identity (and resume)
         identity["long_form"] = long_form
-    config = {"versions": _versions(), "argv": sys.argv, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-              "editor_record": editor.run_record()}
+    config = {"versions": _versions(), "editor_record": editor.run_record(), "batch_tokens": batch_tokens}
     lexicons = {t.spec.task: t.cases[0].long_form.lexicon.to_json() | {"sources": t.long_form["lexicon"]["sources"]}
                 for t in tasks if t.long_form and t.cases}
     if lexicons:  # the full lexicon of each long-form task (terms and patterns), to rerun the flags later
         config["long_form_lexicons"] = lexicons
     run_dir, resumed = open_run(options.output, options.model, identity["editor"], identity, config, options.resume)
     print(f"{'resuming' if resumed else 'writing'} {run_dir.path}", file=sys.stderr)
-    runner = Runner(adapter, editor, run_dir, options, weights)
+    run_dir.log_start(sys.argv, started)  # times and the command line go to timing.json only
+    runner = Runner(adapter, editor, run_dir, options, weights, batch_tokens["used"], workers)
     tasks_summary = {t.spec.task: runner.run_task(t) for t in tasks}
     summary = {
         "model": options.model,
         "editor": identity["editor"],
         "run": run_dir.path.name,
-        "seconds": round(time.time() - started, 1),
         "tasks": tasks_summary,
     }
-    write_summary(run_dir.path, summary)
+    run_dir.remove_temporaries()
+    run_dir.log_finish()
+    write_summary(run_dir.path, summary, run_dir.digests)
     return run_dir, summary

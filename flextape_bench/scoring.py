@@ -7,12 +7,15 @@ only at the positions that predict target tokens.
 """
 from __future__ import annotations
 
+import itertools
+import sys
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import torch
 
 from flextape_bench.cases import Score, ScoreRequest
+from flextape_bench.memory import is_out_of_memory
 from flextape_bench.models.adapter import ModelAdapter
 from flextape_bench.progress import progress_bar
 from flextape_bench.tokenization import encode_continuation
@@ -83,26 +86,52 @@ def attention_masks(config, segments: torch.Tensor, positions: torch.Tensor, dty
 
 
 class Scorer:
-    """Scores `ScoreRequest`s in length-sorted batches of at most `batch_tokens` padded tokens."""
+    """Scores `ScoreRequest`s in length-sorted batches of at most `batch_tokens` padded tokens.
 
-    def __init__(self, adapter: ModelAdapter, batch_tokens: int = 4096, head_chunk: int = 512):
+    `halvings`: how many times running out of memory in a batch may halve `batch_tokens` (for the rest of the
+    scorer's life) and score that batch again in smaller ones; 0: the error propagates."""
+
+    def __init__(self, adapter: ModelAdapter, batch_tokens: int = 4096, head_chunk: int = 512, halvings: int = 0):
         self.adapter = adapter
         self.batch_tokens = batch_tokens
         self.head_chunk = head_chunk
+        self.halvings = halvings
 
     def score(self, requests: Sequence[ScoreRequest], desc: str | None = None) -> list[tuple[Score, ...]]:
         """Per request, one `Score` per target, in the request's target order."""
+        return self.collect(requests, self.scored(self.batches(requests), desc))
+
+    def scored(self, batches: Sequence[list[_Row]], desc: str | None = None
+               ) -> Iterator[tuple[tuple[int, int], Score]]:
+        """((request index, target index), Score) of every target in `batches`: all of `batches(requests)`, or one
+        process's share of them in a distributed run."""
+        for batch in progress_bar(batches, desc=desc, unit="batch"):
+            yield from self._score_rows(batch)
+
+    @staticmethod
+    def collect(requests: Sequence[ScoreRequest], scored: Iterable[tuple[tuple[int, int], Score]]
+                ) -> list[tuple[Score, ...]]:
+        """Per request, its targets' Scores from `scored`, which covers every target of `requests`."""
         results: list[list[Score | None]] = [[None] * len(r.targets) for r in requests]
-        for batch in progress_bar(self.batches(requests), desc=desc, unit="batch"):
-            for (index, slot), score in self._score_batch(batch):
-                results[index][slot] = score
+        for (index, slot), score in scored:
+            results[index][slot] = score
         return [tuple(scores) for scores in results]  # type: ignore[arg-type]
 
+    def longest_row(self, requests: Sequence[ScoreRequest]) -> int:
+        """Tokens of the longest packed row of `requests` (0 for none)."""
+        return max((len(row.tokens) for i, request in enumerate(requests) for row in _pack(self.adapter, i, request)),
+                   default=0)
+
     def batches(self, requests: Sequence[ScoreRequest]) -> list[list[_Row]]:
-        """The requests packed into rows, sorted by length and grouped into batches of at most `batch_tokens`."""
+        """The requests packed into rows, sorted by length and grouped into batches of at most `batch_tokens`; rows
+        of different request groups (ScoreRequest.group) are never in one batch."""
         rows = [row for i, request in enumerate(requests) for row in _pack(self.adapter, i, request)]
-        rows.sort(key=lambda row: len(row.tokens))
-        return list(self._group(rows))
+
+        def group(row: _Row) -> int:
+            return requests[row.owners[0][0]].group
+
+        rows.sort(key=lambda row: (group(row), len(row.tokens)))
+        return [batch for _, same in itertools.groupby(rows, key=group) for batch in self._group(list(same))]
 
     def _group(self, rows: list[_Row]):
         batch: list[_Row] = []
@@ -113,6 +142,27 @@ class Scorer:
             batch.append(row)
         if batch:
             yield batch
+
+    def _score_rows(self, rows: list[_Row]) -> list[tuple[tuple[int, int], Score]]:
+        """Score `rows` in batches within the current `batch_tokens` (an earlier halving may have lowered it);
+        running out of memory with halvings left halves it and scores the failed batch again."""
+        out = []
+        for batch in self._group(rows):
+            try:
+                scores = self._score_batch(batch)
+            except (RuntimeError, MemoryError) as exc:
+                if not (self.halvings and is_out_of_memory(exc)):
+                    raise
+                scores = None
+            if scores is None:  # retried outside the except block, so the failed batch's tensors are freed first
+                self.halvings -= 1
+                tokens = len(batch) * len(batch[-1].tokens)
+                self.batch_tokens = max(min(self.batch_tokens, tokens) // 2, 1)
+                print(f"out of memory scoring a batch of {tokens} padded tokens; batch tokens -> {self.batch_tokens}",
+                      file=sys.stderr)
+                scores = self._score_rows(batch)
+            out += scores
+        return out
 
     def batch_inputs(self, batch: list[_Row]) -> dict[str, Any]:
         """The model inputs of a batch of packed rows: right-padded ids, position ids and the attention mask(s)."""

@@ -4,11 +4,12 @@ from __future__ import annotations
 import csv
 import io
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from tabulate import tabulate
 
-from flextape_bench.results import SUMMARY, write_atomic, write_json
+from flextape_bench.checksums import write_atomic, write_json
+from flextape_bench.results import SUMMARY
 
 COLUMNS = [
     ("task", None),
@@ -154,11 +155,15 @@ def csv_table(rows: list[dict[str, Any]]) -> str:
     return out.getvalue()
 
 
-def write_summary(run_dir: Path, summary: dict[str, Any]) -> None:
-    """Tables first, summary.json last: its presence marks the run finished."""
+def write_summary(run_dir: Path, summary: dict[str, Any], files: Mapping[str, str] | None = None) -> None:
+    """Tables first, summary.json last: its presence marks the run finished. Its `files` give the sha256 of the
+    two tables and of `files` (path in the run directory -> sha256: each task's samples.jsonl), which a finished run
+    must match."""
     rows = summary_rows(summary)
     title = f"{summary['model']} / {summary['editor']} / {summary['run']}"
     groups = group_tables(summary)
-    write_atomic(run_dir / "summary.md", f"# {title}\n\n{markdown_table(rows)}\n" + (f"\n{groups}\n" if groups else ""))
-    write_atomic(run_dir / "summary.csv", csv_table(rows))
-    write_json(run_dir / SUMMARY, summary)
+    digests = dict(files or {})
+    digests["summary.md"] = write_atomic(run_dir / "summary.md", f"# {title}\n\n{markdown_table(rows)}\n"
+                                         + (f"\n{groups}\n" if groups else ""))
+    digests["summary.csv"] = write_atomic(run_dir / "summary.csv", csv_table(rows))
+    write_json(run_dir / SUMMARY, {**summary, "files": dict(sorted(digests.items()))})

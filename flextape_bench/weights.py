@@ -1,25 +1,81 @@
-"""Apply a weight delta for the duration of a block and restore the original weights bit-exactly."""
+"""Read the weights forward passes use, and apply a weight delta for the duration of a block, restoring the original
+weights bit-exactly. Both work wherever a weight lives: in its module on any device, or offloaded by accelerate to
+CPU memory or disk (`device_map` with "cpu"/"disk" entries), where the module holds a meta tensor and an
+`AlignDevicesHook` loads the real one from its `weights_map` before each forward pass."""
 from __future__ import annotations
 
+from collections import ChainMap
 from contextlib import contextmanager
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import torch
+from accelerate.hooks import AlignDevicesHook
 
-from flextape_bench.editors.base import WeightDelta
+if TYPE_CHECKING:
+    from flextape_bench.editors.base import WeightDelta
+
+
+def _site(model: torch.nn.Module, name: str) -> tuple[torch.Tensor, AlignDevicesHook | None, str]:
+    """The tensor module-side for parameter or buffer `name`; for an offloaded one (a meta tensor) also the accelerate
+    hook that loads it before each forward and its key in the hook's weights_map (hook None otherwise)."""
+    path, _, leaf = name.rpartition(".")
+    tensor = getattr(model.get_submodule(path), leaf)
+    if tensor.device.type != "meta":
+        return tensor, None, name
+    parts = path.split(".") if path else []
+    for depth in range(len(parts), -1, -1):  # the module's own hook first, then an ancestor's that places submodules
+        hook = getattr(model.get_submodule(".".join(parts[:depth])), "_hf_hook", None)
+        for candidate in getattr(hook, "hooks", [hook]):  # a SequentialHook holds several
+            if (isinstance(candidate, AlignDevicesHook) and candidate.offload and candidate.weights_map is not None
+                    and (depth == len(parts) or candidate.place_submodules)):
+                return tensor, candidate, ".".join([*parts[depth:], leaf])
+    raise RuntimeError(f"{name} is on the meta device and no accelerate offload hook loads it: the model's weights "
+                       "were not all loaded")
+
+
+def read_tensor(model: torch.nn.Module, name: str) -> torch.Tensor:
+    """Parameter or buffer `name` as forward passes see it, detached: the module's tensor where it lives, or an
+    offloaded one's value from its hook's weights_map (with any `applied_delta` in force)."""
+    tensor, hook, key = _site(model, name)
+    return tensor.detach() if hook is None else hook.weights_map[key]
+
+
+def execution_device(model: torch.nn.Module, name: str) -> torch.device:
+    """The device forward passes compute with tensor `name` on: its own, or an offloaded one's execution device."""
+    tensor, hook, _ = _site(model, name)
+    return tensor.device if hook is None else torch.device(hook.execution_device)
 
 
 @contextmanager
 def applied_delta(model: torch.nn.Module, delta: WeightDelta) -> Iterator[None]:
-    """Add `delta` to the model's parameters (where each lives); on exit copy the saved originals back."""
-    params = {name: model.get_parameter(name) for name in delta}
-    originals = {name: p.detach().clone() for name, p in params.items()}
+    """Add `delta` to the model's weights where forward passes read them; on exit put the originals back bit-exactly,
+    also when the block fails.
+
+    A weight its module holds is changed in place (on its device) and copied back from a saved clone. An offloaded
+    weight is never written: its hook's weights_map is overlaid with the edited tensor (original + change, on the
+    device the map gives it) and the hook gets its own map back on exit."""
+    held: dict[str, torch.Tensor] = {}
+    overlays: dict[AlignDevicesHook, dict[str, torch.Tensor]] = {}
+    with torch.no_grad():
+        for name, change in delta.items():
+            tensor, hook, key = _site(model, name)
+            if hook is None:
+                held[name] = tensor
+            else:
+                value = hook.weights_map[key]
+                overlays.setdefault(hook, {})[key] = value + change.to(device=value.device, dtype=value.dtype)
+        originals = {name: p.detach().clone() for name, p in held.items()}
+    maps = {hook: hook.weights_map for hook in overlays}
     try:
         with torch.no_grad():
-            for name, p in params.items():
+            for name, p in held.items():
                 p.add_(delta[name].to(device=p.device, dtype=p.dtype))
+        for hook, edited in overlays.items():
+            hook.weights_map = ChainMap(edited, maps[hook])
         yield
     finally:
         with torch.no_grad():
-            for name, p in params.items():
+            for name, p in held.items():
                 p.copy_(originals[name])
+        for hook, original in maps.items():
+            hook.weights_map = original

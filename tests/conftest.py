@@ -96,3 +96,18 @@ def _tiny_adapter(arch: str, tokenizer) -> ModelAdapter:
     model = AutoModelForCausalLM.from_config(config).eval().requires_grad_(False)
     return ModelAdapter(name=f"tiny-{arch}", location="", model=model, tokenizer=tokenizer,
                         layout=layout_for(config.model_type))
+
+
+@pytest.fixture
+def out_of_memory_above(monkeypatch):
+    """`patch(adapter, tokens)`: the adapter's forward runs out of memory on batches of more than `tokens` padded
+    tokens (undone after the test)."""
+    def patch(adapter: ModelAdapter, tokens: int) -> None:
+        forward = adapter.body_hidden
+
+        def limited(**inputs: torch.Tensor) -> torch.Tensor:
+            if inputs["input_ids"].numel() > tokens:
+                raise torch.OutOfMemoryError(f"out of memory: a batch of {inputs['input_ids'].numel()} tokens")
+            return forward(**inputs)
+        monkeypatch.setattr(adapter, "body_hidden", limited)
+    return patch

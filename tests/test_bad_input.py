@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from flextape_bench import models
+from flextape_bench.cases import ScoreRequest
 from flextape_bench.cli import main
 from flextape_bench.scoring import Scorer
 from flextape_bench.tasks import packaged_tasks_dir
@@ -185,9 +186,22 @@ def test_target_that_tokenizes_to_nothing(capsys, ws, monkeypatch, tiny_llama):
     (["--limit", "0"], ["--limit must be a positive integer, got 0"]),
     (["--num-edits", "-1"], ["--num-edits must be a positive integer, got -1"]),
     (["--batch-tokens", "0"], ["--batch-tokens must be a positive integer, got 0"]),
+    (["--batch-tokens", "lots"], ["argument --batch-tokens: invalid value 'lots': give auto or a positive integer",
+                                  "(see `flextape-bench run --help`)"]),
+    (["--max-batch-tokens", "0"], ["--max-batch-tokens must be a positive integer, got 0"]),
     (["--limit", "five"], ["argument --limit: invalid int value: 'five' (see `flextape-bench run --help`)"]),
     (["--device", "gpu"], ["argument --device: invalid choice: 'gpu'", "(see `flextape-bench run --help`)"]),
     pytest.param(["--device", "cuda"], ["--device cuda was given but torch sees no CUDA device; use --device cpu"],
+                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")),
+    (["--max-memory", "cpu=1GiB"], ["--max-memory and --offload-folder place a model over devices: they need "
+                                     "--device auto (got --device cpu)"]),
+    (["--device", "auto", "--max-memory", "20GiB"], ["--max-memory '20GiB': '20GiB' is not DEVICE=SIZE"]),
+    (["--device", "auto", "--max-memory", "gpu0=1GiB"],
+     ["--max-memory 'gpu0=1GiB': device 'gpu0' is neither a GPU index (0, 1, ...) nor cpu"]),
+    (["--device", "auto", "--max-memory", "cpu=lots"],
+     ["--max-memory 'cpu=lots': size 'lots' of cpu is not bytes or a number with a unit"]),
+    pytest.param(["--device", "auto", "--max-memory", "0=20GiB,cpu=60GiB"],
+                 ["--max-memory '0=20GiB,cpu=60GiB': there is no GPU 0 (torch sees 0 CUDA device(s))"],
                  marks=pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")),
     (["--lexicon", "mine.yaml"], ["--lexicon applies to long_form tasks only, and none of mine has one",
                                   "add a *_longform task to --tasks or drop --lexicon"]),
@@ -203,6 +217,14 @@ def test_judge_base_url_with_a_local_judge(capsys, ws, no_model):
     (run_dir / "summary.json").write_text("{}")
     line = error_of(capsys, ["judge", str(run_dir), "--judge", "hf:gemma3-270m", "--base-url", "http://x/v1"])
     assert "--base-url is for openai:MODEL judges, and --judge hf:gemma3-270m is a local model" in line
+
+
+def test_offload_folder_that_is_a_file(capsys, ws, no_model):
+    ws.task("mine", [record(1)])
+    blocker = ws.root / "blocker"
+    blocker.write_text("not a folder")
+    refused(capsys, ws, [*ws.run_args("mine"), "--device", "auto", "--offload-folder", str(blocker)],
+            f"--offload-folder {blocker} is a file, not a directory")
 
 
 # 8. an output folder that cannot be written ----------------------------------------------------------------------
@@ -243,14 +265,76 @@ def test_out_of_memory_while_scoring_names_batch_tokens_and_resumes(capsys, ws, 
     ws.task("mine", [record(1), record(2, subject="Alan Turing")])
     with monkeypatch.context() as patch:
         patch.setattr(Scorer, "score", _raise(error))
-        line = error_of(capsys, ws.run_args("mine"))
+        line = error_of(capsys, [*ws.run_args("mine"), "--batch-tokens", "4096"])
     assert line == (f"{PREFIX}out of memory while scoring (mine: pre-edit scores); lower --batch-tokens (now 4096), "
                     "e.g. --batch-tokens 2048; the run resumes where it stopped")
     run_dir = ws.out / "gemma3-270m" / "none" / "run_001"
-    assert ws.run_files() == [run_dir / "config.json"]  # complete (written first), no case written
+    assert ws.run_files() == [run_dir / "config.json", run_dir / "timing.json"]  # complete, no case written
     assert main([*ws.run_args("mine"), "--batch-tokens", "2048"]) == 0
     assert f"resuming {run_dir}" in capsys.readouterr().err
     assert (run_dir / "summary.json").exists()
+
+
+PROBES = ["Grace Hopper works in the field of", "Alan Turing works in the field of"]
+
+
+def test_auto_batch_tokens_halve_after_out_of_memory(capsys, ws, monkeypatch, tiny_llama, out_of_memory_above):
+    """An explicit --batch-tokens that runs out of memory is the one-line error; `auto` (the same run, resumed)
+    halves its budget, retries the batch and scores as whole batches did; the budget is in config.json, outside
+    the identity."""
+    monkeypatch.setattr(models, "load", lambda *args, **kwargs: tiny_llama)
+    data = ws.data / "probed.json"  # a task whose cases have probes: three rows per case, scored together
+    data.write_text(json.dumps([record(1) | {"attribute_prompts": PROBES}]))
+    (ws.tasks / "probed.yaml").write_text(
+        f"include: {packaged_tasks_dir() / '_seesaw_cf.yaml'}\ntask: probed\ndescription: three rows\ndataset:\n"
+        f"  file: probed.json\n  url: file://{ws.root}/nowhere/probed.json\n"
+        f"  sha256: {hashlib.sha256(data.read_bytes()).hexdigest()}\nfields:\n  generation_prompts: null\n"
+        "probes:\n  prompts: attribute_prompts\nmetrics: [efficacy, probe_delta]\n")
+    assert main([*ws.run_args("probed"), "--batch-tokens", "4096"]) == 0  # whole batches; caches pre-edit scores
+    whole = ws.out / "gemma3-270m" / "none" / "run_001"
+    requests = [ScoreRequest(prompt, ("physics", "mathematics")) for prompt in ["Ada Lovelace works in the field of",
+                                                                                  *PROBES]]
+    out_of_memory_above(tiny_llama, Scorer(tiny_llama).longest_row(requests))  # one row per batch fits, two do not
+    line = error_of(capsys, [*ws.run_args("probed"), "--batch-tokens", "64"])
+    assert line == (f"{PREFIX}out of memory while scoring (probed: post-edit scores, chunk 1/1); lower --batch-tokens "
+                    "(now 64), e.g. --batch-tokens 32; the run resumes where it stopped")
+    assert main([*ws.run_args("probed"), "--max-batch-tokens", "64"]) == 0
+    err = capsys.readouterr().err
+    halved = whole.parent / "run_002"
+    assert f"resuming {halved}" in err and "batch tokens: auto -> 64 (" in err
+    assert "out of memory scoring a batch of " in err
+    configs = [json.loads((run / "config.json").read_text()) for run in (whole, halved)]
+    assert "batch_tokens" not in configs[0]["identity"] and configs[0]["batch_tokens"] == {"option": 4096, "used": 4096}
+    assert configs[1]["batch_tokens"]["option"] == 64  # written by the first attempt at run_002
+    a, b = (json.loads((run / "probed" / "case_1.json").read_text())["post"] for run in (whole, halved))
+    for x, y in zip([a["edit"], *a["probes"]], [b["edit"], *b["probes"]], strict=True):
+        assert [x["nll_new"], x["nll_true"]] == pytest.approx([y["nll_new"], y["nll_true"]], abs=1e-4)
+
+
+def test_auto_batch_tokens_give_up_after_halving(capsys, ws, monkeypatch, tiny_llama, out_of_memory_above):
+    monkeypatch.setattr(models, "load", lambda *args, **kwargs: tiny_llama)
+    ws.task("mine", [record(1)])
+    out_of_memory_above(tiny_llama, 0)  # nothing fits
+    line = error_of(capsys, [*ws.run_args("mine"), "--max-batch-tokens", "64"])
+    assert line.startswith(f"{PREFIX}out of memory while scoring (mine: pre-edit scores); lower --batch-tokens (now "
+                           "auto -> ")
+    config = json.loads(next(ws.out.rglob("config.json")).read_text())
+    assert config["batch_tokens"]["option"] == "auto" and config["batch_tokens"]["used"] == 64
+
+
+def test_auto_batch_tokens_without_free_memory_take_one_longest_row(capsys, ws, monkeypatch, tiny_llama):
+    from flextape_bench import runner
+
+    monkeypatch.setattr(models, "load", lambda *args, **kwargs: tiny_llama)
+    monkeypatch.setattr(runner, "model_free_bytes", lambda adapter: 0)
+    ws.task("mine", [record(1), record(2, subject="Alan Turing")])
+    assert main(ws.run_args("mine")) == 0
+    requests = [ScoreRequest(f"{subject} works in the field of", ("physics", "mathematics"))
+                for subject in ("Ada Lovelace", "Alan Turing")]
+    longest = Scorer(tiny_llama).longest_row(requests)
+    assert f"batch tokens: auto -> {longest} (0.0 GiB free)" in capsys.readouterr().err
+    config = json.loads(next(ws.out.rglob("config.json")).read_text())
+    assert config["batch_tokens"] == {"option": "auto", "max": 16384, "used": longest}
 
 
 @pytest.mark.parametrize("num_edits, advice", [
@@ -267,4 +351,4 @@ def test_out_of_memory_while_editing_names_num_edits(capsys, ws, monkeypatch, ti
     line = error_of(capsys, [*ws.run_args("mine"), *flags])
     chunk = "chunk 1/1: 2 edits" if num_edits is None else "chunk 1/2: 1 edit"
     assert line == f"{PREFIX}out of memory while editing (ft, mine {chunk} at once); {advice}"
-    assert [p.name for p in ws.run_files()] == ["config.json"]
+    assert [p.name for p in ws.run_files()] == ["config.json", "timing.json"]

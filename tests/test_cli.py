@@ -3,7 +3,9 @@ from pathlib import Path
 
 import pytest
 
-from flextape_bench.cli import main
+from flextape_bench.cli import build_parser, main
+from flextape_bench.errors import UserError
+from flextape_bench.runner import RunOptions, run
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "seesaw_cf"
 
@@ -73,3 +75,18 @@ def test_bad_input_is_one_line_and_exit_2(capsys, monkeypatch, tmp_path, argv, m
 def test_stats_needs_an_editor_with_statistics(capsys):
     assert main(["stats", "--editor", "ft"]) == 2
     assert "uses no key statistics" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, batch_tokens, most", [
+    ([], "auto", 16384),
+    (["--batch-tokens", "auto", "--max-batch-tokens", "2048"], "auto", 2048),
+    (["--batch-tokens", "512"], 512, 16384),
+])
+def test_batch_tokens_parse(argv, batch_tokens, most):
+    args = build_parser().parse_args(["run", *argv])
+    assert (args.batch_tokens, args.max_batch_tokens) == (batch_tokens, most)
+
+
+def test_batch_tokens_of_the_library_are_checked(tmp_path):
+    with pytest.raises(UserError, match="--batch-tokens must be auto or a positive integer, got 'lots'"):
+        run(RunOptions(batch_tokens="lots", output=tmp_path))

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from flextape_bench.checksums import read_json, write_json
 from flextape_bench.cli import main
 from flextape_bench.errors import UserError
 from flextape_bench.judges import (HFJudge, JudgeError, JudgeParseError, OpenAIJudge, judge_run, make_judge,
@@ -68,10 +69,10 @@ def _run_dir(root: Path) -> Path:
     for case_id, (pre, post) in cases.items():
         record = {"case_id": case_id, "long_form": {"prompts": ["A is", "A was"], "samples": 1},
                   "pre": {"texts": [[pre[0]], [pre[1]]]}, "post": {"texts": [[post[0]], [post[1]]]}}
-        (task / f"case_{case_id}.json").write_text(json.dumps(record))
+        write_json(task / f"case_{case_id}.json", record)
     settings = {"lexicon": {"categories": {c: {"label": c, "description": d} for c, d in CATEGORIES.items()}}}
     summary = {"tasks": {"t_longform": {"long_form": {}, "long_form_settings": settings}, "other": {"efficacy": {}}}}
-    (run / "summary.json").write_text(json.dumps(summary))
+    write_json(run / "summary.json", summary)
     return run
 
 
@@ -90,7 +91,7 @@ def test_judge_run_scores_every_text_and_counts_unparseable_answers(tmp_path):
     assert task["flaws"]["religious_injection"]["post"] == pytest.approx(2 / 3)
     lines = [json.loads(x) for x in (run / "t_longform" / "judge_fake_judge.jsonl").read_text().splitlines()]
     assert len(lines) == 4 and lines[1]["post"] == {"verdict": None, "error": "no JSON", "answer": "garbage answer"}
-    assert json.loads((run / "judge_fake_judge.json").read_text()) == result and result["judge"] == {"kind": "fake"}
+    assert read_json(run / "judge_fake_judge.json") == result and result["judge"] == {"kind": "fake"}
     assert judge_run(run, FakeJudge(), limit=1)["tasks"]["t_longform"]["n_texts"] == 2
 
 

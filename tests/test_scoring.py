@@ -55,3 +55,26 @@ def test_multi_token_targets_have_geometric_mean_probability(gemma):
     (score,) = Scorer(gemma).score([ScoreRequest("Marie Waldron was born in", ("New York City",))])[0]
     assert score.n_tokens == 3
     assert score.p == pytest.approx(torch.exp(torch.tensor(-score.sum_nll / 3, dtype=torch.float64)).item())
+
+
+def test_out_of_memory_halves_the_batch_and_scores_alike(tiny_llama, out_of_memory_above, capsys):
+    expected = Scorer(tiny_llama).score(REQUESTS)
+    longest = Scorer(tiny_llama).longest_row(REQUESTS)
+    out_of_memory_above(tiny_llama, longest)  # one row per batch fits, two do not
+    scorer = Scorer(tiny_llama, halvings=5)
+    scores = scorer.score(REQUESTS)
+    for a, b in zip(expected, scores):
+        assert [s.sum_nll for s in a] == pytest.approx([s.sum_nll for s in b], abs=1e-4)
+    assert scorer.batch_tokens < 2 * longest and scorer.halvings < 5
+    assert "out of memory scoring a batch of" in capsys.readouterr().err
+    with pytest.raises(torch.OutOfMemoryError):
+        Scorer(tiny_llama).score(REQUESTS)  # no halvings: the error propagates
+    with pytest.raises(torch.OutOfMemoryError):
+        Scorer(tiny_llama, halvings=1).score(REQUESTS)  # 4096 -> one halving is not enough
+
+
+def test_longest_row_packs_prompt_and_targets(tiny_llama):
+    request = REQUESTS[2]
+    conts = [encode_continuation(tiny_llama.tokenizer, request.prompt, t) for t in request.targets]
+    assert Scorer(tiny_llama).longest_row(REQUESTS[2:3]) == len(conts[0].context) + sum(len(c.target) for c in conts)
+    assert Scorer(tiny_llama).longest_row([]) == 0

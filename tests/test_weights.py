@@ -1,6 +1,8 @@
+import pytest
 import torch
+from accelerate import cpu_offload
 
-from flextape_bench.weights import applied_delta
+from flextape_bench.weights import applied_delta, read_tensor
 
 
 def test_delta_is_applied_then_restored_bit_exactly():
@@ -22,3 +24,41 @@ def test_restored_even_when_the_block_fails():
     except RuntimeError:
         pass
     assert torch.equal(model.weight, original)
+
+
+def _offloaded_linear() -> torch.nn.Module:
+    """A linear layer whose weights accelerate keeps in CPU memory and loads before each forward (its module holds
+    meta tensors)."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 8))
+    cpu_offload(model, execution_device="cpu")
+    assert model[0].weight.device.type == "meta"
+    return model
+
+
+def test_offloaded_weight_is_edited_where_forward_reads_it_then_restored():
+    model = _offloaded_linear()
+    x = torch.randn(3, 8)
+    weight, bias = read_tensor(model, "0.weight").clone(), read_tensor(model, "0.bias")
+    first, second = torch.randn(8, 8) * 1e-2, torch.randn(8, 8) * 1e-2
+    with applied_delta(model, {"0.weight": first}):
+        assert torch.equal(model(x), torch.nn.functional.linear(x, weight + first, bias))
+        with applied_delta(model, {"0.weight": second}):  # nested: on top of the first
+            assert torch.equal(read_tensor(model, "0.weight"), weight + first + second)
+        assert torch.equal(read_tensor(model, "0.weight"), weight + first)
+    assert torch.equal(read_tensor(model, "0.weight"), weight)
+    assert torch.equal(model(x), torch.nn.functional.linear(x, weight, bias))
+
+
+def test_offloaded_weight_restored_even_when_the_block_fails():
+    model = _offloaded_linear()
+    weight = read_tensor(model, "0.weight").clone()
+    with pytest.raises(RuntimeError, match="boom"), applied_delta(model, {"0.weight": torch.ones(8, 8)}):
+        raise RuntimeError("boom")
+    assert torch.equal(read_tensor(model, "0.weight"), weight)
+
+
+def test_a_meta_weight_nothing_loads_is_an_error():
+    model = torch.nn.Linear(4, 4, device="meta")
+    with pytest.raises(RuntimeError, match="weight is on the meta device and no accelerate offload hook loads it"):
+        read_tensor(model, "weight")

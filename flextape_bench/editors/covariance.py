@@ -3,7 +3,8 @@
 Corpora: `wikipedia` (as MEMIT: English Wikipedia through `datasets`, needs the Hub), `file:PATH` (a local text
 file, one sample per paragraph), or `model` (text sampled from the model itself under a fixed seed, for offline
 use). Statistics are cached on disk per (model weights, module, corpus identity, sample count, token length,
-dtype) and computed for several layers in one pass over the corpus.
+dtype) and computed for several layers in one pass over the corpus; a damaged cache file (flextape_bench.checksums)
+is reported and computed again.
 """
 from __future__ import annotations
 
@@ -16,11 +17,12 @@ from typing import Sequence
 
 import torch
 
+from flextape_bench.checksums import DamagedFile, load_torch, read_intact, save_torch, warn_damaged, write_json
 from flextape_bench.editors.hooks import capture
 from flextape_bench.errors import UserError
 from flextape_bench.models.adapter import ModelAdapter
 from flextape_bench.progress import progress_bar
-from flextape_bench.results import read_json, write_json
+from flextape_bench.weights import execution_device
 
 WIKIPEDIA = ("wikimedia/wikipedia", "20231101.en")
 
@@ -88,10 +90,11 @@ def cached_corpus(adapter: ModelAdapter, folder: Path, corpus: str, n: int, max_
         return corpus_texts(adapter, corpus, n, max_tokens, seed)
     identity = corpus_identity(corpus, max_tokens, seed)
     path = folder / f"corpus_{hashlib.sha256(json.dumps([identity, n]).encode()).hexdigest()[:16]}.json"
-    if path.exists():
-        return read_json(path)
+    cached = read_intact(path, "sampling the corpus again")
+    if cached is not None:
+        return cached["texts"]
     texts = corpus_texts(adapter, corpus, n, max_tokens, seed)
-    write_json(path, texts)
+    write_json(path, {"corpus": identity, "samples": n, "texts": texts})
     return texts
 
 
@@ -115,15 +118,24 @@ class Statistics:
         return self.folder / f"mom2_layer{layer}_{hashlib.sha256(key.encode()).hexdigest()[:16]}.pt"
 
     def second_moments(self, layers: Sequence[int]) -> dict[int, torch.Tensor]:
-        """E[k k^T] (float32, on each layer's device) for every layer, computing the uncached ones in one pass."""
-        missing = [layer for layer in layers if not self.path(layer).exists()]
-        if missing:
-            self._compute(missing)
+        """E[k k^T] (float32, on the device each layer computes on) for every layer, computing the uncached (or
+        damaged) ones in one pass."""
         out = {}
         for layer in layers:
-            weight = self.adapter.model.get_parameter(self.adapter.layout.mlp_out_weight(layer))
-            out[layer] = torch.load(self.path(layer), map_location=weight.device)["mom2"]
-        return out
+            if self.path(layer).exists():
+                try:
+                    out[layer] = self._load(layer)
+                except DamagedFile as error:
+                    warn_damaged(error, "computing the statistics again")
+        missing = [layer for layer in layers if layer not in out]
+        if missing:
+            self._compute(missing)
+            out.update({layer: self._load(layer) for layer in missing})
+        return {layer: out[layer] for layer in layers}
+
+    def _load(self, layer: int) -> torch.Tensor:
+        device = execution_device(self.adapter.model, self.adapter.layout.mlp_out_weight(layer))
+        return load_torch(self.path(layer), map_location=device)["mom2"]
 
     @torch.no_grad()
     def _compute(self, layers: Sequence[int]) -> None:
@@ -150,10 +162,8 @@ class Statistics:
                     keys = stores[layer]["input"][keep.to(stores[layer]["input"].device)].double()
                     sums[layer] = sums.get(layer, 0) + keys.T @ keys
         for layer in layers:
-            self.path(layer).parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path(layer).with_suffix(".tmp")
-            torch.save({"mom2": (sums[layer] / count).float().cpu(), "count": count, "corpus": self.identity}, tmp)
-            tmp.replace(self.path(layer))
+            save_torch(self.path(layer), {"mom2": (sums[layer] / count).float().cpu(), "count": count,
+                                          "corpus": self.identity})
 
 
 def layer_second_moments(adapter: ModelAdapter, cache: Path, weights: str, hparams, layers: Sequence[int],

@@ -1,10 +1,12 @@
 """FT-L: fine-tune one MLP output projection under an L-infinity norm constraint (the ROME/MEMIT papers' baseline).
 
 Minimises the NLL of each new target after its edit prompt with Adam; after every step the weights are clamped to
-within `norm_constraint` of their originals, element-wise. The model is left as it was; the change is returned.
+within `norm_constraint` of their originals, element-wise. The weights are trained as copies that hooks add into
+the forward pass (as W + (W' - W)), so the model itself is never changed; the change is returned.
 """
 from __future__ import annotations
 
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -12,7 +14,9 @@ import torch
 
 from flextape_bench.cases import EditRequest
 from flextape_bench.editors.base import Editor, WeightDelta
+from flextape_bench.editors.hooks import add_linear_update
 from flextape_bench.editors.nll import target_nll
+from flextape_bench.weights import read_tensor
 
 
 @dataclass(frozen=True)
@@ -34,33 +38,29 @@ class FTEditor(Editor):
 
     def compute_delta(self, requests: Sequence[EditRequest]) -> WeightDelta:
         hp: FTHparams = self.hparams
-        params = {name: self.adapter.model.get_parameter(name) for name in self.declared_parameters()}
-        originals = {name: p.detach().clone() for name, p in params.items()}
+        model, conv1d = self.adapter.model, self.adapter.layout.conv1d
+        originals = {name: read_tensor(model, name) for name in self.declared_parameters()}
+        trained = {name: w.clone().requires_grad_(True) for name, w in originals.items()}
+        modules = {name: model.get_submodule(name.rpartition(".")[0]) for name in originals}
         prompts = [r.prompt.replace("{}", r.subject) for r in requests]
         targets = [r.target_new for r in requests]
-        for p in params.values():
-            p.requires_grad_(True)
-        optimizer = torch.optim.Adam(params.values(), lr=hp.lr, weight_decay=hp.weight_decay)
-        try:
-            for _ in range(hp.num_steps):
-                total = 0.0
-                for start in range(0, len(requests), hp.batch_size):
-                    stop = start + hp.batch_size
+        optimizer = torch.optim.Adam(trained.values(), lr=hp.lr, weight_decay=hp.weight_decay)
+        for _ in range(hp.num_steps):
+            total = 0.0
+            for start in range(0, len(requests), hp.batch_size):
+                stop = start + hp.batch_size
+                with ExitStack() as stack:
+                    for name, w in trained.items():
+                        stack.enter_context(add_linear_update(modules[name], w - originals[name], conv1d))
                     loss = target_nll(self.adapter, prompts[start:stop], targets[start:stop]).mean()
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimizer.step()
-                    with torch.no_grad():
-                        for name, p in params.items():
-                            eps = hp.norm_constraint
-                            p.copy_(torch.clamp(p, originals[name] - eps, originals[name] + eps))
-                    total += loss.item() * (min(stop, len(requests)) - start)
-                if total / len(requests) < hp.early_stop_loss:
-                    break
-            with torch.no_grad():
-                return {name: p.detach() - originals[name] for name, p in params.items()}
-        finally:
-            with torch.no_grad():
-                for name, p in params.items():
-                    p.requires_grad_(False)
-                    p.copy_(originals[name])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                with torch.no_grad():
+                    for name, w in trained.items():
+                        eps = hp.norm_constraint
+                        w.copy_(torch.clamp(w, originals[name] - eps, originals[name] + eps))
+                total += loss.item() * (min(stop, len(requests)) - start)
+            if total / len(requests) < hp.early_stop_loss:
+                break
+        return {name: w.detach() - originals[name] for name, w in trained.items()}

@@ -20,7 +20,7 @@ from flextape_bench.editors.covariance import layer_second_moments
 from flextape_bench.editors.linear import as_parameter
 from flextape_bench.editors.representations import at_subject
 from flextape_bench.editors.value import ValueHparams, optimize_values
-from flextape_bench.weights import applied_delta
+from flextape_bench.weights import applied_delta, read_tensor
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,7 @@ class MEMITEditor(SampledTemplates, Editor):
         deltas: WeightDelta = {}
         for i, layer in enumerate(hp.layers):
             name = layout.mlp_out_weight(layer)
-            weight = adapter.model.get_parameter(name)
+            weight = read_tensor(adapter.model, name)
             mlp_out = layout.layer_path(layout.mlp_out, layer)
             with applied_delta(adapter.model, deltas):
                 keys = at_subject(adapter, requests, mlp_out, templates, "input")

@@ -26,12 +26,14 @@ import torch
 from torch import nn
 
 from flextape_bench.cases import EditRequest
+from flextape_bench.checksums import DamagedFile, load_torch, save_torch, sha256_file, sums_file
 from flextape_bench.editors.base import Editor, EditorContext, WeightDelta
 from flextape_bench.editors.hooks import add_linear_update, capture
 from flextape_bench.editors.linear import as_parameter
 from flextape_bench.editors.nll import TeacherForced, batch_nll, teacher_forced
 from flextape_bench.errors import UserError
 from flextape_bench.models.adapter import ModelAdapter
+from flextape_bench.weights import read_tensor
 
 CHECKPOINT_FORMAT = "flextape-bench/mend/1"
 
@@ -84,7 +86,7 @@ def edited_modules(adapter: ModelAdapter, layers: Sequence[int]) -> list[EditedM
     for layer in (layer % n for layer in layers):
         for template in (layout.mlp_in, layout.mlp_out):
             path = layout.layer_path(template, layer)
-            weight = model.get_parameter(f"{path}.weight")
+            weight = model.get_parameter(f"{path}.weight")  # shape only: an offloaded weight's meta tensor has it
             d_in, d_out = (weight.shape[0], weight.shape[1]) if layout.conv1d else (weight.shape[1], weight.shape[0])
             out.append(EditedModule(f"{path}.weight", path, int(d_in), int(d_out)))
     return out
@@ -182,10 +184,11 @@ class MENDNetwork(nn.Module):
             if self.training:
                 u_norm.update(u)
                 delta_norm.update(delta)
-            dtype = self.step_sizes[_key(m.weight)].dtype
-            u_t, delta_t = self.transforms[m.shape_key](u_norm(u.to(dtype)), delta_norm(delta.to(dtype)),
+            step = self.step_sizes[_key(m.weight)]  # the network's device and dtype (factors come from each layer's)
+            u_t, delta_t = self.transforms[m.shape_key](u_norm(u.to(step.device, step.dtype)),
+                                                        delta_norm(delta.to(step.device, step.dtype)),
                                                         self.mode[m.weight])
-            out[m.weight] = -self.step_sizes[_key(m.weight)] * (delta_t.T @ u_t)
+            out[m.weight] = -step * (delta_t.T @ u_t)
         return out
 
 
@@ -211,7 +214,8 @@ def applied_updates(adapter: ModelAdapter, updates: dict[str, torch.Tensor]) -> 
     with ExitStack() as stack:
         for weight, update in updates.items():
             module = adapter.model.get_submodule(weight.rsplit(".", 1)[0])
-            stack.enter_context(add_linear_update(module, as_parameter(adapter.layout, update, module.weight),
+            like = read_tensor(adapter.model, weight)
+            stack.enter_context(add_linear_update(module, as_parameter(adapter.layout, update, like),
                                                   adapter.layout.conv1d))
         yield
 
@@ -227,10 +231,9 @@ def default_checkpoint(cache: Path, weights: str) -> Path:
 
 def save_checkpoint(path: Path, network: MENDNetwork, hparams: MENDHparams, weights: str, model: str,
                     trained: Sequence[str], record: dict[str, Any]) -> None:
-    """Write the checkpoint atomically: networks, normalisers, step sizes, what they were trained for and on."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({
+    """Write the checkpoint atomically, with its checksum file: networks, normalisers, step sizes, what they were
+    trained for and on."""
+    save_torch(path, {
         "format": CHECKPOINT_FORMAT,
         "weights_blake2b": weights,
         "model": model,
@@ -239,8 +242,7 @@ def save_checkpoint(path: Path, network: MENDNetwork, hparams: MENDHparams, weig
         "state": network.state_dict(),
         "trained_requests": sorted(trained),
         "record": record,
-    }, tmp)
-    tmp.replace(path)
+    })
 
 
 def load_checkpoint(path: Path, weights: str) -> tuple[MENDNetwork, dict[str, Any]]:
@@ -249,7 +251,10 @@ def load_checkpoint(path: Path, weights: str) -> tuple[MENDNetwork, dict[str, An
         raise UserError(f"no MEND checkpoint at {path}: train one with `flextape-bench train-mend --model MODEL` "
                         "(or pass --hparams checkpoint=PATH)")
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        data = load_torch(path, map_location="cpu", weights_only=True)
+    except DamagedFile as exc:
+        raise UserError(f"MEND checkpoint {exc}; retrain it with `flextape-bench train-mend` (a checkpoint you trust "
+                        f"from before checksums: sha256sum {path} > {sums_file(path)})") from exc
     except Exception as exc:
         raise UserError(f"MEND checkpoint {path} cannot be read ({type(exc).__name__}); retrain it with "
                         "`flextape-bench train-mend`") from exc
@@ -290,12 +295,12 @@ class MENDEditor(Editor):
         factors = gradient_factors(self.adapter, self.network.targets, batch)
         with torch.no_grad():
             updates = self.network.updates(factors)
-        return {name: as_parameter(self.adapter.layout, update, self.adapter.model.get_parameter(name))
+        return {name: as_parameter(self.adapter.layout, update, read_tensor(self.adapter.model, name))
                 for name, update in updates.items()}
 
     @cached_property
     def checkpoint_digest(self) -> str:
-        return hashlib.sha256(self.path.read_bytes()).hexdigest()
+        return sha256_file(self.path)
 
     def run_record(self) -> dict[str, Any]:
         return {"checkpoint": str(self.path), "checkpoint_sha256": self.checkpoint_digest,

@@ -19,7 +19,7 @@ from flextape_bench.editors.covariance import layer_second_moments
 from flextape_bench.editors.linear import as_parameter
 from flextape_bench.editors.representations import at_subject
 from flextape_bench.editors.value import ValueHparams, optimize_values
-from flextape_bench.weights import applied_delta
+from flextape_bench.weights import applied_delta, read_tensor
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ class ROMEEditor(SampledTemplates, Editor):
     def compute_delta(self, requests: Sequence[EditRequest]) -> WeightDelta:
         hp, layout = self.hparams, self.adapter.layout
         (name,) = self.declared_parameters()
-        weight = self.adapter.model.get_parameter(name)
+        weight = read_tensor(self.adapter.model, name)
         module = layout.layer_path(layout.mlp_out, hp.layer)
         templates = self.templates
         cov = self.statistics()[hp.layer].double() if hp.mom2_adjustment else None

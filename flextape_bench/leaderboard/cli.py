@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     collection, board, paths = write_leaderboard(args.results, args.output, args.all_runs)
     print(board)
     if collection.unfinished:
-        print(f"\nskipped {len(collection.unfinished)} unfinished run(s) (no summary.json): "
+        print(f"\nskipped {len(collection.unfinished)} unfinished run(s) (no intact summary.json): "
               + ", ".join(str(p) for p in collection.unfinished), file=sys.stderr)
     print("\nwritten:\n" + "\n".join(f"  {path}" for path in paths))
     if args.push_to_hub:

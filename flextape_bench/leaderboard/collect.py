@@ -1,19 +1,21 @@
 """Find the finished runs under a results root (`<results>/<model>/<editor>/run_NNN/`, finished when summary.json
-exists) and keep, per model, editor and task, the newest run that has the task (or every run)."""
+and the files it lists are intact) and keep, per model, editor and task, the newest run that has the task (or every
+run)."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from flextape_bench.checksums import read_json
 from flextape_bench.errors import UserError
-from flextape_bench.results import CONFIG, SUMMARY, RunDir, _runs, read_json
+from flextape_bench.results import CONFIG, SUMMARY, RunDir, _runs
 
 
 @dataclass(frozen=True)
 class RunInfo:
-    """One finished run: where it is, what it ran with (from config.json) and its wall time (from summary.json)."""
+    """One finished run: where it is, what it ran with (from config.json), when it started and its wall time (from
+    timing.json)."""
 
     path: Path
     model: str
@@ -73,39 +75,40 @@ class Collection:
         return sorted({r.run.path: r.run for r in self.records}.values(), key=lambda run: run.order)
 
 
-def _read(path: Path) -> Any:
+def _read(path: Path) -> dict[str, Any]:
+    """The file's object; a missing file is a UserError, and so is a damaged one (checksums.DamagedFile)."""
     try:
         return read_json(path)
     except FileNotFoundError as exc:
         raise UserError(f"{path}: missing; a finished run has config.json and summary.json") from exc
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: not valid JSON ({exc}); restore the file or move its run directory away") from exc
 
 
 def read_run(path: Path) -> list[TaskRecord]:
-    """A finished run's task records from its summary.json and config.json, checked for the keys read here."""
+    """A finished run's task records from its summary.json, config.json and timing.json, checked for the keys read
+    here."""
     summary, config = _read(path / SUMMARY), _read(path / CONFIG)
-    if not isinstance(summary, dict) or not isinstance(summary.get("tasks"), dict) or not all(
-            isinstance(summary.get(key), str) for key in ("model", "editor")):
+    if not isinstance(summary.get("tasks"), dict) or not all(isinstance(summary.get(key), str)
+                                                             for key in ("model", "editor")):
         raise UserError(f"{path / SUMMARY}: not a flextape-bench summary (needs 'model', 'editor' and a 'tasks' "
                         "object)")
     bad = [task for task, values in summary["tasks"].items() if not isinstance(values, dict)]
     if bad:
         raise UserError(f"{path / SUMMARY}: the values of task {bad[0]!r} are not an object")
-    identity = config.get("identity") if isinstance(config, dict) else None
+    identity = config.get("identity")
     if not isinstance(identity, dict):
         raise UserError(f"{path / CONFIG}: not a flextape-bench run config (no 'identity' object)")
+    timing = RunDir(path).timing
     run = RunInfo(path=path, model=summary["model"], editor=summary["editor"], tasks=tuple(summary["tasks"]),
                   limit=identity.get("limit"), num_edits=identity.get("num_edits"),
                   sequential=identity.get("sequential"), seed=identity.get("seed"), dtype=identity.get("dtype"),
-                  hparams=identity.get("hparams") or {}, seconds=summary.get("seconds"),
-                  started=config.get("started"))
+                  hparams=identity.get("hparams") or {}, seconds=timing["seconds"], started=timing["started"])
     return [TaskRecord(run=run, task=task, values=values) for task, values in summary["tasks"].items()]
 
 
 def collect(results: Path, all_runs: bool = False) -> Collection:
     """Every finished run under `results`; per (model, editor, task) the newest run (highest run number) that has
-    the task, or with `all_runs` every run's record. Unfinished runs are skipped and listed."""
+    the task, or with `all_runs` every run's record. Unfinished runs (a damaged summary too) are skipped and
+    listed."""
     if not results.is_dir():
         raise UserError(f"--results {results}: not a directory; give the results root of the runs (default ./results)")
     kept: dict[tuple[str, str, str, Path | None], TaskRecord] = {}
@@ -122,6 +125,7 @@ def collect(results: Path, all_runs: bool = False) -> Collection:
     if not found:
         raise UserError(f"--results {results}: no run directories (<model>/<editor>/run_NNN) found")
     if not kept:
-        raise UserError(f"--results {results}: no finished run ({len(unfinished)} unfinished, without summary.json)")
+        raise UserError(f"--results {results}: no finished run ({len(unfinished)} unfinished, without an intact "
+                        "summary.json)")
     records = sorted(kept.values(), key=lambda r: (r.task, r.model, r.editor, r.run.order))
     return Collection(records=tuple(records), unfinished=tuple(unfinished))

@@ -25,8 +25,9 @@ from huggingface_hub import DatasetCardData, HfApi, constants, get_token
 from huggingface_hub.errors import HfHubHTTPError
 from huggingface_hub.utils import HFValidationError, validate_repo_id
 
+from flextape_bench.checksums import read_json, write_atomic
 from flextape_bench.errors import UserError
-from flextape_bench.results import CONFIG, SUMMARY, read_json, slug, write_atomic
+from flextape_bench.results import CONFIG, SUMMARY, RunDir, slug
 from flextape_bench.tables import markdown_table
 
 CARD = "README.md"
@@ -54,12 +55,13 @@ CITATION = """\
 
 @dataclass(frozen=True)
 class Run:
-    """One finished run directory with its config.json and summary.json (already redacted) and the tasks of it to
-    publish, sorted."""
+    """One finished run directory with its config.json, summary.json and timing (`RunDir.timing`; all redacted) and
+    the tasks of it to publish, sorted."""
 
     path: Path
     config: dict[str, Any]
     summary: dict[str, Any]
+    timing: dict[str, Any]
     tasks: tuple[str, ...]
 
     @property
@@ -120,7 +122,7 @@ def _load_run(path: Path, tasks: Sequence[str], secrets: Sequence[str]) -> Run:
         if not (path / name).is_file():
             raise UserError(f"{path}: no {name}; only finished runs (config.json and summary.json) can be published")
     run = Run(path, _clean(read_json(path / CONFIG), secrets), _clean(read_json(path / SUMMARY), secrets),
-              tuple(sorted(set(tasks))))
+              _clean(RunDir(path).timing, secrets), tuple(sorted(set(tasks))))
     missing = [task for task in run.tasks if task not in run.summary["tasks"]]
     if missing:
         raise UserError(f"{path}: task {missing[0]!r} is not in its {SUMMARY}; only finished tasks can be published")
@@ -216,7 +218,7 @@ def _summary_lines(runs: Sequence[Run]) -> list[dict[str, Any]]:
         for task in run.tasks:
             values = run.summary["tasks"][task]
             lines.append({**dict(zip(("model", "editor", "run"), run.key)), "task": task,
-                          "n_cases": values.get("n_cases"), "seconds": run.summary.get("seconds"), "results": values,
+                          "n_cases": values.get("n_cases"), "seconds": run.timing["seconds"], "results": values,
                           "config": run.config})
     return lines
 
@@ -246,17 +248,17 @@ def _card_metadata(files: dict[str, list[str]], features: dict[str, Features], r
             "tags": TAGS, "configs": configs, "dataset_info": card_data.to_dict()["dataset_info"]}
 
 
-def _command(config: dict[str, Any]) -> str:
+def _command(timing: dict[str, Any]) -> str:
     """The run's command line from its argv, the program by its file name only."""
-    argv = config.get("argv") or ["?"]
+    argv = timing["argv"] or ["?"]
     return shlex.join([Path(argv[0]).name, *argv[1:]])
 
 
 def _provenance(run: Run) -> str:
     """A card section on how `run` was made: start time, package versions, command line."""
     versions = ", ".join(f"{name} {version}" for name, version in sorted(run.config.get("versions", {}).items()))
-    return (f"### {' / '.join(run.key)}\n\nStarted {run.config.get('started', '?')}; {versions}.\n\n"
-            f"```bash\n{_command(run.config)}\n```")
+    return (f"### {' / '.join(run.key)}\n\nStarted {run.timing['started'] or '?'}; {versions}.\n\n"
+            f"```bash\n{_command(run.timing)}\n```")
 
 
 def _card_body(runs: Sequence[Run], counts: dict[tuple[str, str, str, str], int], caseless: Sequence[str],
@@ -282,8 +284,8 @@ model's beliefs about other people shift, and how unevenly across demographic gr
 Each task is a config with one line per case: `model`, `editor`, `run`, `task`, `case_id`, the edit (`rewrite`),
 the `probes`, the per-case `metrics`, and the scores before (`pre`) and after (`post`) the edit, per prompt
 (p = exp(-mean token NLL) of each target). The `summary` config has one line per run and task: the case count, the
-task's aggregate values (`results`) and the run's configuration (`config`: model, weights hash, editor
-hyperparameters, task spec hashes, seed, package versions, command line).
+task's aggregate values (`results`), the run's wall time (`seconds`) and configuration (`config`: model, weights
+hash, editor hyperparameters, task spec hashes, seed, package versions).
 
 ## How the runs were made
 

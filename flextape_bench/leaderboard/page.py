@@ -9,9 +9,9 @@ from typing import Any, Mapping, Sequence
 
 import jinja2
 
+from flextape_bench.checksums import write_atomic
 from flextape_bench.leaderboard.plots import Plot
 from flextape_bench.leaderboard.tables import NOTES, Rows
-from flextape_bench.results import write_atomic
 
 TEMPLATE = "index.html.j2"
 

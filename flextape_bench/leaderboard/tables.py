@@ -14,9 +14,9 @@ from typing import Any, Callable, Mapping, Sequence
 
 from tabulate import tabulate
 
+from flextape_bench.checksums import write_atomic
 from flextape_bench.leaderboard.collect import RunInfo, TaskRecord
 from flextape_bench.metrics.groups import UNKNOWN
-from flextape_bench.results import write_atomic
 from flextape_bench.tables import (GROUP_METRICS, cross_property_rows, csv_table, flaw_rows, group_rows, markdown_table,
                                    pairwise_rows, summary_rows)
 

@@ -36,11 +36,12 @@ def check_model(name: str) -> None:
                                otherwise="a Hugging Face Hub id (owner/name) or an existing local directory")
 
 
-def load(name: str, device: str = "cpu", dtype: str = "auto") -> ModelAdapter:
-    """Load a registered model by name or alias, or any Hub id / local directory."""
+def load(name: str, device: str = "cpu", dtype: str = "auto", max_memory: str | None = None,
+         offload_folder: Path | None = None) -> ModelAdapter:
+    """Load a registered model by name or alias, or any Hub id / local directory (placement: `load_model`)."""
     check_model(name)
     location = MODELS.get(name)() if name in MODELS else name
-    return load_model(name, location, device, dtype)
+    return load_model(name, location, device, dtype, max_memory, offload_folder)
 
 
 __all__ = ["MODELS", "DEFAULT_MODEL", "LAYOUTS", "Layout", "ModelAdapter", "check_model", "layout_for", "load",

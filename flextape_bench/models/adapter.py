@@ -10,6 +10,7 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from flextape_bench.models.layout import Layout
+from flextape_bench.weights import execution_device, read_tensor
 
 
 @dataclass
@@ -24,7 +25,8 @@ class ModelAdapter:
 
     @property
     def input_device(self) -> torch.device:
-        return self.model.get_input_embeddings().weight.device
+        """Where token ids go: the device the input embeddings compute on (also when accelerate offloads them)."""
+        return execution_device(self.model, f"{self.layout.embed}.weight")
 
     @property
     def dtype(self) -> torch.dtype:
@@ -42,12 +44,12 @@ class ModelAdapter:
     def weights_fingerprint(self) -> str:
         """blake2b over every parameter and buffer's bytes, names, shapes and dtypes: the weights' identity.
 
-        Computed on the weights as they are now; the runner asks for it before any edit.
+        Computed on the weights as they are now, wherever they live (offloaded ones included), so a model split over
+        devices has the fingerprint of the same weights on one; the runner asks for it before any edit.
         """
         digest = hashlib.blake2b(digest_size=32)
-        state = self.model.state_dict()
-        for name in sorted(state):
-            tensor = state[name].detach()
+        for name in sorted(self.model.state_dict()):
+            tensor = read_tensor(self.model, name)
             digest.update(f"{name}|{tuple(tensor.shape)}|{tensor.dtype}".encode())
             flat = tensor.contiguous().view(-1)
             digest.update(flat.view(torch.uint8).cpu().numpy().tobytes() if flat.numel() else b"")

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import torch
+from accelerate.utils import convert_file_size_to_int
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
 from flextape_bench.errors import UserError
@@ -25,30 +27,70 @@ def resolve_dtype(dtype: str, device: str) -> torch.dtype:
     return DTYPES[dtype]
 
 
-def check_device(device: str) -> None:
-    """Refuse an unknown device, or cuda where torch sees none (checked before a model loads)."""
+def parse_max_memory(text: str) -> dict[int | str, int]:
+    """`--max-memory 0=20GiB,1=20GiB,cpu=60GiB` as accelerate's `max_memory` (GPU index or "cpu" -> bytes); sizes are
+    bytes or a number with KiB/MiB/GiB or KB/MB/GB."""
+    limits: dict[int | str, int] = {}
+    for entry in text.split(","):
+        key, sep, size = (part.strip() for part in entry.partition("="))
+        if not sep or not key or not size:
+            raise UserError(f"--max-memory {text!r}: {entry.strip()!r} is not DEVICE=SIZE; write e.g. "
+                            "0=20GiB,cpu=60GiB")
+        if key != "cpu" and not key.isdigit():
+            raise UserError(f"--max-memory {text!r}: device {key!r} is neither a GPU index (0, 1, ...) nor cpu")
+        if key.isdigit() and int(key) >= torch.cuda.device_count():
+            raise UserError(f"--max-memory {text!r}: there is no GPU {key} (torch sees {torch.cuda.device_count()} "
+                            "CUDA device(s))")
+        try:
+            limits[int(key) if key.isdigit() else key] = int(size) if size.isdigit() else convert_file_size_to_int(size)
+        except ValueError:
+            raise UserError(f"--max-memory {text!r}: size {size!r} of {key} is not bytes or a number with a unit "
+                            "(KiB, MiB, GiB, KB, MB, GB)") from None
+    return limits
+
+
+def check_device(device: str, max_memory: str | None = None, offload_folder: Path | None = None) -> None:
+    """Refuse an unknown device, cuda where torch sees none, or a bad placement option (checked before a model
+    loads); creates the offload folder."""
     if device not in DEVICES:
         raise UserError(f"--device {device!r} is not one of {', '.join(DEVICES)}")
     if device == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda was given but torch sees no CUDA device; use --device cpu (or auto)")
+    if (max_memory or offload_folder) and device != "auto":
+        raise UserError(f"--max-memory and --offload-folder place a model over devices: they need --device auto "
+                        f"(got --device {device})")
+    if max_memory:
+        parse_max_memory(max_memory)
+    if offload_folder:
+        try:
+            offload_folder.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:
+            raise UserError(f"--offload-folder {offload_folder} is a file, not a directory") from None
+        except OSError as exc:
+            raise UserError(f"--offload-folder {offload_folder}: cannot create it ({exc.strerror or exc})") from exc
 
 
-def _device_map(device: str) -> str | dict[str, str]:
-    check_device(device)
+def _device_map(device: str, max_memory: dict[int | str, int] | None) -> str | dict[str, str]:
     if device == "auto":
-        return "auto" if torch.cuda.is_available() else {"": "cpu"}
+        return "auto" if torch.cuda.is_available() or max_memory else {"": "cpu"}
     return {"": device}
 
 
-def load_model(name: str, location: str, device: str = "cpu", dtype: str = "auto") -> ModelAdapter:
-    """Load `location` (Hub id or directory); an unreachable Hub id is one clear UserError."""
+def load_model(name: str, location: str, device: str = "cpu", dtype: str = "auto", max_memory: str | None = None,
+               offload_folder: Path | None = None) -> ModelAdapter:
+    """Load `location` (Hub id or directory); an unreachable Hub id is one clear UserError. With `device` auto,
+    accelerate places the layers over the GPUs, then CPU memory, then disk (`max_memory` caps each device,
+    `offload_folder` holds weights offloaded to disk that are not already in a safetensors file)."""
+    check_device(device, max_memory, offload_folder)
     torch_dtype = resolve_dtype(dtype, device)
-    device_map = _device_map(device)
+    limits = parse_max_memory(max_memory) if max_memory else None
+    device_map = _device_map(device, limits)
     try:
         config = AutoConfig.from_pretrained(location)
         layout = layout_for(config.model_type)
         tokenizer = AutoTokenizer.from_pretrained(location)
-        model = AutoModelForCausalLM.from_pretrained(location, dtype=torch_dtype, device_map=device_map)
+        model = AutoModelForCausalLM.from_pretrained(location, dtype=torch_dtype, device_map=device_map,
+                                                     max_memory=limits, offload_folder=offload_folder)
     except (OSError, ValueError) as exc:
         where = "local directory" if os.path.isdir(location) else "Hugging Face Hub id"
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

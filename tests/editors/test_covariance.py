@@ -45,3 +45,19 @@ def test_corpus_names_are_checked(corpus):
 def test_offline_wikipedia_says_what_to_use_instead():
     with pytest.raises(UserError, match="mom2_dataset=model"):
         corpus_texts(None, "wikipedia", n=2, max_tokens=8, seed=0)  # the Hub is unreachable here
+
+
+def test_damaged_statistics_are_reported_and_computed_again(tiny_llama, tmp_path, corpus, capsys):
+    from flextape_bench.checksums import sums_file
+
+    stats = Statistics(tiny_llama, tmp_path, "w" * 64, f"file:{corpus}", n_samples=3, max_tokens=32)
+    moments = stats.second_moments([0, 1])
+    damaged, unchecked = stats.path(0), stats.path(1)
+    damaged.write_bytes(damaged.read_bytes()[:100])
+    sums_file(unchecked).unlink()  # as if written before checksums
+    again = stats.second_moments([0, 1])
+    assert torch.equal(again[0], moments[0]) and torch.equal(again[1], moments[1])
+    err = capsys.readouterr().err
+    assert f"warning: {damaged}: missing, or the content does not match" in err
+    assert f"warning: {sums_file(unchecked)}: missing" in err and err.count("computing the statistics again") == 2
+    assert stats.second_moments([0, 1])[0].shape == moments[0].shape and capsys.readouterr().err == ""

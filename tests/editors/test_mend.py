@@ -1,6 +1,5 @@
 """MEND: the gradient factors are the true gradient, the network starts as the identity, training lowers the edit
 loss, and the editor applies a checkpoint to the declared parameters only and refuses the wrong one."""
-from pathlib import Path
 
 import pytest
 import torch
@@ -8,7 +7,7 @@ import torch
 from flextape_bench.cases import EditRequest
 from flextape_bench.editors import EditorContext, load_hparams
 from flextape_bench.editors.mend import (MENDEditor, MENDHparams, MENDNetwork, RunningNorm, edited_modules,
-                                         gradient_factors, load_checkpoint, request_key)
+                                         gradient_factors, load_checkpoint, request_key, save_checkpoint)
 from flextape_bench.editors.mend_train import TrainingSplit, split_requests, train_mend
 from flextape_bench.editors.nll import batch_nll, teacher_forced
 from flextape_bench.errors import UserError
@@ -70,6 +69,24 @@ def test_running_norm_matches_the_statistics_of_all_rows():
     normalised = norm(rows)
     torch.testing.assert_close(normalised.mean(0), torch.zeros(6), atol=1e-5, rtol=0)
     torch.testing.assert_close(normalised.std(0), torch.ones(6), atol=1e-4, rtol=0)
+
+
+def test_a_damaged_checkpoint_is_refused_with_what_to_do(tiny_llama, tmp_path):
+    from flextape_bench.checksums import sums_file
+
+    path, weights = tmp_path / "mend.pt", "w" * 64
+    hparams = load_hparams("mend", MENDHparams, "llama", TINY)
+    network = MENDNetwork(edited_modules(tiny_llama, [1]), rank=hparams.rank, edit_lr=hparams.edit_lr)
+    save_checkpoint(path, network, hparams, weights, "tiny",
+                    [], {"steps": 0})
+    assert load_checkpoint(path, weights)[1]["record"] == {"steps": 0}
+    path.write_bytes(path.read_bytes()[:-20])
+    with pytest.raises(UserError, match=f"^MEND checkpoint {path}: missing, or the content does not match its sha256 "
+                                        "in mend.pt.sha256; retrain it with `flextape-bench train-mend`"):
+        load_checkpoint(path, weights)
+    sums_file(path).unlink()
+    with pytest.raises(UserError, match=f"mend.pt.sha256: missing.*sha256sum {path} > {sums_file(path)}"):
+        load_checkpoint(path, weights)
 
 
 @pytest.fixture(scope="module")

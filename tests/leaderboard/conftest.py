@@ -17,7 +17,8 @@ import pytest
 from flextape_bench.metrics import METRICS
 from flextape_bench.metrics.long_form import text_values
 from flextape_bench.metrics.probe_delta import probe_shift_summary
-from flextape_bench.results import CONFIG, slug, write_json
+from flextape_bench.checksums import write_json
+from flextape_bench.results import CONFIG, TIMING, slug
 from flextape_bench.tables import write_summary
 
 WEIRD = "org/<b>x</b> & 'y'"
@@ -63,13 +64,16 @@ def long_form_task(flags: list[tuple[dict[str, list[str]], dict[str, list[str]]]
 
 def write_run(results: Path, model: str, editor: str, number: int, tasks: dict[str, Any] | None,
               seconds: float = 12.5) -> Path:
-    """config.json always; summary.{md,csv,json} (through the run's own writer) when `tasks` is given."""
+    """config.json and timing.json always; summary.{md,csv,json} (through the run's own writer) when `tasks` is
+    given."""
     path = results / slug(model) / slug(editor) / f"run_{number:03d}"
     identity = {"model": model, "editor": editor, "limit": 4, "num_edits": None, "sequential": False, "seed": number,
                 "dtype": "torch.float32", "hparams": {"layer": 4, "lr": 0.5}}
-    write_json(path / CONFIG, {"identity": identity, "started": f"2025-01-0{number}T10:00:00+0000"})
+    write_json(path / CONFIG, {"identity": identity})
+    write_json(path / TIMING, {"attempts": [{"argv": ["flextape-bench"], "started": f"2025-01-0{number}T10:00:00+0000",
+                                             "seconds": seconds if tasks is not None else None}]})
     if tasks is not None:
-        write_summary(path, {"model": model, "editor": editor, "run": path.name, "seconds": seconds, "tasks": tasks})
+        write_summary(path, {"model": model, "editor": editor, "run": path.name, "tasks": tasks})
     return path
 
 

@@ -63,12 +63,21 @@ def test_flag_errors(results, tmp_path, capsys, extra, message):
     assert message in err and err.count("\n") == 1
 
 
-def test_corrupt_summary_exits_2_naming_the_file(results, tmp_path, capsys):
-    path = results / "gemma3-270m" / "ft" / "run_002" / "summary.json"
-    path.write_text("{")
-    assert main(["leaderboard", "--results", str(results), "--output", str(tmp_path)]) == 2
-    err = capsys.readouterr().err
-    assert str(path) in err and err.count("\n") == 1
+def test_damaged_files(results, tmp_path, capsys):
+    """A damaged summary.json makes its run unfinished (skipped, named); a damaged config.json of a finished run is
+    a one-line error naming it."""
+    summary = results / "gemma3-270m" / "ft" / "run_002" / "summary.json"
+    summary.write_text("{")
+    assert main(["leaderboard", "--results", str(results), "--output", str(tmp_path / "a")]) == 0
+    captured = capsys.readouterr()
+    assert f"flextape-bench: warning: {summary}: not valid JSON" in captured.err
+    assert "skipped 2 unfinished run(s) (no intact summary.json)" in captured.err
+    config = results / "gemma3-270m" / "ft" / "run_001" / "config.json"
+    config.write_text(config.read_text().replace('"limit": 4', '"limit": 5'))
+    assert main(["leaderboard", "--results", str(results), "--output", str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1] == f"flextape-bench: error: {config}: the content does not match its content_sha256: corrupted or " \
+                      "edited"
 
 
 def test_output_that_is_a_file(results, tmp_path, capsys):

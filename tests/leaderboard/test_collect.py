@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from flextape_bench.checksums import read_json, write_json
 from flextape_bench.errors import UserError
 from flextape_bench.leaderboard.collect import collect
 
@@ -51,15 +52,20 @@ def test_a_newer_run_wins_even_past_run_999(tmp_path):
     assert [r.run.path for r in collect(tmp_path).records] == [newer]
 
 
-@pytest.mark.parametrize("text, message", [
-    ("{not json", "not valid JSON"),
-    ("[]", "not a flextape-bench summary"),
-    ('{"model": "m", "editor": "e", "tasks": {"t": 3}}', "the values of task 't' are not an object"),
-])
-def test_corrupt_summary_is_a_user_error_naming_the_file(results, text, message):
+@pytest.mark.parametrize("text, why", [("{not json", "not valid JSON"), ("[]", "no content_sha256"),
+                                       ('{"model": "m", "editor": "e", "tasks": {}}', "no content_sha256")])
+def test_a_damaged_summary_makes_the_run_unfinished(results, capsys, text, why):
+    run = results / "gemma3-270m" / "none" / "run_001"
+    (run / "summary.json").write_text(text)
+    collection = collect(results)
+    assert run in collection.unfinished and all(r.run.path != run for r in collection.records)
+    assert f"warning: {run / 'summary.json'}: {why}" in capsys.readouterr().err
+
+
+def test_a_summary_of_another_shape_is_a_user_error_naming_the_file(results):
     path = results / "gemma3-270m" / "none" / "run_001" / "summary.json"
-    path.write_text(text)
-    with pytest.raises(UserError, match=message) as error:
+    write_json(path, read_json(path) | {"tasks": {"t": 3}})
+    with pytest.raises(UserError, match="the values of task 't' are not an object") as error:
         collect(results)
     assert str(path) in str(error.value) and "\n" not in str(error.value)
 

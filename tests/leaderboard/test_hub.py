@@ -22,6 +22,7 @@ import pytest
 import yaml
 from datasets.info import DatasetInfosDict
 
+from flextape_bench.checksums import read_json, write_json
 from flextape_bench.cli import main
 from flextape_bench.errors import UserError
 from flextape_bench.leaderboard.hub import build_dataset_folder, push_folder
@@ -118,7 +119,7 @@ def test_card_has_a_config_per_task_and_the_lines_have_one_shape(folder, run_dir
     assert summary[2]["results"]["efficacy"] == json.loads((run_dirs[1] / "summary.json").read_text())[
         "tasks"][PAIR]["efficacy"]
     assert "| org/tiny-llama | ft       | run_001 | seesaw_cf_P19_P101     |       1 |" in body
-    assert "flextape-bench --editor none --output '/x/<redacted>'" in body  # the argv of config.json, redacted
+    assert "flextape-bench --editor none --output '/x/<redacted>'" in body  # the argv of timing.json, redacted
     assert "Halevy" in body and "Empirical Methods in Natural Language Processing" in body
 
 
@@ -152,9 +153,10 @@ def test_the_leaderboard_publishes_only_the_tasks_it_keeps(run_dirs, tmp_path, m
     ft = results / "org__tiny-llama" / "ft"
     newer = shutil.copytree(ft / "run_001", ft / "run_002")
     shutil.rmtree(newer / EFF)
-    summary = json.loads((newer / "summary.json").read_text())
+    summary = read_json(newer / "summary.json")
     summary["run"], summary["tasks"] = "run_002", {PAIR: summary["tasks"][PAIR]}
-    (newer / "summary.json").write_text(json.dumps(summary))
+    summary["files"] = {name: digest for name, digest in summary["files"].items() if not name.startswith(EFF)}
+    write_json(newer / "summary.json", summary)
     monkeypatch.setenv("HF_TOKEN", SENTINEL)
     argv = ["leaderboard", "--results", str(results), "--output", str(tmp_path / "board"), "--push-to-hub", REPO,
             "--dry-run"]
