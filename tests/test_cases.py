@@ -21,10 +21,10 @@ def scores(seed: float, n: int) -> tuple[Score, ...]:
 def test_score_requests_add_each_distinct_generation_prompt_with_every_candidate():
     requests = score_requests(CASE)
     targets = ("Paris", "London")
-    assert requests == [ScoreRequest("Ada was born in", targets), ScoreRequest("Bea was born in", targets),
-                        ScoreRequest("Carl was born in", targets),
-                        ScoreRequest("Ada's field of work is", CROSS.candidates),
-                        ScoreRequest("Ada is", CROSS.candidates)]
+    assert requests == [ScoreRequest("Ada was born in", targets, 7), ScoreRequest("Bea was born in", targets, 7),
+                        ScoreRequest("Carl was born in", targets, 7),
+                        ScoreRequest("Ada's field of work is", CROSS.candidates, 7),
+                        ScoreRequest("Ada is", CROSS.candidates, 7)]  # one batching group per case
     plain = EditCase(7, REWRITE, CASE.probes, PROMPTS)  # no cross query: generation prompts are not scored
     assert len(score_requests(plain)) == 3
 
