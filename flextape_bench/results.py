@@ -82,13 +82,13 @@ class RunDir:
             if path.is_file():
                 path.unlink()
 
-    def log_start(self, argv: Sequence[str], started: float) -> None:
-        """Add this invocation to timing.json: its command line and start time (`time.time()`). timing.json holds
-        one entry per invocation that worked on the run, in order; it is the one file of a run that differs between
-        reruns of the same command."""
+    def log_start(self, argv: Sequence[str], started: float, batch_tokens: dict[str, Any]) -> None:
+        """Add this invocation to timing.json: its command line, start time (`time.time()`) and batch size (which
+        `--batch-tokens auto` takes from the free memory). timing.json holds one entry per invocation that worked on
+        the run, in order; it is the one file of a run that differs between reruns of the same command."""
         earlier = read_intact(self.path / TIMING, "its earlier entries are dropped") or {"attempts": []}
         entry = {"argv": list(argv), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
-                 "seconds": None}
+                 "batch_tokens": batch_tokens, "seconds": None}
         self._timing = {"attempts": [*earlier["attempts"], entry]}
         self._started = started
         write_json(self.path / TIMING, self._timing)
@@ -108,7 +108,8 @@ class RunDir:
                 "seconds": attempts[-1].get("seconds")}
 
 
-def _runs(parent: Path) -> list[Path]:
+def run_dirs(parent: Path) -> list[Path]:
+    """The run directories (`run_NNN`) under a model/editor folder, by run number."""
     runs = [p for p in parent.glob("run_*") if p.is_dir() and re.fullmatch(r"run_\d{3,}", p.name)]
     return sorted(runs, key=lambda p: int(p.name[4:]))
 
@@ -139,7 +140,7 @@ def open_run(output: Path, model: str, editor: str, identity: dict[str, Any], co
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"--output {output}: cannot create {parent} ({exc.strerror}); choose a writable directory") from exc
-    runs = _runs(parent)
+    runs = run_dirs(parent)
     if resume and runs:
         last = RunDir(runs[-1])
         if not last.finished:

@@ -480,7 +480,7 @@ def run(options: RunOptions, adapter: ModelAdapter | None = None, workers: Worke
     weights = adapter.weights_fingerprint()
     editor = build_editor(options, adapter, weights)
     _check_targets(tasks, adapter)
-    batch_tokens = _batch_tokens(options, adapter, tasks)  # not in the identity: it does not change the results
+    batch_tokens = _batch_tokens(options, adapter, tasks)  # not in the identity or config.json: it depends on free memory
     if workers is not None:
         workers.setup(weights, batch_tokens["used"])
     identity = {
@@ -502,14 +502,14 @@ def run(options: RunOptions, adapter: ModelAdapter | None = None, workers: Worke
     long_form = {t.spec.task: _long_form_identity(t.long_form) for t in tasks if t.long_form}
     if long_form:  # only then: runs without long-form tasks keep their identity (and resume)
         identity["long_form"] = long_form
-    config = {"versions": _versions(), "editor_record": editor.run_record(), "batch_tokens": batch_tokens}
+    config = {"versions": _versions(), "editor_record": editor.run_record()}
     lexicons = {t.spec.task: t.cases[0].long_form.lexicon.to_json() | {"sources": t.long_form["lexicon"]["sources"]}
                 for t in tasks if t.long_form and t.cases}
     if lexicons:  # the full lexicon of each long-form task (terms and patterns), to rerun the flags later
         config["long_form_lexicons"] = lexicons
     run_dir, resumed = open_run(options.output, options.model, identity["editor"], identity, config, options.resume)
     print(f"{'resuming' if resumed else 'writing'} {run_dir.path}", file=sys.stderr)
-    run_dir.log_start(sys.argv, started)  # times and the command line go to timing.json only
+    run_dir.log_start(sys.argv, started, batch_tokens)  # times, command line and batch size: timing.json only
     runner = Runner(adapter, editor, run_dir, options, weights, batch_tokens["used"], workers)
     tasks_summary = {t.spec.task: runner.run_task(t) for t in tasks}
     summary = {

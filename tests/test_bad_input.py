@@ -303,9 +303,11 @@ def test_auto_batch_tokens_halve_after_out_of_memory(capsys, ws, monkeypatch, ti
     halved = whole.parent / "run_002"
     assert f"resuming {halved}" in err and "batch tokens: auto -> 64 (" in err
     assert "out of memory scoring a batch of " in err
-    configs = [json.loads((run / "config.json").read_text()) for run in (whole, halved)]
-    assert "batch_tokens" not in configs[0]["identity"] and configs[0]["batch_tokens"] == {"option": 4096, "used": 4096}
-    assert configs[1]["batch_tokens"]["option"] == 64  # written by the first attempt at run_002
+    config = json.loads((whole / "config.json").read_text())
+    assert "batch_tokens" not in config["identity"] and "batch_tokens" not in config
+    attempts = [json.loads((run / "timing.json").read_text())["attempts"] for run in (whole, halved)]
+    assert attempts[0][0]["batch_tokens"] == {"option": 4096, "used": 4096}
+    assert [a["batch_tokens"]["option"] for a in attempts[1]] == [64, "auto"]  # the failed attempt, then the resume
     a, b = (json.loads((run / "probed" / "case_1.json").read_text())["post"] for run in (whole, halved))
     for x, y in zip([a["edit"], *a["probes"]], [b["edit"], *b["probes"]], strict=True):
         assert [x["nll_new"], x["nll_true"]] == pytest.approx([y["nll_new"], y["nll_true"]], abs=1e-4)
@@ -318,8 +320,8 @@ def test_auto_batch_tokens_give_up_after_halving(capsys, ws, monkeypatch, tiny_l
     line = error_of(capsys, [*ws.run_args("mine"), "--max-batch-tokens", "64"])
     assert line.startswith(f"{PREFIX}out of memory while scoring (mine: pre-edit scores); lower --batch-tokens (now "
                            "auto -> ")
-    config = json.loads(next(ws.out.rglob("config.json")).read_text())
-    assert config["batch_tokens"]["option"] == "auto" and config["batch_tokens"]["used"] == 64
+    timing = json.loads(next(ws.out.rglob("timing.json")).read_text())
+    assert timing["attempts"][-1]["batch_tokens"]["option"] == "auto" and timing["attempts"][-1]["batch_tokens"]["used"] == 64
 
 
 def test_auto_batch_tokens_without_free_memory_take_one_longest_row(capsys, ws, monkeypatch, tiny_llama):
@@ -333,8 +335,8 @@ def test_auto_batch_tokens_without_free_memory_take_one_longest_row(capsys, ws, 
                 for subject in ("Ada Lovelace", "Alan Turing")]
     longest = Scorer(tiny_llama).longest_row(requests)
     assert f"batch tokens: auto -> {longest} (0.0 GiB free)" in capsys.readouterr().err
-    config = json.loads(next(ws.out.rglob("config.json")).read_text())
-    assert config["batch_tokens"] == {"option": "auto", "max": 16384, "used": longest}
+    timing = json.loads(next(ws.out.rglob("timing.json")).read_text())
+    assert timing["attempts"][-1]["batch_tokens"] == {"option": "auto", "max": 16384, "used": longest}
 
 
 @pytest.mark.parametrize("num_edits, advice", [

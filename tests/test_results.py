@@ -67,9 +67,9 @@ def test_a_finished_run_needs_every_file_its_summary_lists(tmp_path, capsys):
 def test_timing_lists_every_attempt(tmp_path):
     run = RunDir(tmp_path)
     assert run.timing == {"started": None, "argv": None, "seconds": None}
-    run.log_start(["flextape-bench", "--limit", "2"], 0.0)  # killed: no seconds
+    run.log_start(["flextape-bench", "--limit", "2"], 0.0, {"option": "auto", "used": 64})  # killed: no seconds
     later = RunDir(tmp_path)
-    later.log_start(["flextape-bench", "--limit", "2", "--batch-tokens", "64"], 100.0)
+    later.log_start(["flextape-bench", "--limit", "2", "--batch-tokens", "64"], 100.0, {"option": 64, "used": 64})
     later.log_finish()
     attempts = read_json(tmp_path / "timing.json")["attempts"]
     assert [a["seconds"] is None for a in attempts] == [True, False]

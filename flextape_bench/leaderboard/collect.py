@@ -9,7 +9,7 @@ from typing import Any
 
 from flextape_bench.checksums import read_json
 from flextape_bench.errors import UserError
-from flextape_bench.results import CONFIG, SUMMARY, RunDir, _runs
+from flextape_bench.results import CONFIG, SUMMARY, RunDir, run_dirs
 
 
 @dataclass(frozen=True)
@@ -115,7 +115,7 @@ def collect(results: Path, all_runs: bool = False) -> Collection:
     unfinished: list[Path] = []
     found = 0
     for parent in sorted(p for p in results.glob("*/*") if p.is_dir()):
-        for path in _runs(parent):
+        for path in run_dirs(parent):
             found += 1
             if not RunDir(path).finished:
                 unfinished.append(path)
