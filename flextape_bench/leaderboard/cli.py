@@ -18,7 +18,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "leaderboard", help="compare finished runs: tables (markdown, CSV, LaTeX), group-shift plots, one HTML page",
         description="Collect the finished runs under --results (the newest run per model, editor and task unless "
-                    "--all-runs) and write leaderboard.{md,csv,tex}, detail tables, plots/ and index.html to --output.")
+                    "--all-runs) and write overview.* (one row per model and editor), leaderboard.* (one per task "
+                    "too), detail tables, plots/ and index.html to --output.")
     parser.add_argument("--results", type=Path, default=Path("results"), help="results root (default ./results)")
     parser.add_argument("--output", type=Path, default=Path("leaderboard"),
                         help="directory to write the leaderboard into (default ./leaderboard)")
@@ -36,13 +37,14 @@ def write_leaderboard(results: Path, output: Path, all_runs: bool = False) -> tu
     collection, the leaderboard as markdown and the paths written. (Plotting modules load here, not with the CLI.)"""
     from flextape_bench.leaderboard.page import write_page
     from flextape_bench.leaderboard.plots import plot_group_shifts
-    from flextape_bench.leaderboard.tables import detail_tables, leaderboard_rows, run_rows, write_tables
+    from flextape_bench.leaderboard.tables import (detail_tables, leaderboard_rows, overview_rows, run_rows,
+                                                   write_tables)
     from flextape_bench.tables import markdown_table
 
     collection = collect(results, all_runs)
     output.mkdir(parents=True, exist_ok=True)
     board = leaderboard_rows(collection.records)
-    tables = {"leaderboard": board, "runs": run_rows(collection.runs), **detail_tables(collection.records)}
+    tables = {"overview": overview_rows(board, all_runs), "leaderboard": board, "runs": run_rows(collection.runs), **detail_tables(collection.records)}
     paths = write_tables(tables, output)
     plots = plot_group_shifts(collection.records, output / "plots")
     paths += [path for plot in plots for path in (plot.png, plot.svg)]

@@ -1,7 +1,8 @@
 """Leaderboard tables from collected task records, built on the run summary's row functions
 (`flextape_bench.tables`), and their markdown, CSV and LaTeX files.
 
-The leaderboard has one row per model, editor and task (and run, with --all-runs): cases, efficacy before and after,
+The overview has one row per model and editor (per run too, with --all-runs): means over its tasks of efficacy
+and probe shift, and each task's probe shift. The leaderboard has one row per model, editor and task (and run, with --all-runs): cases, efficacy before and after,
 the probe shift, every labelled group's shift (gender, race, geography, continent) marked by its Holm-adjusted p,
 the cross-property top-1 change rate as the unweighted mean over the task's generation prompts, and the long-form
 flaw rates after minus before. Detail tables hold the numbers behind those cells.
@@ -26,7 +27,10 @@ LEGEND = ("Group shifts are d_post - d_pre (mean of case means); * p < 0.05, ** 
           "one-sample t-test against 0, Holm-adjusted over the groups of a metric. "
           f"'{CROSS_COLUMN}' is the unweighted mean over the task's generation prompts of the share of cases whose "
           "top-1 candidate changed. Flaw columns are the share of texts flagged after minus before.")
-NOTES = {"leaderboard": LEGEND}
+OVERVIEW_NOTE = ("One row per model and editor: unweighted means over its tasks (a task counts once, whatever its "
+                 "number of cases) of efficacy and of the probe shift (tasks with probes only), then each task's "
+                 "probe shift. Per-task numbers, group shifts and their tests are in the leaderboard table.")
+NOTES = {"overview": OVERVIEW_NOTE, "leaderboard": LEGEND}
 Rows = list[dict[str, Any]]
 
 
@@ -72,6 +76,28 @@ def leaderboard_rows(records: Sequence[TaskRecord]) -> Rows:
     columns = [*fixed, *sorted(groups, key=groups.__getitem__), CROSS_COLUMN, "any flaw change", *flaws]
     keep = [c for c in columns if any(row.get(c) is not None for row in rows)]
     return [{c: row.get(c) for c in keep} for row in rows]
+
+
+def overview_rows(board: Rows, by_run: bool = False) -> Rows:
+    """For a non-empty leaderboard, one row per model and editor (and run, when `by_run`) from the leaderboard rows: the runs and tasks it
+    covers, its cases, the means over its tasks of efficacy before and after and of the probe shift, and a
+    '<task> shift' column per task with probes."""
+    rows: dict[tuple[str, ...], Rows] = {}
+    for row in board:
+        key = (row["model"], row["editor"], row["run"]) if by_run else (row["model"], row["editor"])
+        rows.setdefault(key, []).append(row)
+    shifted = sorted({row["task"] for row in board if row.get("probe shift") is not None})
+    overview = []
+    for (model, editor, *_), tasks in sorted(rows.items()):
+        overview.append({
+            "model": model, "editor": editor, "runs": ", ".join(sorted({row["run"] for row in tasks})),
+            "tasks": len(tasks), "cases": sum(row.get("cases") or 0 for row in tasks),
+            **{f"mean {column}": _mean([row.get(column) for row in tasks])
+               for column in ("efficacy pre", "efficacy post", "probe shift")},
+            **{f"{task} shift": next((row["probe shift"] for row in tasks if row["task"] == task), None)
+               for task in shifted}})
+    keep = [c for c in overview[0] if any(row[c] is not None for row in overview)]
+    return [{c: row[c] for c in keep} for row in overview]
 
 
 def _detail(records: Sequence[TaskRecord], rows_of: Callable[[dict[str, Any]], Rows]) -> Rows:

@@ -42,7 +42,7 @@ def test_prints_the_table_and_the_paths(results, tmp_path, capsys):
     assert main(["leaderboard", "--results", str(results), "--output", str(out)]) == 0
     stdout, stderr = capsys.readouterr()
     assert stdout.startswith("| model") and "| 0.3000***" in stdout
-    for name in ("leaderboard.md", "leaderboard.csv", "leaderboard.tex", "group_shifts.csv", "index.html",
+    for name in ("overview.md", "leaderboard.md", "leaderboard.csv", "leaderboard.tex", "group_shifts.csv", "index.html",
                  "plots/gemma3-270m__pair__gender_shift.svg"):
         assert f"  {out / name}\n" in stdout and (out / name).stat().st_size > 0
     assert "skipped 1 unfinished run(s)" in stderr and str(results / "gemma3-270m" / "ft" / "run_003") in stderr
@@ -51,6 +51,7 @@ def test_prints_the_table_and_the_paths(results, tmp_path, capsys):
 def test_all_runs_adds_rows(results, tmp_path, capsys):
     assert main(["leaderboard", "--results", str(results), "--output", str(tmp_path), "--all-runs"]) == 0
     assert len((tmp_path / "leaderboard.csv").read_text().splitlines()) == 1 + 6
+    assert len((tmp_path / "overview.csv").read_text().splitlines()) == 1 + 4  # ft run_001 and run_002 apart
 
 
 @pytest.mark.parametrize("extra, message", [

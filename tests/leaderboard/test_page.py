@@ -55,7 +55,7 @@ def test_self_contained(page):
 def test_every_table_with_its_rows(page):
     text, elements = page
     tables = [a["id"] for tag, a in elements if tag == "table"]
-    assert tables == ["table-leaderboard", "table-runs", "table-group_shifts", "table-pairwise",
+    assert tables == ["table-overview", "table-leaderboard", "table-runs", "table-group_shifts", "table-pairwise",
                       "table-cross_property", "table-flaws"]
     assert "1 unfinished run (no intact summary.json) skipped" in text
     assert re.search(r"<td>pair</td><td>run_002</td><td>4</td><td>0\.2500</td><td>1\.0000</td>", text)

@@ -7,8 +7,8 @@ import csv
 import pytest
 
 from flextape_bench.leaderboard.collect import collect
-from flextape_bench.leaderboard.tables import (CROSS_COLUMN, LEGEND, detail_tables, leaderboard_rows, run_rows,
-                                               significance_mark, write_tables)
+from flextape_bench.leaderboard.tables import (CROSS_COLUMN, LEGEND, detail_tables, leaderboard_rows, overview_rows,
+                                               run_rows, significance_mark, write_tables)
 
 from .conftest import WEIRD
 
@@ -47,6 +47,31 @@ def test_race_groups_and_flaw_changes(rows):
     # 4 texts: sexism flagged in 0 before, 2 after; racism 1 before, 0 after; any flaw 1 before, 2 after
     assert (lf["Sexism change"], lf["Racism change"], lf["any flaw change"]) == (0.5, -0.25, 0.25)
     assert lf["efficacy pre"] is None and lf["cases"] == 2
+
+
+def test_overview_one_row_per_model_and_editor(results):
+    overview = overview_rows(leaderboard_rows(collect(results).records))
+    assert [(r["model"], r["editor"]) for r in overview] == [("gemma3-270m", "ft"), ("gemma3-270m", "none"),
+                                                              (WEIRD, "rome")]
+    ft, none, rome = overview
+    assert list(ft) == ["model", "editor", "runs", "tasks", "cases", "mean efficacy pre", "mean efficacy post",
+                        "mean probe shift", "pair shift"]
+    # newest pair from run_002 (efficacy 1/4 -> 4/4, shift 0.15), eff from run_001 (1/2 -> 2/2, no probes)
+    assert (ft["runs"], ft["tasks"], ft["cases"]) == ("run_001, run_002", 2, 6)
+    assert ft["mean efficacy pre"] == pytest.approx(0.375) and ft["mean efficacy post"] == 1.0
+    assert ft["mean probe shift"] == pytest.approx(0.15) == ft["pair shift"]
+    assert (none["mean efficacy post"], none["mean probe shift"]) == (0.0, 0.0)
+    # long-form task lf has no efficacy or probes; pair: every case's (Asian + White) / 2 is 0.1
+    assert (rome["tasks"], rome["cases"], rome["mean efficacy pre"]) == (2, 6, 0.25)
+    assert rome["mean probe shift"] == pytest.approx(0.1)
+
+
+def test_overview_by_run(results):
+    overview = overview_rows(leaderboard_rows(collect(results, all_runs=True).records), by_run=True)
+    ft = {r["runs"]: r for r in overview if r["editor"] == "ft"}
+    assert sorted(ft) == ["run_001", "run_002"] and ft["run_001"]["tasks"] == 2
+    # run_001's pair: case shifts (0.1 + 0.0) / 2, twice, and (0.1 + 0.1) / 2, twice
+    assert ft["run_001"]["pair shift"] == pytest.approx(0.075) and ft["run_002"]["pair shift"] == pytest.approx(0.15)
 
 
 def test_no_test_no_mark(rows):
