@@ -159,7 +159,7 @@ def _check_targets(tasks: Sequence[PreparedTask], adapter: ModelAdapter) -> None
 
 
 def _batch_tokens(options: RunOptions, adapter: ModelAdapter, tasks: Sequence[PreparedTask]) -> dict[str, Any]:
-    """The padded tokens per batch (`used`) and how they were chosen, for config.json. `auto`: what fits the free
+    """The padded tokens per batch (`used`) and how they were chosen, for timing.json. `auto`: what fits the free
     memory of the model's devices for the run's longest scoring row and, with long-form tasks, its longest
     generation row (memory.fitting_tokens), at most --max-batch-tokens; printed once."""
     if options.batch_tokens != AUTO:

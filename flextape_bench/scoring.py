@@ -18,7 +18,7 @@ from flextape_bench.cases import Score, ScoreRequest
 from flextape_bench.memory import is_out_of_memory
 from flextape_bench.models.adapter import ModelAdapter
 from flextape_bench.progress import progress_bar
-from flextape_bench.tokenization import encode_continuation
+from flextape_bench.tokenization import encode_continuations
 
 SCORER_VERSION = "1"
 
@@ -35,26 +35,33 @@ class _Row:
     owners: tuple[tuple[int, int], ...]
 
 
-def _pack(adapter: ModelAdapter, index: int, request: ScoreRequest) -> list[_Row]:
-    """Rows for one request: one per distinct prompt tokenization (normally exactly one)."""
-    by_context: dict[tuple[int, ...], list[tuple[int, tuple[int, ...]]]] = {}
-    for slot, target in enumerate(request.targets):
-        cont = encode_continuation(adapter.tokenizer, request.prompt, target)
-        by_context.setdefault(cont.context, []).append((slot, cont.target))
+def _pack(adapter: ModelAdapter, requests: Sequence[ScoreRequest]) -> list[_Row]:
+    """Rows for the requests, in request order: per request one for each distinct prompt tokenization (normally
+    exactly one). All targets are tokenized together (tokenization.encode_continuations)."""
+    continuations = iter(encode_continuations(adapter.tokenizer, [(r.prompt, t) for r in requests for t in r.targets]))
     rows = []
-    for context, targets in by_context.items():
-        tokens, segments, positions = list(context), [0] * len(context), list(range(len(context)))
-        scored, labels, owners = [], [], []
-        for seg, (slot, target) in enumerate(targets, start=1):
-            start = len(tokens)
-            scored.append((len(context) - 1, *range(start, start + len(target) - 1)))
-            labels.append(target)
-            owners.append((index, slot))
-            tokens += target
-            segments += [seg] * len(target)
-            positions += range(len(context), len(context) + len(target))
-        rows.append(_Row(tuple(tokens), tuple(segments), tuple(positions), tuple(scored), tuple(labels), tuple(owners)))
+    for index, request in enumerate(requests):
+        by_context: dict[tuple[int, ...], list[tuple[int, tuple[int, ...]]]] = {}
+        for slot in range(len(request.targets)):
+            cont = next(continuations)
+            by_context.setdefault(cont.context, []).append((slot, cont.target))
+        rows += [_row(index, context, targets) for context, targets in by_context.items()]
     return rows
+
+
+def _row(index: int, context: tuple[int, ...], targets: list[tuple[int, tuple[int, ...]]]) -> _Row:
+    """The row of request `index` for one prompt tokenization and its (target slot, target tokens)."""
+    tokens, segments, positions = list(context), [0] * len(context), list(range(len(context)))
+    scored, labels, owners = [], [], []
+    for seg, (slot, target) in enumerate(targets, start=1):
+        start = len(tokens)
+        scored.append((len(context) - 1, *range(start, start + len(target) - 1)))
+        labels.append(target)
+        owners.append((index, slot))
+        tokens += target
+        segments += [seg] * len(target)
+        positions += range(len(context), len(context) + len(target))
+    return _Row(tuple(tokens), tuple(segments), tuple(positions), tuple(scored), tuple(labels), tuple(owners))
 
 
 def _attention_mask(segments: torch.Tensor, positions: torch.Tensor, window: int | None, dtype: torch.dtype) -> torch.Tensor:
@@ -119,13 +126,12 @@ class Scorer:
 
     def longest_row(self, requests: Sequence[ScoreRequest]) -> int:
         """Tokens of the longest packed row of `requests` (0 for none)."""
-        return max((len(row.tokens) for i, request in enumerate(requests) for row in _pack(self.adapter, i, request)),
-                   default=0)
+        return max((len(row.tokens) for row in _pack(self.adapter, requests)), default=0)
 
     def batches(self, requests: Sequence[ScoreRequest]) -> list[list[_Row]]:
         """The requests packed into rows, sorted by length and grouped into batches of at most `batch_tokens`; rows
         of different request groups (ScoreRequest.group) are never in one batch."""
-        rows = [row for i, request in enumerate(requests) for row in _pack(self.adapter, i, request)]
+        rows = _pack(self.adapter, requests)
 
         def group(row: _Row) -> int:
             return requests[row.owners[0][0]].group

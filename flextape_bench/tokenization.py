@@ -7,6 +7,7 @@ target encoded alone. BOS and other special tokens stay in the context.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 from transformers import PreTrainedTokenizerBase
 
@@ -27,18 +28,39 @@ def join(prompt: str, target: str) -> str:
     return f"{prompt} {target}"
 
 
+BLOCK = 4096  # (prompt, target) pairs per tokenizer call in encode_continuations
+
+
 def encode_continuation(tokenizer: PreTrainedTokenizerBase, prompt: str, target: str) -> Continuation:
     """Split `tokenizer(prompt + " " + target)` into the prompt's tokens and the target's tokens."""
-    if not target.strip():
-        raise EmptyTargetError(f"empty target after prompt {prompt!r}; fix the target in the data file or the "
-                               "task's templates.target")
+    return encode_continuations(tokenizer, [(prompt, target)])[0]
+
+
+def encode_continuations(tokenizer: PreTrainedTokenizerBase, pairs: Sequence[tuple[str, str]]) -> list[Continuation]:
+    """`encode_continuation` of every (prompt, target) pair, in order. Each distinct pair is tokenized once (probe
+    pools and candidate lists repeat across cases), in batched tokenizer calls."""
     if not tokenizer.is_fast:
         raise UserError(
             f"tokenizer {type(tokenizer).__name__} gives no character offsets; load the model's fast tokenizer"
         )
-    encoding = tokenizer(join(prompt, target), return_offsets_mapping=True)
-    ids, offsets = encoding["input_ids"], encoding["offset_mapping"]
+    for prompt, target in pairs:
+        if not target.strip():
+            raise EmptyTargetError(f"empty target after prompt {prompt!r}; fix the target in the data file or the "
+                                   "task's templates.target")
     special = set(tokenizer.all_special_ids)
+    distinct = list(dict.fromkeys(pairs))
+    encoded: dict[tuple[str, str], Continuation] = {}
+    for start in range(0, len(distinct), BLOCK):
+        block = distinct[start : start + BLOCK]
+        encoding = tokenizer([join(prompt, target) for prompt, target in block], return_offsets_mapping=True)
+        for pair, ids, offsets in zip(block, encoding["input_ids"], encoding["offset_mapping"]):
+            encoded[pair] = _split(tokenizer, special, ids, offsets, *pair)
+    return [encoded[pair] for pair in pairs]
+
+
+def _split(tokenizer: PreTrainedTokenizerBase, special: set[int], ids: Sequence[int],
+           offsets: Sequence[tuple[int, int]], prompt: str, target: str) -> Continuation:
+    """The Continuation of one encoding of `prompt + " " + target` (`special`: the tokenizer's special ids)."""
     boundary = len(prompt)
     first = next(
         (i for i, (tok, (_, end)) in enumerate(zip(ids, offsets)) if end > boundary and tok not in special),

@@ -1,7 +1,10 @@
+import json
+
 import pytest
 
+from flextape_bench import tokenization
 from flextape_bench.errors import UserError
-from flextape_bench.tokenization import encode_continuation
+from flextape_bench.tokenization import encode_continuation, encode_continuations
 
 
 def _split(tokenizer, prompt, target):
@@ -50,3 +53,26 @@ def test_llama_target_of_special_tokens_tokenizes_to_nothing(llama_tokenizer):
     with pytest.raises(UserError, match=r"target '</s>' after prompt 'X was born in' tokenizes to nothing .* with "
                                         r"the tokenizer LlamaTokenizer"):
         encode_continuation(llama_tokenizer, "X was born in", llama_tokenizer.eos_token)  # only the joining "▁" left
+
+
+@pytest.mark.parametrize("tokenizer_name", ["gemma", "bpe_tokenizer", "llama_tokenizer"])
+def test_batched_encodings_match_one_call_per_pair(request, tokenizer_name, data_dir, monkeypatch):
+    """Real probes and targets of different lengths, some repeated, over several tokenizer calls: each continuation is
+    exactly the split of that pair's own tokenization (no padding, nothing shared between the pairs of a call)."""
+    fixture = request.getfixturevalue(tokenizer_name)
+    tok = getattr(fixture, "tokenizer", fixture)
+    records = json.loads((data_dir / "seesaw_cf_P19_P101.json").read_text())[:3]
+    pairs = [(prompt, r["requested_rewrite"][field]["str"]) for r in records for prompt in r["attribute_prompts"][:4]
+             for field in ("target_new", "target_true")]
+    pairs.append(("X", "a much longer target than any other in this list, to make the lengths differ"))
+    pairs += pairs[:3]  # repeated pairs are tokenized once and returned at each of their places
+    monkeypatch.setattr(tokenization, "BLOCK", 5)  # several calls, the last one partial
+    batched = encode_continuations(tok, pairs)
+    assert len(batched) == len(pairs) == 28
+    for (prompt, target), cont in zip(pairs, batched):
+        assert cont == _split(tok, prompt, target)
+
+
+def test_batched_encoding_names_the_empty_target(gemma):
+    with pytest.raises(UserError, match="empty target after prompt 'B was born in'"):
+        encode_continuations(gemma.tokenizer, [("A was born in", "Paris"), ("B was born in", " ")])

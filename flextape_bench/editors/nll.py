@@ -7,7 +7,7 @@ from typing import Sequence
 import torch
 
 from flextape_bench.models.adapter import ModelAdapter
-from flextape_bench.tokenization import encode_continuation
+from flextape_bench.tokenization import encode_continuations
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ class TeacherForced:
 
 def teacher_forced(adapter: ModelAdapter, prompts: Sequence[str], targets: Sequence[str]) -> TeacherForced:
     """Tokenize each prompt + target (target tokens as scoring sees them) into one padded batch."""
-    conts = [encode_continuation(adapter.tokenizer, p, t) for p, t in zip(prompts, targets)]
+    conts = encode_continuations(adapter.tokenizer, list(zip(prompts, targets)))
     rows = [c.context + c.target for c in conts]
     length = max(map(len, rows))
     device = adapter.input_device
