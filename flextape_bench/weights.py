@@ -46,6 +46,30 @@ def execution_device(model: torch.nn.Module, name: str) -> torch.device:
     return tensor.device if hook is None else torch.device(hook.execution_device)
 
 
+def working_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype editors compute in for weights of `dtype`: at least float32 (float64 stays float64)."""
+    return torch.promote_types(dtype, torch.float32)
+
+
+def added(weight: torch.Tensor, change: torch.Tensor) -> torch.Tensor:
+    """weight + change computed in at least float32 and rounded once to the weight's dtype (a float32 change to a
+    bfloat16 weight is not rounded to bfloat16 first)."""
+    wide = working_dtype(weight.dtype)
+    return (weight.to(wide) + change.to(device=weight.device, dtype=wide)).to(weight.dtype)
+
+
+def unrepresented_share(model: torch.nn.Module, delta: WeightDelta) -> float:
+    """Among the entries `delta` changes, the share that the weights' dtype cannot represent: rounding
+    weight + change to that dtype gives the weight back (0 for float32 weights and float32 changes)."""
+    lost = changed = 0
+    for name, change in delta.items():
+        weight = read_tensor(model, name)
+        moved = change.to(weight.device) != 0
+        lost += int((moved & (added(weight, change) == weight)).sum())
+        changed += int(moved.sum())
+    return lost / changed if changed else 0.0
+
+
 @contextmanager
 def applied_delta(model: torch.nn.Module, delta: WeightDelta) -> Iterator[None]:
     """Add `delta` to the model's weights where forward passes read them; on exit put the originals back bit-exactly,
@@ -63,13 +87,13 @@ def applied_delta(model: torch.nn.Module, delta: WeightDelta) -> Iterator[None]:
                 held[name] = tensor
             else:
                 value = hook.weights_map[key]
-                overlays.setdefault(hook, {})[key] = value + change.to(device=value.device, dtype=value.dtype)
+                overlays.setdefault(hook, {})[key] = added(value, change)
         originals = {name: p.detach().clone() for name, p in held.items()}
     maps = {hook: hook.weights_map for hook in overlays}
     try:
         with torch.no_grad():
             for name, p in held.items():
-                p.add_(delta[name].to(device=p.device, dtype=p.dtype))
+                p.copy_(added(p, delta[name]))
         for hook, edited in overlays.items():
             hook.weights_map = ChainMap(edited, maps[hook])
         yield

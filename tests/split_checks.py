@@ -20,13 +20,13 @@ REQUESTS = [
     EditRequest("The mother tongue of {} is", "Danielle Darrieux", "English", "French"),
 ]
 SCORED = [ScoreRequest(r.prompt.replace("{}", r.subject), (r.target_new, r.target_true)) for r in REQUESTS]
-_STATISTICS = dict(v_num_grad_steps=15, context_template_count=2, context_template_length=4, mom2_dataset="model",
+_STATISTICS = dict(v_num_grad_steps=15, context_template_length_params=[[4, 5]], mom2_dataset="model",
                    mom2_n_samples=16, mom2_max_tokens=12)
 HPARAMS = {  # layer 1 is offloaded in every split of the tests; MEMIT also edits layer 0, which is not
     "ft": dict(layers=[1], lr=1e-2, num_steps=5, norm_constraint=1e-2),
     "rome": dict(_STATISTICS, layer=1),
     # the bare prompt only: its keys are the ones solved for, so that the edit moves a tiny random model
-    "memit": dict(_STATISTICS, layers=[0, 1], mom2_update_weight=1e-3, context_template_count=0),
+    "memit": dict(_STATISTICS, layers=[0, 1], mom2_update_weight=1e-3, context_template_length_params=[]),
     "mend": dict(layers=[1], rank=4, edit_lr=1e-2),
 }
 # a tiny Llama's decoder layers 0-2 between embeddings, final norm and head

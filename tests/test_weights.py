@@ -62,3 +62,14 @@ def test_a_meta_weight_nothing_loads_is_an_error():
     model = torch.nn.Linear(4, 4, device="meta")
     with pytest.raises(RuntimeError, match="weight is on the meta device and no accelerate offload hook loads it"):
         read_tensor(model, "weight")
+
+
+def test_unrepresented_share_counts_changes_that_round_back_to_the_weight():
+    from flextape_bench.weights import unrepresented_share
+
+    # bfloat16 spacing at 1.0 is 2^-7: 1 + 1e-4 rounds back to 1, 1 + 0.01 moves to 1.0078125
+    model = torch.nn.Linear(2, 1, bias=False).to(torch.bfloat16)
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    assert unrepresented_share(model, {"weight": torch.tensor([[1e-4, 0.01]])}) == 0.5
+    assert unrepresented_share(model.float(), {"weight": torch.tensor([[1e-4, 0.01]])}) == 0.0

@@ -1,29 +1,33 @@
-"""Context templates for ROME/MEMIT: "{}" plus short texts sampled from the model, each followed by ". {}".
+"""Context templates: "{}" plus short texts sampled from the model, each followed by ". {}".
 
+ROME and MEMIT sample them differently (rome_main.py / memit_main.py `get_context_templates`); both are here, with
+lengths counted as the reference's `generate_fast(max_out_len=...)` counts them: tokens in all, start included.
 Sampling is seeded so that two runs with the same seed use the same templates (they are recorded in results).
 """
 from __future__ import annotations
 
+import unicodedata
 from functools import cached_property
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 
 from flextape_bench.models.adapter import ModelAdapter
 
-STARTS = ("The", "Therefore", "Because", "I", "You")
+STARTS = ("The", "Therefore", "Because", "I", "You")  # MEMIT's start words
 
 
 @torch.no_grad()
-def sample_texts(adapter: ModelAdapter, starts: tuple[str, ...], max_new_tokens: int, seed: int,
+def sample_texts(adapter: ModelAdapter, prompts: Sequence[Sequence[int]], new_tokens: Sequence[int], seed: int,
                  top_k: int = 5) -> list[str]:
-    """One continuation per start text, sampled with top-k under a fixed seed."""
+    """One continuation per prompt (token ids) of `new_tokens[i]` tokens, sampled top-k from one generator seeded
+    with `seed`, decoded (prompt included) without special tokens."""
     tok = adapter.tokenizer
     generator = torch.Generator(device="cpu").manual_seed(seed)
     texts = []
-    for start in starts:
-        ids = tok(start, return_tensors="pt")["input_ids"].to(adapter.input_device)
-        for _ in range(max_new_tokens):
+    for prompt, count in zip(prompts, new_tokens):
+        ids = torch.tensor([list(prompt)], device=adapter.input_device)
+        for _ in range(count):
             logits = adapter.model(input_ids=ids, logits_to_keep=1).logits[0, -1].float().cpu()
             top = torch.topk(logits, top_k)
             choice = top.indices[torch.multinomial(torch.softmax(top.values, -1), 1, generator=generator)]
@@ -32,22 +36,58 @@ def sample_texts(adapter: ModelAdapter, starts: tuple[str, ...], max_new_tokens:
     return texts
 
 
+def _sampled(adapter: ModelAdapter, prompts: Sequence[Sequence[int]], lengths: Sequence[int], seed: int) -> list[str]:
+    """Texts grown from `prompts` to `lengths` tokens in all, cleaned as generate_fast cleans them (NFKD, blank lines
+    to spaces)."""
+    new = [max(length - len(prompt), 0) for prompt, length in zip(prompts, lengths)]
+    return [unicodedata.normalize("NFKD", t).replace("\n\n", " ") for t in sample_texts(adapter, prompts, new, seed)]
+
+
+def rome_templates(adapter: ModelAdapter, length_params: Sequence[Sequence[int]], seed: int) -> list[str]:
+    """ROME's templates: "{}" and, per (length, count) of `length_params`, `count` texts sampled from the model's
+    start token (BOS, else EOS: GPT-2's <|endoftext|>), braces deleted, each + ". {}"."""
+    tok = adapter.tokenizer
+    start = [tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id]
+    lengths = [length for length, count in length_params for _ in range(count)]
+    texts = _sampled(adapter, [start] * len(lengths), lengths, seed)
+    return ["{}"] + [t.replace("{", "").replace("}", "") + ". {}" for t in texts]
+
+
+def memit_templates(adapter: ModelAdapter, length_params: Sequence[Sequence[int]], seed: int) -> list[list[str]]:
+    """MEMIT's templates by type: [["{}"]] and, per (length, count), `count // 5` texts from each of the start words
+    "The", "Therefore", "Because", "I", "You", braces replaced by spaces, each + ". {}"."""
+    groups = [["{}"]]
+    for i, (length, count) in enumerate(length_params):
+        prompts = [list(adapter.tokenizer(start)["input_ids"]) for start in STARTS for _ in range(count // len(STARTS))]
+        texts = _sampled(adapter, prompts, [length] * len(prompts), seed + i)
+        groups.append([t.replace("{", " ").replace("}", " ") + ". {}" for t in texts])
+    return groups
+
+
 def context_templates(adapter: ModelAdapter, count: int, length: int, seed: int) -> list[str]:
-    """["{}"] + `count` sampled texts of `length` tokens, braces removed, each as "<text>. {}"."""
-    starts = tuple(STARTS[i % len(STARTS)] for i in range(count))
-    texts = sample_texts(adapter, starts, length, seed) if count else []
+    """MEND's rephrasings: ["{}"] + `count` texts of `length` new tokens after the start words, braces removed,
+    each as "<text>. {}"."""
+    prompts = [list(adapter.tokenizer(STARTS[i % len(STARTS)])["input_ids"]) for i in range(count)]
+    texts = sample_texts(adapter, prompts, [length] * count, seed)
     return ["{}"] + [text.replace("{", " ").replace("}", " ").strip() + ". {}" for text in texts]
 
 
 class SampledTemplates:
-    """Mixin for editors whose hyperparameters name `context_template_count` and `context_template_length`: the
-    templates are sampled once per editor under the run's seed and recorded in the run's config."""
+    """Mixin for ROME, MEMIT and their descendants: context templates sampled once per editor under the run's seed
+    (`sample_templates`, by type) and recorded in the run's config."""
+
+    def sample_templates(self) -> list[list[str]]:
+        raise NotImplementedError
 
     @cached_property
+    def template_groups(self) -> list[list[str]]:
+        """The templates by type; the bare "{}" is the first template of the first type."""
+        return self.sample_templates()
+
+    @property
     def templates(self) -> list[str]:
-        hp = self.hparams  # type: ignore[attr-defined]
-        return context_templates(self.adapter, hp.context_template_count, hp.context_template_length,  # type: ignore[attr-defined]
-                                 self.context.seed)  # type: ignore[attr-defined]
+        """Every template, the bare "{}" first."""
+        return [t for group in self.template_groups for t in group]
 
     def run_record(self) -> dict[str, Any]:
-        return {"context_templates": self.templates}
+        return {"context_templates": self.template_groups}

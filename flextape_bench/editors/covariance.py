@@ -1,6 +1,7 @@
 """Second-moment statistics C = E[k k^T] of the keys entering an MLP output projection, over a text corpus.
 
-Corpora: `wikipedia` (as MEMIT: English Wikipedia through `datasets`, needs the Hub), `file:PATH` (a local text
+Samples are truncated to the model's full context (as the reference's layer_stats), or to `mom2_max_tokens` where it
+is set. Corpora: `wikipedia` (as MEMIT: English Wikipedia through `datasets`, needs the Hub), `file:PATH` (a local text
 file, one sample per paragraph), or `model` (text sampled from the model itself under a fixed seed, for offline
 use). Statistics are cached on disk per (model weights, module, corpus identity, sample count, token length,
 dtype) and computed for several layers in one pass over the corpus; a damaged cache file (flextape_bench.checksums)
@@ -98,6 +99,21 @@ def cached_corpus(adapter: ModelAdapter, folder: Path, corpus: str, n: int, max_
     return texts
 
 
+def sample_length(adapter: ModelAdapter, corpus: str, cap: int | None) -> int:
+    """Tokens per corpus sample: the model's full context, as the reference's layer_stats takes, capped by
+    `mom2_max_tokens` where given; text sampled from the model (`model`) needs the cap, its length."""
+    config = adapter.model.config
+    context = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+    if cap is None and corpus == "model":
+        raise UserError("mom2_dataset=model samples texts of mom2_max_tokens tokens: set it, e.g. "
+                        "--hparams mom2_max_tokens=64")
+    if cap is None:
+        if not context:
+            raise UserError(f"model config {type(config).__name__} gives no context length: set mom2_max_tokens")
+        return int(context)
+    return min(cap, int(context)) if context else cap
+
+
 def stats_folder(cache_root: Path, weights: str) -> Path:
     """Where one model's key statistics and sampled corpora live."""
     return cache_root / "stats" / weights[:32]
@@ -169,6 +185,6 @@ class Statistics:
 def layer_second_moments(adapter: ModelAdapter, cache: Path, weights: str, hparams, layers: Sequence[int],
                          seed: int) -> dict[int, torch.Tensor]:
     """E[k k^T] per layer with the corpus settings of an editor's hyperparameters (`mom2_*` fields)."""
-    stats = Statistics(adapter, cache, weights, hparams.mom2_dataset, hparams.mom2_n_samples, hparams.mom2_max_tokens,
-                       seed)
+    length = sample_length(adapter, hparams.mom2_dataset, hparams.mom2_max_tokens)
+    stats = Statistics(adapter, cache, weights, hparams.mom2_dataset, hparams.mom2_n_samples, length, seed)
     return stats.second_moments(layers)

@@ -1,8 +1,16 @@
-"""FT-L: fine-tune one MLP output projection under an L-infinity norm constraint (the ROME/MEMIT papers' baseline).
+"""FT-L: fine-tune one MLP output projection under an L-infinity norm constraint (the ROME/MEMIT papers' baseline,
+the reference's baselines/ft/ft_main.py `execute_ft`).
 
-Minimises the NLL of each new target after its edit prompt with Adam; after every step the weights are clamped to
-within `norm_constraint` of their originals, element-wise. The weights are trained as copies that hooks add into
-the forward pass (as W + (W' - W)), so the model itself is never changed; the change is returned.
+The projection's weight and, where it has one, its bias (the reference trains every parameter of the module) are
+trained with Adam in float32 for `num_steps` epochs over the edits in batches of `batch_size`:
+
+    loss = mean over edits of the mean over target tokens t of -log p(t | prompt)       (loss: prompt_end)
+
+with every target token read at the prompt's last position, as the reference does (`loss: teacher_forced` reads
+token i after the prompt and tokens < i instead). A batch whose loss is below `early_stop_loss` takes no step; after
+every batch each parameter is clamped to within `norm_constraint` of its original, element-wise; an epoch whose mean
+loss is below `early_stop_loss` ends training. The parameters are trained as float32 copies that hooks add into the
+forward pass (as W + (W' - W)), so the model itself is never changed; the change is returned in float32.
 """
 from __future__ import annotations
 
@@ -16,51 +24,71 @@ from flextape_bench.cases import EditRequest
 from flextape_bench.editors.base import Editor, WeightDelta
 from flextape_bench.editors.hooks import add_linear_update
 from flextape_bench.editors.nll import target_nll
-from flextape_bench.weights import read_tensor
+from flextape_bench.errors import UserError
+from flextape_bench.weights import read_tensor, working_dtype
+
+LOSSES = ("prompt_end", "teacher_forced")
 
 
 @dataclass(frozen=True)
 class FTHparams:
     layers: list[int]  # layers whose MLP output projection is fine-tuned
     lr: float
-    num_steps: int
+    num_steps: int  # epochs over the edits
     norm_constraint: float  # L-infinity bound on the change of each weight
     weight_decay: float = 0.0
-    batch_size: int = 64  # edits per optimisation step
+    batch_size: int = 128  # edits per optimisation step (the reference's default)
     early_stop_loss: float = 1e-2
+    loss: str = "prompt_end"  # prompt_end (the reference) | teacher_forced
+
+    def __post_init__(self) -> None:
+        if self.loss not in LOSSES:
+            raise UserError(f"ft hyperparameter loss={self.loss!r} is not one of {', '.join(LOSSES)}")
 
 
 class FTEditor(Editor):
     hparams_class = FTHparams
 
+    def _modules(self) -> list[str]:
+        return [self.adapter.layout.layer_path(self.adapter.layout.mlp_out, layer) for layer in self.hparams.layers]
+
     def declared_parameters(self) -> list[str]:
-        return [self.adapter.layout.mlp_out_weight(layer) for layer in self.hparams.layers]
+        model = self.adapter.model
+        return [f"{path}.{leaf}" for path in self._modules() for leaf in ("weight", "bias")
+                if getattr(model.get_submodule(path), leaf, None) is not None]
 
     def compute_delta(self, requests: Sequence[EditRequest]) -> WeightDelta:
         hp: FTHparams = self.hparams
         model, conv1d = self.adapter.model, self.adapter.layout.conv1d
         originals = {name: read_tensor(model, name) for name in self.declared_parameters()}
+        originals = {name: w.to(working_dtype(w.dtype)) for name, w in originals.items()}
         trained = {name: w.clone().requires_grad_(True) for name, w in originals.items()}
-        modules = {name: model.get_submodule(name.rpartition(".")[0]) for name in originals}
         prompts = [r.prompt.replace("{}", r.subject) for r in requests]
         targets = [r.target_new for r in requests]
         optimizer = torch.optim.Adam(trained.values(), lr=hp.lr, weight_decay=hp.weight_decay)
         for _ in range(hp.num_steps):
             total = 0.0
             for start in range(0, len(requests), hp.batch_size):
-                stop = start + hp.batch_size
+                stop = min(start + hp.batch_size, len(requests))
                 with ExitStack() as stack:
-                    for name, w in trained.items():
-                        stack.enter_context(add_linear_update(modules[name], w - originals[name], conv1d))
-                    loss = target_nll(self.adapter, prompts[start:stop], targets[start:stop]).mean()
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+                    for path in self._modules():
+                        change = {leaf: trained[f"{path}.{leaf}"] - originals[f"{path}.{leaf}"]
+                                  for leaf in ("weight", "bias") if f"{path}.{leaf}" in trained}
+                        stack.enter_context(add_linear_update(model.get_submodule(path), change["weight"], conv1d,
+                                                              change.get("bias")))
+                    loss = target_nll(self.adapter, prompts[start:stop], targets[start:stop],
+                                      at_prompt_end=hp.loss == "prompt_end").mean()
+                # a batch already below the stopping loss takes no step
+                if loss.item() >= hp.early_stop_loss:
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+                # clamp each parameter to the L-inf ball around its original
                 with torch.no_grad():
                     for name, w in trained.items():
                         eps = hp.norm_constraint
                         w.copy_(torch.clamp(w, originals[name] - eps, originals[name] + eps))
-                total += loss.item() * (min(stop, len(requests)) - start)
+                total += loss.item() * (stop - start)
             if total / len(requests) < hp.early_stop_loss:
                 break
         return {name: w.detach() - originals[name] for name, w in trained.items()}

@@ -54,14 +54,16 @@ def add_at_positions(module: nn.Module, rows: torch.Tensor, positions: torch.Ten
 
 
 @contextmanager
-def add_linear_update(module: nn.Module, update: torch.Tensor, conv1d: bool = False) -> Iterator[None]:
-    """Run `module` (a linear map) as if its weight were W + `update`, differentiably in `update`: adds
-    `update @ x` to its output, on the output's device (wherever W lives, offloaded too). `update` is stored like the
-    weight ((out, in), or (in, out) for GPT-2's Conv1D)."""
+def add_linear_update(module: nn.Module, update: torch.Tensor, conv1d: bool = False,
+                      bias: torch.Tensor | None = None) -> Iterator[None]:
+    """Run `module` (a linear map) as if its weight were W + `update` (and its bias b + `bias`), differentiably in
+    both: adds `update @ x` (+ `bias`) to its output, on the output's device (wherever W lives, offloaded too).
+    `update` is stored like the weight ((out, in), or (in, out) for GPT-2's Conv1D)."""
 
     def hook(_module, inputs, output):
         x, change = inputs[0].to(output.device), update.to(output.device, output.dtype)
-        return output + (x @ change if conv1d else x @ change.T)
+        output = output + (x @ change if conv1d else x @ change.T)
+        return output if bias is None else output + bias.to(output.device, output.dtype)
 
     handle = module.register_forward_hook(hook)
     try:

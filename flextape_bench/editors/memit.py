@@ -1,8 +1,8 @@
 """MEMIT (Meng et al. 2023): many edits at once, spread over a range of MLP output projections.
 
 For each request a target hidden state z at the last layer of the range is found by the value optimisation. Then,
-layer by layer (each seeing the updates of the earlier ones), with K the requests' keys (averaged over context
-templates) and R the remaining residual (z - current hidden state) divided by the number of layers left, the
+layer by layer (each seeing the updates of the earlier ones), with K the requests' keys (compute_ks: averaged within
+each context-template type, then across types, so the bare prompt weighs 1/2) and R the remaining residual (z - current hidden state) divided by the number of layers left, the
 update solves the covariance-weighted least squares dW = R K^T (lambda C + K K^T)^-1, C = E[k k^T] over a corpus.
 Where a norm sits between the MLP output and the residual stream (Gemma 3), R is first mapped through its inverse.
 """
@@ -15,10 +15,10 @@ import torch
 
 from flextape_bench.cases import EditRequest
 from flextape_bench.editors.base import Editor, WeightDelta
-from flextape_bench.editors.context import SampledTemplates
+from flextape_bench.editors.context import SampledTemplates, memit_templates
 from flextape_bench.editors.covariance import layer_second_moments
 from flextape_bench.editors.linear import as_parameter
-from flextape_bench.editors.representations import at_subject
+from flextape_bench.editors.representations import at_subject, at_subject_by_type
 from flextape_bench.editors.value import ValueHparams, optimize_values
 from flextape_bench.weights import applied_delta, read_tensor
 
@@ -28,9 +28,10 @@ class LayerRangeHparams(ValueHparams):
     """What MEMIT and its descendants share: the edited layer range and the key statistics' corpus."""
 
     layers: list[int]
+    context_template_length_params: list[list[int]]  # [length, count]: count // 5 texts from each start word
     mom2_dataset: str  # wikipedia | model | file:PATH
     mom2_n_samples: int
-    mom2_max_tokens: int
+    mom2_max_tokens: int | None  # cap on tokens per corpus sample; None: the model's full context
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,9 @@ class MEMITEditor(SampledTemplates, Editor):
         """The (in, out) transpose of the layer's update from keys (n, d_in) and residuals (n, d_out), in float64."""
         return torch.linalg.solve(self.hparams.mom2_update_weight * cov + keys.T @ keys, keys.T @ resid)
 
+    def sample_templates(self) -> list[list[str]]:
+        return memit_templates(self.adapter, self.hparams.context_template_length_params, self.context.seed)
+
     def statistics(self) -> dict[int, torch.Tensor]:
         """E[k k^T] of every edited layer's keys (cached on disk)."""
         ctx = self.context
@@ -101,7 +105,7 @@ class MEMITEditor(SampledTemplates, Editor):
             weight = read_tensor(adapter.model, name)
             mlp_out = layout.layer_path(layout.mlp_out, layer)
             with applied_delta(adapter.model, deltas):
-                keys = at_subject(adapter, requests, mlp_out, templates, "input")
+                keys = at_subject_by_type(adapter, requests, mlp_out, self.template_groups, "input")
                 current = at_subject(adapter, requests, z_site, ["{}"], "output")
                 resid = (z.to(current.device) - current) / (len(hp.layers) - i)
                 if layout.post_mlp_norm:
@@ -110,5 +114,5 @@ class MEMITEditor(SampledTemplates, Editor):
                     resid = through_norm(norm, outputs, resid)
             device = covs[layer].device
             update_t = self.solve(layer, covs[layer].double(), keys.double().to(device), resid.double().to(device))
-            deltas[name] = as_parameter(layout, update_t.T.float(), weight)
+            deltas[name] = as_parameter(layout, update_t.T, weight)
         return deltas

@@ -48,13 +48,20 @@ def teacher_forced(adapter: ModelAdapter, prompts: Sequence[str], targets: Seque
     )
 
 
-def batch_nll(adapter: ModelAdapter, batch: TeacherForced) -> torch.Tensor:
-    """Per row, the mean NLL of its target tokens (LM head only at the predicting positions)."""
+def batch_nll(adapter: ModelAdapter, batch: TeacherForced, at_prompt_end: bool = False) -> torch.Tensor:
+    """Per row, the mean NLL of its target tokens (LM head only at the predicting positions). With `at_prompt_end`,
+    every target token is read at the prompt's last position, as if each were the next token (the loss of the
+    reference FT-L, ft_main.py)."""
     hidden = adapter.body_hidden(input_ids=batch.ids, attention_mask=batch.mask)
-    token_nll = adapter.token_nll(hidden[batch.rows, batch.positions], batch.labels)
+    positions = batch.positions
+    if at_prompt_end:  # each row's first predicting position, repeated for its every target token
+        firsts = [batch.positions[sum(batch.sizes[:row])] for row in range(len(batch.sizes))]
+        positions = [firsts[row] for row in batch.rows]
+    token_nll = adapter.token_nll(hidden[batch.rows, positions], batch.labels)
     return torch.stack([chunk.mean() for chunk in torch.split(token_nll, batch.sizes)])
 
 
-def target_nll(adapter: ModelAdapter, prompts: Sequence[str], targets: Sequence[str]) -> torch.Tensor:
-    """Per pair, the mean NLL of the target's tokens after the prompt."""
-    return batch_nll(adapter, teacher_forced(adapter, prompts, targets))
+def target_nll(adapter: ModelAdapter, prompts: Sequence[str], targets: Sequence[str],
+               at_prompt_end: bool = False) -> torch.Tensor:
+    """Per pair, the mean NLL of the target's tokens after the prompt (see `batch_nll` for `at_prompt_end`)."""
+    return batch_nll(adapter, teacher_forced(adapter, prompts, targets), at_prompt_end)

@@ -1,7 +1,7 @@
 """ROME (Meng et al. 2022): a rank-one update of one MLP output projection per edit.
 
-Key k* = the projection's input at the subject's last token, averaged over context templates; target value v* from
-the value optimisation; update dW = (v* - W k0) (C^-1 k*)^T / ((C^-1 k*)^T k0), where k0 is the key of the bare
+Key k* = the projection's input at the subject's last token, averaged over the context templates (compute_u: a plain
+mean, the bare prompt one template among 1 + sum of counts); target value v* from the value optimisation; update dW = (v* - W k0) (C^-1 k*)^T / ((C^-1 k*)^T k0), where k0 is the key of the bare
 prompt and C = E[k k^T] over a corpus (mom2 statistics). Several requests in one chunk are applied one after another,
 as in the paper; the summed change is returned and the model restored.
 """
@@ -14,21 +14,22 @@ import torch
 
 from flextape_bench.cases import EditRequest
 from flextape_bench.editors.base import Editor, WeightDelta
-from flextape_bench.editors.context import SampledTemplates
+from flextape_bench.editors.context import SampledTemplates, rome_templates
 from flextape_bench.editors.covariance import layer_second_moments
 from flextape_bench.editors.linear import as_parameter
 from flextape_bench.editors.representations import at_subject
 from flextape_bench.editors.value import ValueHparams, optimize_values
-from flextape_bench.weights import applied_delta, read_tensor
+from flextape_bench.weights import applied_delta, read_tensor, working_dtype
 
 
 @dataclass(frozen=True)
 class ROMEHparams(ValueHparams):
     layer: int
+    context_template_length_params: list[list[int]]  # [length, count] pairs: count texts of length tokens each
     mom2_adjustment: bool
     mom2_dataset: str  # wikipedia | model | file:PATH
     mom2_n_samples: int
-    mom2_max_tokens: int
+    mom2_max_tokens: int | None  # cap on tokens per corpus sample; None: the model's full context
 
 
 class ROMEEditor(SampledTemplates, Editor):
@@ -36,6 +37,9 @@ class ROMEEditor(SampledTemplates, Editor):
 
     def declared_parameters(self) -> list[str]:
         return [self.adapter.layout.mlp_out_weight(self.hparams.layer)]
+
+    def sample_templates(self) -> list[list[str]]:
+        return [rome_templates(self.adapter, self.hparams.context_template_length_params, self.context.seed)]
 
     def statistics(self) -> dict[int, torch.Tensor]:
         """E[k k^T] of the edited layer's keys (cached on disk)."""
@@ -49,7 +53,7 @@ class ROMEEditor(SampledTemplates, Editor):
         module = layout.layer_path(layout.mlp_out, hp.layer)
         templates = self.templates
         cov = self.statistics()[hp.layer].double() if hp.mom2_adjustment else None
-        total = torch.zeros_like(weight)
+        total = torch.zeros_like(weight, dtype=working_dtype(weight.dtype))
         for request in requests:  # sequentially: each edit sees the previous ones
             with applied_delta(self.adapter.model, {name: total}):
                 k_star = at_subject(self.adapter, [request], module, templates, "input")[0].double()
@@ -57,5 +61,5 @@ class ROMEEditor(SampledTemplates, Editor):
                 v0, v_star = optimize_values(self.adapter, [request], module, templates, hp)
             u = torch.linalg.solve(cov.to(k_star.device), k_star) if cov is not None else k_star
             update = torch.outer((v_star[0] - v0[0]).double().to(u.device), u) / (u @ k0.to(u.device))
-            total = total + as_parameter(layout, update.float(), weight)
+            total = total + as_parameter(layout, update, weight)
         return {name: total}

@@ -13,7 +13,7 @@ REQUESTS = [
     EditRequest("{} was born in", "Marie Waldron", "New York City", "Clunie"),
     EditRequest("The mother tongue of {} is", "Danielle Darrieux", "English", "French"),
 ]
-SMALL = dict(v_num_grad_steps=15, context_template_count=2, context_template_length=4, mom2_dataset="model",
+SMALL = dict(v_num_grad_steps=15, context_template_length_params=[[4, 5]], mom2_dataset="model",
              mom2_n_samples=16, mom2_max_tokens=12)
 
 
@@ -41,7 +41,7 @@ def test_edit_touches_declared_parameters_only(tiny, tmp_path, name):
 
 def test_memit_least_squares_moves_the_layer_output_to_the_target(tiny, tmp_path):
     # One layer and the bare prompt only: the keys the update is solved for are exactly the ones checked.
-    editor = _editor("memit", tiny, tmp_path, mom2_update_weight=1e-3, layers=[1], context_template_count=0)
+    editor = _editor("memit", tiny, tmp_path, mom2_update_weight=1e-3, layers=[1], context_template_length_params=[])
     site = f"{tiny.layout.layers}.1"
     init, z = optimize_values(tiny, REQUESTS, site, ["{}"], editor.hparams)
     delta = editor.compute_delta(REQUESTS)
@@ -141,7 +141,7 @@ def test_edits_take_effect_on_gemma(gemma, stats_cache, prompt_corpus, name, ext
     from flextape_bench.scoring import Scorer
 
     cls = EDITORS.get(name)
-    overrides = {"context_template_count": 2, "mom2_dataset": f"file:{prompt_corpus}", "mom2_n_samples": 100, **extra}
+    overrides = {"context_template_length_params": [[4, 5]], "mom2_dataset": f"file:{prompt_corpus}", "mom2_n_samples": 100, **extra}
     hparams = load_hparams(name, cls.hparams_class, "gemma3", overrides)
     editor = cls(gemma, hparams, EditorContext(seed=0, cache=stats_cache, weights=gemma.weights_fingerprint()))
     requests = [ScoreRequest(r.prompt.replace("{}", r.subject), (r.target_new, r.target_true)) for r in REQUESTS]
@@ -151,3 +151,25 @@ def test_edits_take_effect_on_gemma(gemma, stats_cache, prompt_corpus, name, ext
     with applied_delta(gemma.model, delta):
         post = Scorer(gemma).score(requests)
     assert all(new.p > true.p for new, true in post), [(new.p, true.p) for new, true in post]
+
+
+def test_rome_and_memit_templates_are_sampled_as_their_references_sample_them(tiny_llama, monkeypatch):
+    from flextape_bench.editors import context
+
+    asked = []
+
+    def fake(adapter, prompts, new_tokens, seed, top_k=5):
+        asked.append(([list(p) for p in prompts], list(new_tokens)))
+        return ["A {b}"] * len(prompts)
+
+    monkeypatch.setattr(context, "sample_texts", fake)
+    tok = tiny_llama.tokenizer
+    # rome_main.py: "{}" + per (length, count) count texts from the start token, `length` tokens including it
+    rome = context.rome_templates(tiny_llama, [[5, 2], [10, 1]], seed=0)
+    assert rome == ["{}", "A b. {}", "A b. {}", "A b. {}"]  # braces deleted
+    assert asked[-1] == ([[tok.bos_token_id]] * 3, [4, 4, 9])
+    # memit_main.py: [["{}"]] + per (length, count) count // 5 texts from each start word, `length` tokens in all
+    memit = context.memit_templates(tiny_llama, [[10, 5]], seed=0)
+    assert memit == [["{}"], ["A  b . {}"] * 5]  # braces replaced by spaces
+    starts = [tok(w)["input_ids"] for w in ("The", "Therefore", "Because", "I", "You")]
+    assert asked[-1] == (starts, [10 - len(s) for s in starts])
