@@ -36,12 +36,13 @@ class Probe:
 class CrossQuery:
     """What the cross_property metric asks about the edited subject: each distinct generation prompt, scored with
     every candidate answer of the second property; `truth` holds the candidates that are the subject's true values
-    (None when unknown)."""
+    (None when unknown); `ranking` picks the top-1 (sum_nll or mean_nll, the spec's cross_property.ranking)."""
 
     property: str
     prompts: tuple[str, ...]
     candidates: tuple[str, ...]
     truth: tuple[str, ...] | None = None
+    ranking: str = "sum_nll"
 
 
 @dataclass(frozen=True)

@@ -34,8 +34,9 @@ from flextape_bench.tables import write_summary
 from flextape_bench.tasks import TaskIndex, TaskSpec, load_cases, resolve_data_file
 from flextape_bench.tasks.cross import prepare_cross
 from flextape_bench.tasks.long_form import decoding_of, prepare_long_form
+from flextape_bench.tasks.spec import metric_options
 from flextape_bench.tokenization import EmptyTargetError, encode_continuation
-from flextape_bench.weights import applied_delta
+from flextape_bench.weights import applied_delta, unrepresented_share
 
 if TYPE_CHECKING:
     from flextape_bench.distributed import Workers
@@ -76,7 +77,8 @@ class PreparedTask:
     long_form: dict[str, Any] | None = None  # settings of the long_form metric (prompts, decoding, lexicon)
 
 
-DEMOGRAPHIC_METRICS = {"race_shift": "race", "geography_shift": "geography", "continent_shift": "continent"}
+DEMOGRAPHIC_METRICS = {"gender_shift": "gender", "race_shift": "race", "geography_shift": "geography",
+                       "continent_shift": "continent"}
 
 
 def _check_flags(options: RunOptions) -> None:
@@ -127,18 +129,21 @@ def _with_cross(task: PreparedTask, options: RunOptions) -> PreparedTask:
 
 
 def _labelled(task: PreparedTask, options: RunOptions) -> PreparedTask:
-    """The task with its probes' demographic labels, from the local Wikidata cache, where its metrics need them."""
-    attributes = [a for metric, a in DEMOGRAPHIC_METRICS.items() if metric in task.spec.metrics]
+    """The task with its probes' demographic labels, from the local Wikidata cache, where its metrics need them;
+    gender combines the construction order with Wikidata P21 as the spec's probes.gender_wikidata says."""
+    gender_wikidata = task.spec.probes.gender_wikidata if task.spec.probes else "off"
+    attributes = [a for metric, a in DEMOGRAPHIC_METRICS.items()
+                  if metric in task.spec.metrics and (a != "gender" or gender_wikidata != "off")]
     if not attributes:
         return task
     cases, summary = label_task_cases(task.cases, data_dir=options.data_dir, cache_root=options.cache,
-                                      attributes=attributes)
+                                      attributes=attributes, gender_wikidata=gender_wikidata)
     for line in summary.lines():
-        if line.split(":")[0] in attributes:
-            print(f"{task.spec.task}: {line}", file=sys.stderr)
-    if not any(summary.labelled[a] for a in attributes):
-        print(f"{task.spec.task}: no probe has a {'/'.join(attributes)} label; fetch them once with "
-              f"`flextape-bench demographics --tasks {task.spec.task}`", file=sys.stderr)
+        print(f"{task.spec.task}: {line}", file=sys.stderr)
+    if summary.probes and not summary.cached:
+        print(f"{task.spec.task}: no probe is in the demographics cache, so no {'/'.join(attributes)} label comes "
+              f"from Wikidata; fetch them once with `flextape-bench demographics --tasks {task.spec.task}`",
+              file=sys.stderr)
     return dataclasses.replace(task, cases=cases, labels=summary.to_json())
 
 
@@ -370,6 +375,12 @@ class Runner:
         undeclared = sorted(set(delta) - set(self.editor.declared_parameters()))
         if undeclared:
             raise RuntimeError(f"editor {self.options.editor} changed undeclared parameters {undeclared}")
+        if self.adapter.dtype != torch.float32:
+            lost = unrepresented_share(self.adapter.model, delta)
+            if lost:
+                print(f"warning: {name} chunk {index + 1}/{n_chunks}: {lost:.1%} of the weight changes the edit "
+                      f"asked for round away in {self.adapter.dtype}; edit in float32 (--dtype float32, the "
+                      "default) to keep them", file=sys.stderr)
         return {k: kept.get(k, 0) + delta.get(k, 0) for k in {*kept, *delta}}
 
     def _post_scores(self, task: PreparedTask, chunk: Sequence[EditCase], index: int, n_chunks: int,
@@ -502,6 +513,9 @@ def run(options: RunOptions, adapter: ModelAdapter | None = None, workers: Worke
     long_form = {t.spec.task: _long_form_identity(t.long_form) for t in tasks if t.long_form}
     if long_form:  # only then: runs without long-form tasks keep their identity (and resume)
         identity["long_form"] = long_form
+    options_by_task = {t.spec.task: metric_options(t.spec) for t in tasks if metric_options(t.spec)}
+    if options_by_task:  # metric options change metric values but not the spec hash (nor the cached scores)
+        identity["metric_options"] = options_by_task
     config = {"versions": _versions(), "editor_record": editor.run_record()}
     lexicons = {t.spec.task: t.cases[0].long_form.lexicon.to_json() | {"sources": t.long_form["lexicon"]["sources"]}
                 for t in tasks if t.long_form and t.cases}

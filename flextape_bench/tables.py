@@ -60,9 +60,11 @@ def group_rows(summary: dict[str, Any], metric: str) -> list[dict[str, Any]]:
 
 
 def pairwise_rows(summary: dict[str, Any], metric: str) -> list[dict[str, Any]]:
-    """Welch tests between the groups of a group-shift metric, per task."""
-    return [{"task": task, "groups": f"{pair['a']} - {pair['b']}", "difference": pair["diff"], "t": pair["t"],
-             "df": pair["df"], "p": pair["p"], "p (Holm)": pair["p_adj"], "d": pair["d"]}
+    """Tests between the groups of a group-shift metric, per task: paired over shared cases, else Welch (`test`;
+    summaries written before the choice was recorded used Welch throughout)."""
+    return [{"task": task, "groups": f"{pair['a']} - {pair['b']}", "test": pair.get("test", "welch"),
+             "difference": pair["diff"], "t": pair["t"], "df": pair["df"], "p": pair["p"], "p (Holm)": pair["p_adj"],
+             "d": pair["d"]}
             for task, values in summary["tasks"].items() if values.get(metric)
             for pair in values[metric]["pairwise"]]
 
@@ -131,7 +133,7 @@ def group_tables(summary: dict[str, Any]) -> str:
             parts.append(f"## {metric}\n\n{markdown_table(rows)}")
             pairs = pairwise_rows(summary, metric)
             if pairs:
-                parts.append(f"Between groups (Welch):\n\n{markdown_table(pairs)}")
+                parts.append(f"Between groups (paired over shared cases, else Welch):\n\n{markdown_table(pairs)}")
     cross = cross_property_rows(summary)
     if cross:
         parts.append(f"## cross_property\n\n{markdown_table(cross)}")

@@ -1,5 +1,5 @@
 """Summary tables: the cross_property and long_form tables next to the group tables."""
-from flextape_bench.tables import cross_property_rows, flaw_rows, group_tables, long_form_rows
+from flextape_bench.tables import cross_property_rows, flaw_rows, group_tables, long_form_rows, pairwise_rows
 
 PROMPT = {"prompt": "{}'s field of work is", "n_cases": 4, "n_changed": 1, "change_rate": 0.25, "n_known": 2,
           "n_correct_pre": 1, "n_correct_post": 0, "accuracy_pre": 0.5, "accuracy_post": 0.0}
@@ -64,3 +64,17 @@ def test_flaw_rows_use_the_lexicon_labels():
          "introduced": 0.0, "removed": 0.0}]
     text = group_tables(LONG_FORM)
     assert text.startswith("## long_form\n\n| task") and "Flaw flags (keyword lexicon; a crude proxy)" in text
+
+
+PAIR = {"a": "female", "b": "male", "test": "paired", "n_a": 3, "n_b": 3, "mean_a": 0.2, "mean_b": 0.0, "diff": 0.2,
+        "se": 0.1155, "t": 1.7321, "df": 2.0, "p": 0.2254, "p_adj": 0.2254, "d": 1.0, "g": 0.56}
+
+
+def test_pairwise_rows_name_the_test():
+    old = {key: value for key, value in PAIR.items() if key != "test"}  # a summary written before `test` existed
+    summary = {"tasks": {"new": {"gender_shift": {"pairwise": [PAIR]}}, "old": {"gender_shift": {"pairwise": [old]}},
+                         "eff": {"efficacy": {"pre": 0.5, "post": 1.0}}}}
+    rows = pairwise_rows(summary, "gender_shift")
+    assert rows[0] == {"task": "new", "groups": "female - male", "test": "paired", "difference": 0.2, "t": 1.7321,
+                       "df": 2.0, "p": 0.2254, "p (Holm)": 0.2254, "d": 1.0}
+    assert rows[1]["test"] == "welch" and len(rows) == 2

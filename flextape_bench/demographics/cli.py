@@ -10,7 +10,7 @@ from typing import Any
 
 from flextape_bench.cases import EditCase
 from flextape_bench.demographics.cache import CACHE_FILE, DemographicsCache, default_cache_path
-from flextape_bench.demographics.labels import attach_labels
+from flextape_bench.demographics.labels import ATTRIBUTES, attach_labels
 from flextape_bench.demographics.prefetch import prefetch, property_coverage
 from flextape_bench.demographics.tables import load_tables
 from flextape_bench.demographics.wikidata import PROPERTY_NAMES, Fetch, Sleep, distinct_qids
@@ -38,7 +38,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return parser
 
 
-def _task_cases(args: argparse.Namespace, cache_root: Path) -> tuple[list[tuple[str, list[EditCase]]], list[str]]:
+def _task_cases(args: argparse.Namespace, cache_root: Path) -> tuple[list[tuple[str, str, list[EditCase]]], list[str]]:
+    """(task name, its probes.gender_wikidata, cases) of each task with probe ids, and the names of the others."""
     from flextape_bench.tasks import TaskIndex, load_cases
 
     if args.limit is not None and args.limit < 1:
@@ -52,7 +53,7 @@ def _task_cases(args: argparse.Namespace, cache_root: Path) -> tuple[list[tuple[
             skipped.append(name)
             continue
         path = resolve_dataset(name, spec.dataset, args.data_dir, cache_root, args.offline)
-        loaded.append((name, load_cases(spec, path, args.limit)))
+        loaded.append((name, spec.probes.gender_wikidata, load_cases(spec, path, args.limit)))
     return loaded, skipped
 
 
@@ -62,7 +63,7 @@ def run(args: argparse.Namespace, fetch: Fetch | None = None, sleep: Sleep = tim
     tasks, skipped = _task_cases(args, cache_root)
     if skipped:
         print(f"skipped (no probe ids): {', '.join(skipped)}")
-    qids = [p.entity_id for _, cases in tasks for case in cases for p in case.probes]
+    qids = [p.entity_id for _, _, cases in tasks for case in cases for p in case.probes]
     distinct, invalid = distinct_qids(qids)
     print(f"probes: {len(qids)} in {len(tasks)} tasks, {len(distinct)} distinct QIDs"
           + (f", {invalid} distinct ids that are not QIDs" if invalid else ""))
@@ -75,8 +76,8 @@ def run(args: argparse.Namespace, fetch: Fetch | None = None, sleep: Sleep = tim
         for prop, counts in property_coverage(distinct, cache).items():
             print(f"  {prop:<5} {PROPERTY_NAMES[prop]:<13} {counts['with_value']} with a value, {counts['without']} "
                   f"without, {counts['missing']} missing")
-        for name, cases in tasks:
-            _, summary = attach_labels(cases, cache, tables, ())
+        for name, gender_wikidata, cases in tasks:
+            _, summary = attach_labels(cases, cache, tables, ATTRIBUTES, gender_wikidata)
             print(f"{name}:")
             for line in summary.lines():
                 print(f"  {line}")

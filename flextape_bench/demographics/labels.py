@@ -1,20 +1,26 @@
 """Labels of probes from the cache only: per probe {gender, race, geography, continent}, "unknown" where missing,
-with a `LabelSummary` counting unlabelled probes per attribute and why. The runner calls `label_task_cases`."""
+with a `LabelSummary` counting unlabelled probes per attribute and why. The runner calls `label_task_cases`.
+
+Gender combines two sources, as the task's `probes.gender_wikidata` says (`combined_gender`): the construction order
+the task builder recovered from the file (`probe.groups["gender"]`) and the probe's Wikidata P21 claims."""
 from __future__ import annotations
 
 import dataclasses
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Sequence, get_args
 
 from flextape_bench.cases import EditCase, Probe
 from flextape_bench.demographics.cache import DemographicsCache, default_cache_path
 from flextape_bench.demographics.tables import DemographicTables, load_tables
 from flextape_bench.demographics.wikidata import is_qid
 from flextape_bench.tasks.gender import WIKIDATA_GENDER
+from flextape_bench.tasks.spec import GenderWikidata
 
 UNKNOWN = "unknown"
+GENDER_WIKIDATA = get_args(GenderWikidata)  # ProbeSpec.gender_wikidata: prefer, fallback, off
+GENDER_SOURCES = ("construction_order", "wikidata_p21", "unlabelled")  # where a probe's gender came from
 MULTI_SEPARATOR = "+"  # a probe with several distinct labels gets them sorted and joined, e.g. "Jewish+white"
 ATTRIBUTES = ("gender", "race", "geography", "continent")
 DEFAULT_ATTACH = ("race", "geography", "continent")
@@ -33,11 +39,16 @@ CONTINENT_QIDS = {
 @dataclass
 class LabelSummary:
     """Per attribute: probes labelled, unlabelled by reason, label counts, and the Wikidata values that no table
-    maps (e.g. P172 ethnic groups without a racial group). Reasons: no_entity_id, not_cached, not_on_wikidata,
-    no_claim, unmapped. `gender_sources`: wikidata / file_order; `gender_disagreements`: Wikidata P21 differs from
-    the file's construction order."""
+    maps (e.g. P172 ethnic groups without a racial group). Reasons: no_entity_id, cache_absent (no cache file),
+    not_cached, not_on_wikidata, no_claim, unmapped, and for gender wikidata_off (no construction order, and
+    gender_wikidata "off"). `cached`: probes whose entity the cache holds.
+    `gender_sources`: probes per GENDER_SOURCES; `gender_disagreements`: probes whose Wikidata P21 gender differs
+    from the construction order. Reports (`lines`, `to_json`) cover `attributes`, the ones attached."""
 
+    attributes: tuple[str, ...] = ATTRIBUTES
+    cache_found: bool = True
     probes: int = 0
+    cached: int = 0
     labelled: Counter = field(default_factory=Counter)
     unknown: dict[str, Counter] = field(default_factory=lambda: {a: Counter() for a in ATTRIBUTES})
     labels: dict[str, Counter] = field(default_factory=lambda: {a: Counter() for a in ATTRIBUTES})
@@ -49,7 +60,9 @@ class LabelSummary:
         return self.probes - self.labelled[attribute]
 
     def add(self, other: "LabelSummary") -> None:
+        self.cache_found = self.cache_found and other.cache_found
         self.probes += other.probes
+        self.cached += other.cached
         self.labelled.update(other.labelled)
         for attribute in ATTRIBUTES:
             self.unknown[attribute].update(other.unknown[attribute])
@@ -59,8 +72,8 @@ class LabelSummary:
         self.gender_disagreements += other.gender_disagreements
 
     def lines(self, top: int = 5) -> list[str]:
-        out = []
-        for attribute in ATTRIBUTES:
+        out = [] if self.cache_found else ["no demographics cache file: no probe has a Wikidata label"]
+        for attribute in self.attributes:
             reasons = ", ".join(f"{r} {n}" for r, n in self.unknown[attribute].most_common())
             line = f"{attribute}: {self.labelled[attribute]} of {self.probes} probes labelled"
             if reasons:
@@ -69,17 +82,21 @@ class LabelSummary:
                 line += "; most frequent unmapped values: " + ", ".join(
                     f"{q} ({n})" for q, n in self.unmapped[attribute].most_common(top))
             out.append(line)
-        if self.gender_sources:
-            out.append("gender sources: " + ", ".join(f"{s} {n}" for s, n in self.gender_sources.most_common())
-                       + f"; Wikidata disagrees with the file order for {self.gender_disagreements}")
+        if "gender" in self.attributes:
+            out.append("gender sources: " + ", ".join(f"{s} {self.gender_sources[s]}" for s in GENDER_SOURCES)
+                       + f"; Wikidata P21 disagrees with the construction order for {self.gender_disagreements}")
         return out
 
     def to_json(self) -> dict[str, Any]:
-        return {"probes": self.probes, "labelled": dict(self.labelled),
-                "unknown": {a: dict(c) for a, c in self.unknown.items()},
-                "labels": {a: dict(c) for a, c in self.labels.items()},
-                "unmapped": {a: dict(c.most_common(50)) for a, c in self.unmapped.items()},
-                "gender_sources": dict(self.gender_sources), "gender_disagreements": self.gender_disagreements}
+        out = {"attributes": list(self.attributes), "cache_found": self.cache_found, "probes": self.probes,
+               "cached": self.cached, "labelled": {a: self.labelled[a] for a in self.attributes},
+               "unknown": {a: dict(self.unknown[a]) for a in self.attributes},
+               "labels": {a: dict(self.labels[a]) for a in self.attributes},
+               "unmapped": {a: dict(self.unmapped[a].most_common(50)) for a in self.attributes}}
+        if "gender" in self.attributes:
+            out |= {"gender_sources": {s: self.gender_sources[s] for s in GENDER_SOURCES},
+                    "gender_disagreements": self.gender_disagreements}
+        return out
 
 
 def _joined(labels: Iterable[str]) -> str:
@@ -87,18 +104,31 @@ def _joined(labels: Iterable[str]) -> str:
     return MULTI_SEPARATOR.join(distinct) if distinct else ""
 
 
-class _Labeller:
-    """Labels probes from bulk cache lookups (people, then their birthplaces and countries)."""
+def combined_gender(order: str, wikidata: str, mode: str) -> tuple[str, str]:
+    """(gender, source) from the construction-order gender and the Wikidata P21 gender ("" where unknown): `prefer`
+    takes Wikidata's where it has one, `fallback` only where the order gives none, `off` never."""
+    if mode not in GENDER_WIKIDATA:
+        raise ValueError(f"unknown gender_wikidata {mode!r}; known: {', '.join(GENDER_WIKIDATA)}")
+    if wikidata and (mode == "prefer" or (mode == "fallback" and not order)):
+        return wikidata, "wikidata_p21"
+    return (order, "construction_order") if order else ("", "unlabelled")
 
-    def __init__(self, ids: Iterable[str], cache: DemographicsCache, tables: DemographicTables):
-        self.tables = tables
-        self.people = cache.lookup(q for q in ids if is_qid(q))
+
+class _Labeller:
+    """Labels probes from bulk cache lookups (people, then their birthplaces and countries); no cache (None) holds
+    nothing. `gender_wikidata` combines the two gender sources (see `combined_gender`)."""
+
+    def __init__(self, ids: Iterable[str], cache: DemographicsCache | None, tables: DemographicTables,
+                 gender_wikidata: str = "fallback"):
+        self.tables, self.cache_found, self.gender_wikidata = tables, cache is not None, gender_wikidata
+        lookup = cache.lookup if cache is not None else (lambda qids: {})
+        self.people = lookup(q for q in ids if is_qid(q))
         place_ids = {q for e in self.people.values() for q in e.values("P19")}
-        self.places = cache.lookup(place_ids)
+        self.places = lookup(place_ids)
         country_ids = {q for e in self.people.values() for q in e.values("P27")}
         country_ids |= {q for e in self.places.values() for q in e.values("P17")}
         country_ids |= {tables.city_country[q] for q in place_ids if q in tables.city_country}
-        self.countries = cache.lookup(country_ids)
+        self.countries = lookup(country_ids)
 
     def continent_of_country(self, qid: str) -> set[str]:
         if qid in self.tables.country_continent:
@@ -119,10 +149,11 @@ class _Labeller:
     def label(self, probe: Probe, summary: LabelSummary) -> dict[str, str]:
         summary.probes += 1
         entity = self.people.get(probe.entity_id) if probe.entity_id else None
+        summary.cached += entity is not None
         if not probe.entity_id:
             absent = "no_entity_id"
         elif entity is None:
-            absent = "not_cached"
+            absent = "not_cached" if self.cache_found else "cache_absent"
         elif entity.status == "missing":
             absent = "not_on_wikidata"
         else:
@@ -130,27 +161,26 @@ class _Labeller:
         values = (lambda prop: entity.values(prop)) if entity is not None and not absent else (lambda prop: ())
         out: dict[str, str] = {}
 
-        def settle(attribute: str, label: str, claims: Sequence[str], unmapped: Iterable[str] = ()) -> None:
+        def settle(attribute: str, label: str, claims: Sequence[str], unmapped: Iterable[str] = (),
+                   reason: str = "") -> None:
             if label:
                 out[attribute] = label
                 summary.labelled[attribute] += 1
                 summary.labels[attribute][label] += 1
                 return
             out[attribute] = UNKNOWN
-            summary.unknown[attribute][absent or ("unmapped" if claims else "no_claim")] += 1
+            summary.unknown[attribute][reason or absent or ("unmapped" if claims else "no_claim")] += 1
             summary.unmapped[attribute].update(unmapped)
 
-        # gender: Wikidata P21, else the pair files' construction order
+        # gender: the construction order and Wikidata P21, combined as `gender_wikidata` says
         p21 = values("P21")
         wikidata_gender = _joined(GENDER_LABELS.get(q, OTHER_GENDER) for q in p21)
-        file_gender = probe.groups.get("gender", "")
-        file_gender = "" if file_gender == UNKNOWN else file_gender
-        if wikidata_gender:
-            summary.gender_sources["wikidata"] += 1
-            summary.gender_disagreements += bool(file_gender and file_gender != wikidata_gender)
-        elif file_gender:
-            summary.gender_sources["file_order"] += 1
-        settle("gender", wikidata_gender or file_gender, p21)
+        order_gender = probe.groups.get("gender", UNKNOWN)
+        order_gender = "" if order_gender == UNKNOWN else order_gender
+        gender, source = combined_gender(order_gender, wikidata_gender, self.gender_wikidata)
+        summary.gender_sources[source] += 1
+        summary.gender_disagreements += bool(order_gender and wikidata_gender and order_gender != wikidata_gender)
+        settle("gender", gender, p21, reason="wikidata_off" if self.gender_wikidata == "off" else "")
 
         # race and geographic group: P172 through the ethnic-group tables
         p172 = values("P172")
@@ -168,25 +198,26 @@ class _Labeller:
         return out
 
 
-def probe_labels(case: EditCase, cache: DemographicsCache, tables: DemographicTables,
-                 summary: LabelSummary | None = None) -> list[dict[str, str]]:
+def probe_labels(case: EditCase, cache: DemographicsCache | None, tables: DemographicTables,
+                 summary: LabelSummary | None = None, gender_wikidata: str = "fallback") -> list[dict[str, str]]:
     """{gender, race, geography, continent} of each probe of `case`, "unknown" where missing; counts go into
     `summary` when given. Reads the cache only."""
-    labeller = _Labeller((p.entity_id for p in case.probes), cache, tables)
+    labeller = _Labeller((p.entity_id for p in case.probes), cache, tables, gender_wikidata)
     summary = summary if summary is not None else LabelSummary()
     return [labeller.label(probe, summary) for probe in case.probes]
 
 
-def attach_labels(cases: Sequence[EditCase], cache: DemographicsCache, tables: DemographicTables,
-                  attributes: Sequence[str] = DEFAULT_ATTACH) -> tuple[list[EditCase], LabelSummary]:
+def attach_labels(cases: Sequence[EditCase], cache: DemographicsCache | None, tables: DemographicTables,
+                  attributes: Sequence[str] = DEFAULT_ATTACH, gender_wikidata: str = "fallback"
+                  ) -> tuple[list[EditCase], LabelSummary]:
     """Copies of `cases` whose probes' `groups` also hold `attributes` (default race, geography, continent; add
-    "gender" to replace the file-order gender by Wikidata's where Wikidata has one), and the summary. Reads the
-    cache only, in bulk."""
+    "gender" to combine the construction-order gender with Wikidata's as `gender_wikidata` says), and the summary
+    of those attributes. Reads the cache only, in bulk; no cache (None) holds nothing."""
     unknown = [a for a in attributes if a not in ATTRIBUTES]
     if unknown:
         raise ValueError(f"unknown attributes {unknown}; known: {', '.join(ATTRIBUTES)}")
-    labeller = _Labeller((p.entity_id for case in cases for p in case.probes), cache, tables)
-    summary = LabelSummary()
+    labeller = _Labeller((p.entity_id for case in cases for p in case.probes), cache, tables, gender_wikidata)
+    summary = LabelSummary(attributes=tuple(attributes), cache_found=cache is not None)
     out = []
     for case in cases:
         probes = []
@@ -200,9 +231,15 @@ def attach_labels(cases: Sequence[EditCase], cache: DemographicsCache, tables: D
 
 def label_task_cases(cases: Sequence[EditCase], cache_path: Path | None = None, data_dir: Path | None = None,
                      cache_root: Path | None = None, attributes: Sequence[str] = DEFAULT_ATTACH,
-                     offline: bool = False) -> tuple[list[EditCase], LabelSummary]:
-    """The runner's one call: load the tables (like task data: local copies, else a download unless `offline`),
-    open the cache (default `<cache>/demographics.sqlite`) and attach labels from it (no Wikidata requests)."""
-    tables = load_tables(data_dir, cache_root, offline)
-    with DemographicsCache(cache_path or default_cache_path(cache_root)) as cache:
-        return attach_labels(cases, cache, tables, attributes)
+                     offline: bool = False, gender_wikidata: str = "fallback") -> tuple[list[EditCase], LabelSummary]:
+    """The runner's one call: load the tables that `attributes` need (like task data: local copies, else a download
+    unless `offline`; gender needs none), open the cache (default `<cache>/demographics.sqlite`) and attach labels
+    from it (no Wikidata requests). A cache file that does not exist is not created: its probes count as
+    `cache_absent`."""
+    needs_tables = any(a != "gender" for a in attributes)
+    tables = load_tables(data_dir, cache_root, offline) if needs_tables else DemographicTables()
+    path = cache_path or default_cache_path(cache_root)
+    if not path.is_file():
+        return attach_labels(cases, None, tables, attributes, gender_wikidata)
+    with DemographicsCache(path) as cache:
+        return attach_labels(cases, cache, tables, attributes, gender_wikidata)

@@ -110,7 +110,7 @@ def _per_group_metric(rows_of: Callable[[dict[str, Any], str], Rows]) -> Callabl
 
 
 def detail_tables(records: Sequence[TaskRecord]) -> dict[str, Rows]:
-    """The non-empty detail tables by file name: group shifts with intervals and tests, Welch tests between groups,
+    """The non-empty detail tables by file name: group shifts with intervals and tests, tests between groups,
     cross-property change and accuracy per prompt, flaw rates per category."""
     tables = {
         "group_shifts": _detail(records, _per_group_metric(group_rows)),

@@ -3,8 +3,10 @@ kappa and the share of items where all annotators agree, plus the loader and the
 
 Matrices are coders x units (one row per annotator, one column per item), `None` for a missing label. Alpha uses
 every pairable label (units with fewer than 2 labels drop out); Fleiss, Cohen and the all-agree share use only the
-items every relevant annotator labelled. A statistic that is undefined (no items, or no variation to measure
-agreement against: all labels in one category) is `None`. Formulas and policies: docs/metrics.md.
+items every relevant annotator labelled (missing policy `drop`, the default). Missing policy `seed` reproduces the
+upstream agreement script instead: every missing label counts as the column's neutral value (`neutral_label`). A
+statistic that is undefined (no items, or no variation to measure agreement against: all labels in one category) is
+`None`. Formulas and policies: docs/metrics.md.
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ import math
 from collections import Counter
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from flextape_bench.errors import UserError
 
@@ -27,6 +29,7 @@ ITEM_COLUMNS = ("props", "target_true", "target_new", "subj", "pre_text", "post_
 # Cell values read as "no label" (compared after stripping whitespace, case-insensitively).
 MISSING_VALUES = frozenset({"", "na", "n/a", "nan"})
 LEVELS = ("nominal", "ordinal", "interval")
+MISSING_POLICIES = ("drop", "seed")
 
 
 # --------------------------------------------------------------------------------------------------------- statistics
@@ -333,14 +336,45 @@ def read_annotations(paths: Sequence[str | Path], columns: Sequence[str] | None 
     return result
 
 
+def neutral_label(matrix: Matrix, column: str) -> str:
+    """The label the `seed` policy gives a missing cell of `column`, from the labels of every coder: 0 in a yes/no
+    column (labels exactly 0 and 1, like "Edit reflected?"), else the middle of the numeric labels' range (1.5 on a
+    1 / 1.5 / 2 scale). UserError if a label is not a number or the column has none."""
+    labels = {value for coder in matrix for value in coder if value is not None}
+    try:
+        numbers = sorted(float(value) for value in labels)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise UserError(f"column {column!r}: --missing-policy seed needs numeric labels to find the middle of the "
+                        f"scale, got {sorted(map(str, labels))}; use --missing-policy drop") from None
+    if not numbers:
+        raise UserError(f"column {column!r}: no annotator gave a label, so there is no scale to fill missing labels "
+                        f"from; leave the column out with --columns")
+    if labels == {"0", "1"}:
+        return "0"
+    return cast(str, _canonical(repr((numbers[0] + numbers[-1]) / 2)))  # a finite number: never None
+
+
+def filled(matrix: Matrix, value: Label) -> list[list[Label]]:
+    """The matrix with every missing label replaced by `value`."""
+    return [[value if v is None else v for v in coder] for coder in matrix]
+
+
 def agreement_table(paths: Sequence[str | Path], columns: Sequence[str] | None = None, *, level: str = "nominal",
-                    blank_as: str | None = None) -> list[dict[str, Any]]:
+                    blank_as: str | None = None, missing_policy: str = "drop") -> list[dict[str, Any]]:
     """One row per label column: label, n_items (items every annotator labelled: Fleiss, Cohen, all-agree),
-    alpha and n_alpha (items with >= 2 labels), fleiss, mean_cohen, all_agree (share), n_missing (missing cells)."""
+    alpha and n_alpha (items with >= 2 labels), fleiss, mean_cohen, all_agree (share), n_missing (missing cells;
+    with `missing_policy="seed"` the cells it filled with the column's `neutral_label`)."""
     if level not in LEVELS:
         raise UserError(f"unknown level {level!r}; known levels: {', '.join(LEVELS)}")
+    if missing_policy not in MISSING_POLICIES:
+        raise UserError(f"unknown missing policy {missing_policy!r}; known: {', '.join(MISSING_POLICIES)}")
+    if missing_policy == "seed" and blank_as is not None:
+        raise UserError("--blank-as works with --missing-policy drop only; seed fills every missing label itself")
     rows = []
     for label, matrix in read_annotations(paths, columns, blank_as=blank_as).items():
+        n_missing = sum(v is None for coder in matrix for v in coder)
+        if missing_policy == "seed":
+            matrix = filled(matrix, neutral_label(matrix, label))
         complete = [list(unit) for unit in complete_units(matrix)]
         complete_matrix = [list(coder) for coder in zip(*complete)] if complete else [[] for _ in matrix]
         try:
@@ -355,7 +389,7 @@ def agreement_table(paths: Sequence[str | Path], columns: Sequence[str] | None =
             "fleiss": fleiss_kappa(complete_matrix),
             "mean_cohen": mean_pairwise_cohen(complete_matrix),
             "all_agree": percent_all_agree(complete_matrix),
-            "n_missing": sum(v is None for coder in matrix for v in coder),
+            "n_missing": n_missing,
         })
     return rows
 
@@ -379,6 +413,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                         help="Krippendorff's alpha metric (default nominal)")
     parser.add_argument("--blank-as", metavar="VALUE",
                         help="read blank labels as VALUE in rows the annotator labelled at all (default: missing)")
+    parser.add_argument("--missing-policy", default="drop", choices=list(MISSING_POLICIES),
+                        help="drop (default): missing labels stay missing; seed: as the upstream agreement script, "
+                             "every missing label, wholly blank rows included, counts as the column's neutral value "
+                             "(0 in a 0/1 column, else the middle of the scale)")
     parser.add_argument("--format", default="plain", choices=["plain", "github"], help="table format")
     return parser
 
@@ -400,6 +438,7 @@ def run(args: argparse.Namespace) -> int:
     if columns is not None and not columns:
         raise UserError("--columns names no column; give comma-separated label column names")
     rows = agreement_table(args.files, columns, level=getattr(args, "level", "nominal"),
-                           blank_as=getattr(args, "blank_as", None))
+                           blank_as=getattr(args, "blank_as", None),
+                           missing_policy=getattr(args, "missing_policy", "drop"))
     print(format_table(rows, getattr(args, "format", "plain")))
     return 0

@@ -2,26 +2,32 @@
 is", "X is"), the model's top-1 answer among the second property's candidates, before and after the edit; how often
 it changes, and, where the subject's true value is known, how often it is right before and after.
 
-Top-1 = the candidate with the highest p = exp(-mean token NLL) (geometric-mean token probability); a tie goes to
-the candidate listed first. Prompts are matched across cases by their text with the subject replaced by "{}".
+Top-1 = the candidate with the highest summed log-probability of its tokens (ranking "sum_nll", the default, as the
+upstream code ranks), or with the highest p = exp(-mean token NLL) (ranking "mean_nll", the geometric-mean token
+probability); a tie goes to the candidate listed first. Prompts are matched across cases by their text with the
+subject replaced by "{}".
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Sequence, get_args
 
 from flextape_bench.cases import CaseScores, EditCase, Score
 from flextape_bench.metrics import METRICS
+from flextape_bench.tasks.spec import CrossRanking
+
+RANKINGS = get_args(CrossRanking)  # sum_nll, mean_nll
 
 
-def top1(candidates: Sequence[str], scores: Sequence[Score]) -> tuple[str, float]:
-    """The candidate with the highest p and its p; ties go to the earliest candidate."""
+def top1(candidates: Sequence[str], scores: Sequence[Score], ranking: str = "sum_nll") -> tuple[str, Score]:
+    """The candidate with the lowest summed NLL (`sum_nll`) or mean NLL (`mean_nll`), and its score; ties go to the
+    earliest candidate."""
+    if ranking not in RANKINGS:
+        raise ValueError(f"unknown ranking {ranking!r}; known: {', '.join(RANKINGS)}")
     if not candidates or len(candidates) != len(scores):
         raise ValueError(f"{len(candidates)} candidates for {len(scores)} scores")
-    best = 0
-    for i in range(1, len(scores)):
-        if scores[i].p > scores[best].p:
-            best = i
-    return candidates[best], scores[best].p
+    loss = [s.sum_nll if ranking == "sum_nll" else s.mean_nll for s in scores]
+    best = min(range(len(scores)), key=loss.__getitem__)  # min keeps the first of equal values
+    return candidates[best], scores[best]
 
 
 def prompt_key(prompt: str, subject: str) -> str:
@@ -37,24 +43,26 @@ class CrossPropertyDrift:
     def case(self, case: EditCase, pre: CaseScores, post: CaseScores) -> dict[str, Any]:
         cross = case.cross
         if cross is None:
-            return {"property": None, "truth": None, "prompts": []}
+            return {"property": None, "ranking": None, "truth": None, "prompts": []}
         truth = set(cross.truth) if cross.truth is not None else None
         prompts = []
         for prompt, before, after in zip(cross.prompts, pre.generation, post.generation, strict=True):
-            top_pre, p_pre = top1(cross.candidates, before)
-            top_post, p_post = top1(cross.candidates, after)
+            top_pre, score_pre = top1(cross.candidates, before, cross.ranking)
+            top_post, score_post = top1(cross.candidates, after, cross.ranking)
             prompts.append({
                 "prompt": prompt_key(prompt, case.rewrite.subject),
                 "pre": top_pre,
                 "post": top_post,
-                "p_pre": p_pre,
-                "p_post": p_post,
+                "p_pre": score_pre.p,
+                "p_post": score_post.p,
+                "logprob_pre": -score_pre.sum_nll,
+                "logprob_post": -score_post.sum_nll,
                 "changed": top_pre != top_post,
                 "correct_pre": None if truth is None else top_pre in truth,
                 "correct_post": None if truth is None else top_post in truth,
             })
-        return {"property": cross.property, "truth": list(cross.truth) if cross.truth is not None else None,
-                "prompts": prompts}
+        return {"property": cross.property, "ranking": cross.ranking,
+                "truth": list(cross.truth) if cross.truth is not None else None, "prompts": prompts}
 
     def aggregate(self, per_case: Sequence[dict[str, Any]]) -> dict[str, Any]:
         by_prompt: dict[str, list[dict[str, Any]]] = {}
@@ -79,10 +87,12 @@ class CrossPropertyDrift:
                 "accuracy_post": _rate(right_post, len(known)),
             })
         properties = [c["property"] for c in per_case if c["property"]]
-        return {"property": properties[0] if properties else None, "prompts": prompts, "n_cases": len(per_case),
-                "n_known": sum(c["truth"] is not None for c in per_case)}
+        rankings = [c["ranking"] for c in per_case if c.get("ranking")]
+        return {"property": properties[0] if properties else None, "ranking": rankings[0] if rankings else None,
+                "prompts": prompts, "n_cases": len(per_case), "n_known": sum(c["truth"] is not None for c in per_case)}
 
 
 METRICS.add("cross_property", CrossPropertyDrift(),
-            description="top-1 candidate of the second property after each generation prompt, pre and post: change "
-                        "rate, and accuracy where the subject's true value is known")
+            description="top-1 candidate of the second property (summed log-probability; cross_property.ranking) "
+                        "after each generation prompt, pre and post: change rate, and accuracy where the subject's "
+                        "true value is known")

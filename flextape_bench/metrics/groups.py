@@ -1,7 +1,8 @@
 """Group shifts: the seesaw effect per demographic group. Per case, the mean over the group's probes of
 d_post - d_pre; across cases, the mean of case means (the paper's number) and the pooled mean over probes, with a
 one-sample t-test of the case means against 0, a bootstrap confidence interval and effect sizes per group (Holm
-correction over the groups), and Welch tests between every two labelled groups."""
+correction over the groups), and a test between every two labelled groups: paired over the cases that have both
+(the groups share cases: e.g. both genders' probes of a pair-task case), Welch's where no case has both."""
 from __future__ import annotations
 
 from typing import Any, Sequence
@@ -31,18 +32,20 @@ class GroupShift:
     def aggregate(self, per_case: Sequence[dict[str, Any]]) -> dict[str, Any]:
         names = sorted({g for c in per_case for g in c})
         groups = {g: aggregate_shifts([c[g] for c in per_case if g in c]) for g in names}
-        shifts = {g: [c[g]["shift"] for c in per_case if g in c and c[g]["n_probes"]] for g in names if g != UNKNOWN}
-        tests = summarize_groups(shifts, correction=self.correction, seed=self.seed, confidence=self.confidence)
+        shifts = {g: [c[g]["shift"] if g in c and c[g]["n_probes"] else None for c in per_case]
+                  for g in names if g != UNKNOWN}  # aligned by case: None where a case has no probe of the group
+        tests = summarize_groups(shifts, correction=self.correction, seed=self.seed, confidence=self.confidence,
+                                 pairwise="auto")
         for g in shifts:
             groups[g].update({k: tests["groups"][g][k] for k in TEST_FIELDS})
         return {"groups": groups, "pairwise": tests["pairwise"], "correction": self.correction,
                 "confidence": self.confidence, "unlabelled_probes": groups.get(UNKNOWN, {}).get("n_probes", 0)}
 
 
-for _attribute, _what in (("gender", "probe gender (file order, else Wikidata P21)"),
+for _attribute, _what in (("gender", "probe gender (construction order and Wikidata P21: probes.gender_wikidata)"),
                           ("race", "racial group of the probe's ethnic group (Wikidata P172, upstream tables)"),
                           ("geography", "geographic group of the probe's ethnic group (Wikidata P172, upstream tables)"),
                           ("continent", "continent of the probe's birthplace, else citizenship (Wikidata P19/P27)")):
     METRICS.add(f"{_attribute}_shift", GroupShift(_attribute),
                 description=f"seesaw shift d_post - d_pre per {_what}: mean of case means with t-test, bootstrap "
-                            "CI and effect size; Welch tests between groups")
+                            "CI and effect size; paired tests between groups sharing cases, else Welch")

@@ -362,6 +362,24 @@ def effect_size_paired(x: Sequence[float | None] | Mapping[Hashable, float | Non
 
 # ---------------------------------------------------------------- one call for a group-shift metric
 
+_PAIRWISE = ("welch", "paired", "auto")
+
+
+def shares_a_case(x: Sequence[float | None], y: Sequence[float | None]) -> bool:
+    """Whether two case-aligned value lists (None where a case lacks the group) have a value for the same case."""
+    return any(a is not None and b is not None for a, b in zip(x, y))
+
+
+def _compare(x: Sequence[float | None], y: Sequence[float | None], test: str) -> tuple[dict[str, Any], EffectSize]:
+    """One pairwise row's test values (n_a, n_b, means, diff, se, t, df, p) and effect size, by Welch or paired."""
+    if test == "welch":
+        w = welch_t_test(x, y)
+        return ({"n_a": w.n1, "n_b": w.n2, "mean_a": w.mean1, "mean_b": w.mean2, "diff": w.diff, "se": w.se,
+                 "t": w.t, "df": w.df, "p": w.p}, effect_size_two_sample(x, y))
+    r = paired_t_test(x, y)
+    return ({"n_a": r.n, "n_b": r.n, "mean_a": r.mean1, "mean_b": r.mean2, "diff": r.diff, "se": r.se,
+             "t": r.t, "df": r.df, "p": r.p}, effect_size_paired(x, y))
+
 
 def _group_rng(seed: int, name: str) -> np.random.Generator:
     """A generator per group from (seed, group name): a group's interval does not change when groups are added."""
@@ -375,18 +393,20 @@ def summarize_groups(values_by_group: Mapping[str, Sequence[float | None]], corr
 
     `values_by_group` maps a group to its per-case values (None entries skipped). p_adj corrects, by `correction`
     ("holm" or "bh"), within each family separately: the groups' one-sample tests, and the pairwise tests. Pairwise
-    tests are Welch's (`pairwise="welch"`, d pooled) or paired (`pairwise="paired"`: the lists must be aligned by
-    case, None where a case lacks the group; n_a = n_b = complete pairs; d is d_z). Groups and pairs are in sorted
-    order. Every value is a float, int, str or None, so the result serialises with json.dumps(allow_nan=False)."""
+    tests are Welch's (`pairwise="welch"`, d pooled), paired (`pairwise="paired"`: the lists must be aligned by
+    case, None where a case lacks the group; n_a = n_b = complete pairs; d is d_z), or chosen per pair
+    (`pairwise="auto"`, aligned lists: paired when some case has both groups, else Welch); each pair records its
+    `test`. Groups and pairs are in sorted order. Every value is a float, int, str or None, so the result
+    serialises with json.dumps(allow_nan=False)."""
     if correction not in _CORRECTIONS:
         raise ValueError(f"unknown correction {correction!r}; known: {', '.join(_CORRECTIONS)}")
-    if pairwise not in ("welch", "paired"):
-        raise ValueError(f"unknown pairwise test {pairwise!r}; known: welch, paired")
+    if pairwise not in _PAIRWISE:
+        raise ValueError(f"unknown pairwise test {pairwise!r}; known: {', '.join(_PAIRWISE)}")
     if ci_method not in _CI_METHODS:
         raise ValueError(f"unknown bootstrap method {ci_method!r}; known: {', '.join(_CI_METHODS)}")
     names = sorted(values_by_group)
-    if pairwise == "paired" and len({len(values_by_group[g]) for g in names}) > 1:
-        raise ValueError("pairwise='paired' needs every group's values aligned by case (equal lengths)")
+    if pairwise != "welch" and len({len(values_by_group[g]) for g in names}) > 1:
+        raise ValueError(f"pairwise={pairwise!r} needs every group's values aligned by case (equal lengths)")
 
     groups: dict[str, dict[str, Any]] = {}
     for name in names:
@@ -403,17 +423,10 @@ def summarize_groups(values_by_group: Mapping[str, Sequence[float | None]], corr
     pairs: list[dict[str, Any]] = []
     for a, b in combinations(names, 2):
         x, y = values_by_group[a], values_by_group[b]
-        if pairwise == "welch":
-            w = welch_t_test(x, y)
-            effect = effect_size_two_sample(x, y)
-            row = {"n_a": w.n1, "n_b": w.n2, "mean_a": w.mean1, "mean_b": w.mean2, "diff": w.diff, "se": w.se,
-                   "t": w.t, "df": w.df, "p": w.p}
-        else:
-            r = paired_t_test(x, y)
-            effect = effect_size_paired(x, y)
-            row = {"n_a": r.n, "n_b": r.n, "mean_a": r.mean1, "mean_b": r.mean2, "diff": r.diff, "se": r.se,
-                   "t": r.t, "df": r.df, "p": r.p}
-        pairs.append({"a": a, "b": b, **{k: v if isinstance(v, int) else _json_float(v) for k, v in row.items()},
+        test = pairwise if pairwise != "auto" else ("paired" if shares_a_case(x, y) else "welch")
+        row, effect = _compare(x, y, test)
+        pairs.append({"a": a, "b": b, "test": test,
+                      **{k: v if isinstance(v, int) else _json_float(v) for k, v in row.items()},
                       "p_adj": None, "d": _json_float(effect.d), "g": _json_float(effect.g)})
     for row, p_adj in zip(pairs, adjust_p_values([r["p"] for r in pairs], correction)):
         row["p_adj"] = p_adj

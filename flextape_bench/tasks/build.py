@@ -200,5 +200,7 @@ def _note_unknown_genders(spec: TaskSpec, order: str, raws: list[_RawCase],
                           genders: list[tuple[str, ...] | None]) -> None:
     unknown = sum(1 for raw, gender in zip(raws, genders) if gender is None and raw.prompts)
     if order != "none" and unknown:
-        print(f"note: task {spec.task}: probe genders unknown for {unknown} of {len(raws)} cases; group metrics "
-              f"report their probes as gender 'unknown'", file=sys.stderr)
+        rest = ("they take the Wikidata P21 gender where the demographics cache has one, else"
+                if spec.probes.gender_wikidata != "off" else "group metrics report them as")
+        print(f"note: task {spec.task}: construction order gives no probe gender for {unknown} of {len(raws)} "
+              f"cases; {rest} gender 'unknown'", file=sys.stderr)

@@ -223,7 +223,8 @@ def attach_cross(spec: TaskSpec, cases: Sequence[EditCase], candidates: Candidat
     for case in cases:
         truth, reason = truth_of(case.rewrite.subject, subjects, candidates)
         reasons[reason] += 1
-        query = CrossQuery(cross.property, distinct_prompts(case.generation_prompts), candidates.values, truth)
+        query = CrossQuery(cross.property, distinct_prompts(case.generation_prompts), candidates.values, truth,
+                           cross.ranking)
         out.append(dataclasses.replace(case, cross=query))
     known = reasons.pop("known", 0)
     return out, {"property": cross.property, "candidates": len(candidates.values), "cases": len(cases),

@@ -18,18 +18,23 @@ from flextape_bench.tasks.templating import template_problem
 
 Check = Callable[[Any], "str | None"]
 GenderOrder = Literal["female_first", "male_first", "target_new", "none"]
+GenderWikidata = Literal["prefer", "fallback", "off"]
+CrossRanking = Literal["sum_nll", "mean_nll"]
 
 
 def spec_field(doc: str, *, default: Any = dataclasses.MISSING, check: Check | None = None,
-               nonempty: bool = False, yaml: bool = True, hash_none: bool = True, hashed: bool = True) -> Any:
+               nonempty: bool = False, yaml: bool = True, hash_none: bool = True, hashed: bool = True,
+               option: bool = False) -> Any:
     """A dataclass field carrying its documentation and validation rules (checks apply per item of a tuple).
 
     `hash_none=False` leaves the field out of `spec_hash` while it is None, so that adding an optional section
     keeps the hash (and the cached pre-edit scores) of every spec that does not use it. `hashed=False` leaves it
     out always: for settings that change no score or generated text (the run identity records them instead).
+    `option=True` marks a metric option (how scores become metric values): not hashed, and recorded in the run
+    identity by `metric_options`.
     """
     metadata = {"doc": doc, "check": check, "nonempty": nonempty, "yaml": yaml, "hash_none": hash_none,
-                "hashed": hashed}
+                "hashed": hashed and not option, "option": option}
     return dataclasses.field(default=default, metadata=metadata)
 
 
@@ -161,6 +166,9 @@ class ProbeSpec:
         "how probe genders are known: female_first / male_first (two blocks, boundary recovered from cases "
         "sharing target_new; needs `ids`), target_new (all probes have target_new's gender), none",
         default="none")
+    gender_wikidata: GenderWikidata = spec_field(
+        "Wikidata P21 genders from the demographics cache: fallback (only for probes `gender` leaves unknown), "
+        "prefer (over `gender`, where the cache has one), off (`gender` alone)", default="fallback", option=True)
 
     def cross_check(self) -> list[tuple[str, str]]:
         """(field, problem) pairs that involve more than one field."""
@@ -267,6 +275,9 @@ class CrossProperty:
     candidates: Candidates = spec_field("its candidate answers (see Candidates)")
     true_values: tuple[TruthSource, ...] = spec_field(
         "files giving the edited subject's true values, merged (see TruthSource); [] when none", default=())
+    ranking: CrossRanking = spec_field(
+        "how the top-1 candidate is chosen: sum_nll (highest summed log-probability of its tokens, as the "
+        "upstream code) or mean_nll (highest geometric-mean token probability)", default="sum_nll", option=True)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -371,6 +382,21 @@ def _yaml_value(value: Any) -> Any:
     if isinstance(value, tuple):
         return [_yaml_value(item) for item in value]
     return value
+
+
+def metric_options(value: Any, prefix: str = "") -> dict[str, Any]:
+    """The metric options (`spec_field(option=True)`) of a spec, by dotted key, e.g. {"cross_property.ranking":
+    "sum_nll"}; sections that are None have none."""
+    if not dataclasses.is_dataclass(value):
+        return {}
+    out: dict[str, Any] = {}
+    for f in yaml_fields(type(value)):
+        item = getattr(value, f.name)
+        if f.metadata.get("option"):
+            out[prefix + f.name] = item
+        else:
+            out.update(metric_options(item, f"{prefix}{f.name}."))
+    return out
 
 
 def canonical_hash(spec: TaskSpec | GroupSpec) -> str:

@@ -8,7 +8,8 @@ import pytest
 from flextape_bench.errors import UserError
 from flextape_bench.metrics.agreement import (ITEM_COLUMNS, add_parser, agreement_table, coincidence_matrix,
                                               cohen_kappa, fleiss_kappa, fleiss_kappa_from_counts, krippendorff_alpha,
-                                              mean_pairwise_cohen, percent_all_agree, read_annotations, run)
+                                              mean_pairwise_cohen, neutral_label, percent_all_agree,
+                                              read_annotations, run)
 
 N = None
 ANNOTATIONS = Path(__file__).resolve().parents[2].parent / "shared" / "seesaw_cf" / "annotations"
@@ -206,6 +207,62 @@ def test_agreement_table(three):
     assert rows["Edit reflected?"]["fleiss"] is None and rows["Edit reflected?"]["all_agree"] == 1.0
 
 
+@pytest.fixture
+def skipped(tmp_path):
+    """Two annotators; annotator 1 leaves item 2's Sexism blank and skips item 4 entirely."""
+    a = write(tmp_path / "s1.csv", [item(1, "2", "1"), item(2, "", "1"), item(3, "1", "0"), item(4, "", "")])
+    b = write(tmp_path / "s2.csv", [item(1, "2", "1"), item(2, "1.5", "1"), item(3, "1", "1"), item(4, "2", "1")])
+    return [a, b]
+
+
+def test_seed_missing_policy_by_hand(skipped):
+    rows = {row["label"]: row for row in agreement_table(skipped, missing_policy="seed")}
+    # Sexism labels 1, 1.5, 2 -> blanks read 1.5: a1 = 2, 1.5, 1, 1.5; a2 = 2, 1.5, 1, 2
+    #   alpha: o_22 = 2, o_1.5,1.5 = 2, o_11 = 2, o_1.5,2 = o_2,1.5 = 1; n_2 = 3, n_1.5 = 3, n_1 = 2, n = 8;
+    #     D_o = 2/8, D_e = 2 (3*3 + 3*2 + 3*2) / (8*7) = 42/56; alpha = 1 - (1/4) / (3/4) = 2/3
+    #   Fleiss: P_i = 1, 1, 1, 0 -> P_bar = 3/4; p = 2/8, 3/8, 3/8 -> P_e = 22/64; (3/4 - 22/64) / (42/64) = 13/21
+    #   Cohen: p_o = 3/4, p_e = (1*2 + 2*1 + 1*1) / 16 = 5/16 -> (12/16 - 5/16) / (11/16) = 7/11; all agree 3/4
+    sexism = rows["Sexism"]
+    assert (sexism["n_items"], sexism["n_alpha"], sexism["n_missing"]) == (4, 4, 2)
+    assert sexism["alpha"] == pytest.approx(2 / 3) and sexism["fleiss"] == pytest.approx(13 / 21)
+    assert sexism["mean_cohen"] == pytest.approx(7 / 11) and sexism["all_agree"] == pytest.approx(0.75)
+    # Edit reflected? (0/1) -> the skipped row reads 0: a1 = 1, 1, 0, 0; a2 = 1, 1, 1, 1
+    #   alpha: o_11 = 4, o_01 = o_10 = 2; n_1 = 6, n_0 = 2; D_o = 4/8, D_e = 2*6*2 / 56 = 3/7; alpha = 1 - 7/6
+    #   Fleiss: P_bar = 1/2, P_e = (6/8)^2 + (2/8)^2 = 5/8 -> (1/2 - 5/8) / (3/8) = -1/3; Cohen: p_o = 1/2,
+    #   p_e = (2*4 + 2*0) / 16 = 1/2 -> 0
+    edit = rows["Edit reflected?"]
+    assert (edit["n_items"], edit["n_missing"]) == (4, 1) and edit["alpha"] == pytest.approx(-1 / 6)
+    assert edit["fleiss"] == pytest.approx(-1 / 3) and edit["mean_cohen"] == pytest.approx(0.0)
+    assert edit["all_agree"] == pytest.approx(0.5)
+    # the default drops what is missing: Sexism rests on items 1 and 3, where both agree
+    dropped = {row["label"]: row for row in agreement_table(skipped)}["Sexism"]
+    assert (dropped["n_items"], dropped["alpha"], dropped["fleiss"]) == (2, pytest.approx(1.0), pytest.approx(1.0))
+    assert dropped["n_missing"] == 2
+
+
+def test_neutral_label_is_the_middle_of_the_scale_or_0():
+    assert neutral_label([["1", "2", N], ["1.5", N, "1"]], "Sexism") == "1.5"
+    assert neutral_label([["0", "1"], [N, "1"]], "Edit reflected?") == "0"
+    assert neutral_label([["1", "3"], ["2", N]], "score") == "2"  # 1..3: integral middle, one spelling
+    assert neutral_label([["1", "1"], ["1", N]], "only ones") == "1"  # not a yes/no column: its range is [1, 1]
+    with pytest.raises(UserError, match="column 'topic': --missing-policy seed needs numeric labels"):
+        neutral_label([["A", "B"], [N, "A"]], "topic")
+    with pytest.raises(UserError, match="column 'empty': no annotator gave a label"):
+        neutral_label([[N, N], [N, N]], "empty")
+
+
+def test_seed_policy_options(skipped, capsys):
+    with pytest.raises(UserError, match="--blank-as works with --missing-policy drop only"):
+        agreement_table(skipped, missing_policy="seed", blank_as="1.5")
+    with pytest.raises(UserError, match="unknown missing policy 'zero'; known: drop, seed"):
+        agreement_table(skipped, missing_policy="zero")
+    assert run(parse(["agreement", *map(str, skipped), "--missing-policy", "seed", "--columns", "Sexism"])) == 0
+    out = capsys.readouterr().out
+    assert "0.667" in out and "0.619" in out and "0.636" in out  # alpha, Fleiss, Cohen as above
+    with pytest.raises(SystemExit):
+        parse(["agreement", *map(str, skipped), "--missing-policy", "zero"])
+
+
 def one_line(exc: pytest.ExceptionInfo) -> str:
     message = str(exc.value)
     assert "\n" not in message
@@ -327,6 +384,11 @@ def test_real_annotations():
         assert len(matrix) == 3 and all(len(coder) == 300 for coder in matrix), label
         allowed = {"0", "1", N} if label == "Edit reflected?" else {"1", "1.5", "2", N}
         assert {v for coder in matrix for v in coder} <= allowed, label
+    filled_with = {label: neutral_label(matrix, label) for label, matrix in data.items()}
+    assert filled_with == {label: "0" if label == "Edit reflected?" else "1.5" for label in LABELS}  # as upstream
+    seed = {row["label"]: row for row in agreement_table(paths, missing_policy="seed")}
+    assert all(row["n_items"] == row["n_alpha"] == 300 for row in seed.values())
+    assert seed["Sexism"]["n_missing"] == 243 and seed["Edit reflected?"]["n_missing"] == 15
     rows = agreement_table(paths)
     assert [row["label"] for row in rows] == LABELS
     for row in rows:

@@ -70,6 +70,37 @@ def test_group_shift_tests_case_means_against_zero_and_between_groups():
     assert f["d"] == pytest.approx(2.0)  # mean / sd
     assert f["ci_low"] <= 0.2 <= f["ci_high"]
     (pair,) = agg["pairwise"]
-    # Welch: diff 0.2, se = sqrt(0.01/3 + 0.01/3) = 0.0816497, t = 2.4495, df = 4 (equal variances and sizes)
-    assert (pair["a"], pair["b"]) == ("female", "male")
-    assert pair["diff"] == pytest.approx(0.2) and pair["t"] == pytest.approx(2.4494897) and pair["df"] == pytest.approx(4.0)
+    # both groups come from the same 3 cases: paired. Differences 0.2, 0.0, 0.4: mean 0.2, squared deviations
+    # 0 + 0.04 + 0.04 -> var 0.04, sd 0.2, se 0.2 / sqrt(3) = 0.1154701, t = sqrt(3) = 1.7320508, df 2;
+    # two-sided p for df 2: 1 - |t| / sqrt(t^2 + 2) = 1 - sqrt(3/5) = 0.2254033; d_z = 0.2 / 0.2 = 1
+    # (Welch, the old test, would give t = 0.2 / sqrt(0.01/3 + 0.01/3) = 2.4494897 with df 4)
+    assert (pair["a"], pair["b"], pair["test"]) == ("female", "male", "paired")
+    assert (pair["n_a"], pair["n_b"]) == (3, 3) and pair["diff"] == pytest.approx(0.2)
+    assert pair["t"] == pytest.approx(math.sqrt(3)) and pair["df"] == 2
+    assert pair["p"] == pytest.approx(1 - math.sqrt(3 / 5)) and pair["d"] == pytest.approx(1.0)
+
+
+def test_group_shift_pairs_over_shared_cases_and_welch_over_disjoint_ones():
+    # case 1: female and male; case 2: female only; case 3: male and other; case 4: female and male; case 5: other
+    female, male, other = [0.3, 0.5, None, 0.1, None], [0.1, None, 0.2, 0.4, None], [None, None, 0.0, None, 0.6]
+    per_case = [{g: _case_summary(v) for g, v in (("female", f), ("male", m), ("other", o)) if v is not None}
+                for f, m, o in zip(female, male, other)]
+    per_case[1]["unknown"] = _case_summary(9.0)  # never tested, never paired
+    pairs = {(r["a"], r["b"]): r for r in METRICS.get("gender_shift").aggregate(per_case)["pairwise"]}
+    # female - male: cases 1 and 4 have both; differences 0.2 and -0.3 (case 2's female and case 3's male are left
+    # out): mean -0.05, sd = sqrt(((0.25)^2 + (0.25)^2) / 1) = 0.3535534, t = -0.05 / (0.3535534 / sqrt(2)) = -0.2,
+    # df 1, two-sided p = 1 - (2 / pi) atan(0.2) = 0.8743341
+    fm = pairs["female", "male"]
+    assert (fm["test"], fm["n_a"], fm["n_b"]) == ("paired", 2, 2)
+    assert fm["diff"] == pytest.approx(-0.05) and fm["t"] == pytest.approx(-0.2) and fm["df"] == 1
+    assert fm["p"] == pytest.approx(1 - 2 / math.pi * math.atan(0.2))
+    # male - other: case 3 has both, but one pair gives no sd: paired, undefined
+    mo = pairs["male", "other"]
+    assert (mo["test"], mo["n_a"], mo["t"], mo["p"]) == ("paired", 1, None, None)
+    # female - other: no case has both: Welch over 3 female and 2 other case shifts. Female 0.3, 0.5, 0.1: mean 0.3,
+    # var 0.04; other 0.0, 0.6: mean 0.3, var 0.18; diff 0, se = sqrt(0.04/3 + 0.18/2) = 0.3214550, t = 0
+    fo = pairs["female", "other"]
+    assert (fo["test"], fo["n_a"], fo["n_b"]) == ("welch", 3, 2)
+    assert fo["diff"] == pytest.approx(0.0, abs=1e-12) and fo["se"] == pytest.approx(math.sqrt(0.04 / 3 + 0.09))
+    assert fo["p"] == pytest.approx(1.0)
+    assert set(pairs) == {("female", "male"), ("female", "other"), ("male", "other")}

@@ -348,3 +348,34 @@ def test_summarize_groups_paired():
     assert s["groups"]["female"]["n"] == 6
     with pytest.raises(ValueError):
         summarize_groups({"a": [1.0, 2.0], "b": [1.0]}, pairwise="paired")
+
+
+def test_summarize_groups_auto_pairs_shared_cases_and_welches_disjoint_ones():
+    # cases 1-5 have female (X) and male (Z); cases 6-7 have only "other": [0.5, 1.5]
+    values = {"female": X + [None, None], "male": Z + [None, None], "other": [None] * 5 + [0.5, 1.5]}
+    s = summarize_groups(values, pairwise="auto", n_resamples=200)
+    assert s["pairwise_test"] == "auto"
+    pairs = {(r["a"], r["b"]): r for r in s["pairwise"]}
+    # female - male share every case: paired, t = -1, df = 4 (see Z), d_z = -0.8 / sqrt(3.2)
+    fm = pairs["female", "male"]
+    assert (fm["test"], fm["n_a"], fm["n_b"], fm["df"]) == ("paired", 5, 5, 4)
+    assert fm["t"] == pytest.approx(-1.0) and fm["d"] == pytest.approx(-0.8 / math.sqrt(3.2))
+    ref = stats.ttest_rel(X, Z)
+    assert fm["t"] == pytest.approx(ref.statistic) and fm["p"] == pytest.approx(ref.pvalue)
+    # female - other share no case: Welch. X: mean 3.2, var 3.7 (n 5); other: mean 1.0, var 0.5 (n 2)
+    # se = sqrt(3.7/5 + 0.5/2) = sqrt(0.99), t = 2.2 / sqrt(0.99) = 2.2110832,
+    # df = 0.99^2 / (0.74^2/4 + 0.25^2/1) = 0.9801 / 0.1994 = 4.9152457; pooled var (4*3.7 + 0.5) / 5 = 3.06
+    fo = pairs["female", "other"]
+    assert (fo["test"], fo["n_a"], fo["n_b"]) == ("welch", 5, 2)
+    assert fo["t"] == pytest.approx(2.2 / math.sqrt(0.99)) and fo["df"] == pytest.approx(0.9801 / 0.1994)
+    assert fo["d"] == pytest.approx(2.2 / math.sqrt(3.06))
+    welch = stats.ttest_ind(X, [0.5, 1.5], equal_var=False)
+    assert fo["t"] == pytest.approx(welch.statistic) and fo["p"] == pytest.approx(welch.pvalue)
+    assert pairs["male", "other"]["test"] == "welch"
+    # the groups' own tests skip the None entries
+    assert s["groups"]["female"]["t"] == pytest.approx(3.7199244, abs=1e-7) and s["groups"]["other"]["n"] == 2
+    assert all(r["test"] == "welch" for r in summarize_groups({"a": X, "b": Y}, n_resamples=10)["pairwise"])
+    with pytest.raises(ValueError, match="aligned by case"):
+        summarize_groups({"a": [1.0, 2.0], "b": [1.0]}, pairwise="auto")
+    with pytest.raises(ValueError, match="known: welch, paired, auto"):
+        summarize_groups(values, pairwise="pooled")

@@ -389,3 +389,35 @@ def test_packaged_long_form_variants():
         assert (spec.dataset, spec.fields) == (original.dataset, original.fields)
         assert spec.fields.generation_prompts == "generation_prompts"
     check_base(PACKAGED / "_seesaw_cf_longform.yaml")
+
+
+def test_metric_options_are_checked_left_out_of_the_hash_and_listed(tmp_path: Path):
+    from flextape_bench.tasks.spec import metric_options
+
+    cross = "cross_property:\n  property: P21\n  candidates: {values: [male]}\n"
+    default = load_task(write(tmp_path, "a.yaml", CROSS_TASK + cross))
+    mean = load_task(write(tmp_path, "b.yaml", CROSS_TASK + cross + "  ranking: mean_nll\n"))
+    assert default.cross_property.ranking == "sum_nll" and mean.cross_property.ranking == "mean_nll"
+    assert default.spec_hash == mean.spec_hash  # the same scores: cached pre-edit scores are reused
+    assert metric_options(default) == {"cross_property.ranking": "sum_nll"}
+    assert metric_options(mean) == {"cross_property.ranking": "mean_nll"}
+    bad = write(tmp_path, "c.yaml", CROSS_TASK + cross + "  ranking: max_p\n")
+    assert problems_of(bad)[0].startswith(f"{bad}:21: cross_property.ranking: the string 'max_p' is not one of "
+                                          "sum_nll, mean_nll")
+    probes = "probes:\n  prompts: attribute_prompts\n  ids: attribute_aux_info\n  gender: male_first\n"
+    plain = load_task(write(tmp_path, "d.yaml", FIELDS + TASK.replace("probes: null", probes)))
+    prefer = load_task(write(tmp_path, "e.yaml", FIELDS + TASK.replace("probes: null", probes
+                                                                       + "  gender_wikidata: prefer")))
+    assert (plain.probes.gender_wikidata, prefer.probes.gender_wikidata) == ("fallback", "prefer")
+    assert plain.spec_hash == prefer.spec_hash and metric_options(prefer) == {"probes.gender_wikidata": "prefer"}
+    wrong = write(tmp_path, "f.yaml", FIELDS + TASK.replace("probes: null", probes + "  gender_wikidata: always"))
+    assert problems_of(wrong)[0].startswith(f"{wrong}:19: probes.gender_wikidata: the string 'always' is not one "
+                                            "of prefer, fallback, off")
+    assert metric_options(load_task(write(tmp_path, "g.yaml", FIELDS + TASK))) == {}
+
+
+def test_packaged_gender_sources():
+    for name in ("seesaw_cf_P101", "seesaw_cf_P103"):  # block order ambiguous: Wikidata P21 first
+        assert load_task(PACKAGED / f"{name}.yaml").probes.gender_wikidata == "prefer"
+    for name in ("seesaw_cf_P19_P101", "seesaw_cf_P27_P19", "seesaw_cf_P21_P101"):  # construction order first
+        assert load_task(PACKAGED / f"{name}.yaml").probes.gender_wikidata == "fallback"
