@@ -86,7 +86,7 @@ def test_alphaedit_update_leaves_preserved_keys_unchanged(tiny, tmp_path):
 
 def test_sequential_alphaedit_keeps_earlier_edits_keys_in_place(tiny, tmp_path):
     """With K_p (the keys of kept edits) in the solve, a later edit moves the outputs of the earlier keys less."""
-    from flextape_bench.editors.representations import at_subject
+    from flextape_bench.editors.representations import at_subject_by_type
 
     covs = _editor("alphaedit", tiny, tmp_path).statistics()
     threshold = max(torch.linalg.eigvalsh(c.double()).median().item() for c in covs.values())
@@ -102,7 +102,7 @@ def test_sequential_alphaedit_keeps_earlier_edits_keys_in_place(tiny, tmp_path):
             editor.keep_last()
         with applied_delta(tiny.model, kept):
             update = editor.compute_delta(second)[name]
-            keys = at_subject(tiny, first, site, editor.templates, "input")
+            keys = at_subject_by_type(tiny, first, site, editor.template_groups, "input")  # the keys K_p holds
         update = (update.T if tiny.layout.conv1d else update).double()
         moved[keep] = (keys.double() @ update.T).norm().item()
     assert moved[True] < 0.5 * moved[False]
