@@ -23,7 +23,7 @@ import torch
 from flextape_bench.cases import EditRequest
 from flextape_bench.editors.base import Editor, WeightDelta
 from flextape_bench.editors.hooks import add_linear_update
-from flextape_bench.editors.nll import target_nll
+from flextape_bench.editors.nll import batch_nll, teacher_forced
 from flextape_bench.errors import UserError
 from flextape_bench.weights import read_tensor, working_dtype
 
@@ -65,19 +65,19 @@ class FTEditor(Editor):
         trained = {name: w.clone().requires_grad_(True) for name, w in originals.items()}
         prompts = [r.prompt.replace("{}", r.subject) for r in requests]
         targets = [r.target_new for r in requests]
+        spans = [(start, min(start + hp.batch_size, len(requests))) for start in range(0, len(requests), hp.batch_size)]
+        batches = [teacher_forced(self.adapter, prompts[a:b], targets[a:b]) for a, b in spans]  # tokenized once
         optimizer = torch.optim.Adam(trained.values(), lr=hp.lr, weight_decay=hp.weight_decay)
         for _ in range(hp.num_steps):
             total = 0.0
-            for start in range(0, len(requests), hp.batch_size):
-                stop = min(start + hp.batch_size, len(requests))
+            for (start, stop), batch in zip(spans, batches):
                 with ExitStack() as stack:
                     for path in self._modules():
                         change = {leaf: trained[f"{path}.{leaf}"] - originals[f"{path}.{leaf}"]
                                   for leaf in ("weight", "bias") if f"{path}.{leaf}" in trained}
                         stack.enter_context(add_linear_update(model.get_submodule(path), change["weight"], conv1d,
                                                               change.get("bias")))
-                    loss = target_nll(self.adapter, prompts[start:stop], targets[start:stop],
-                                      at_prompt_end=hp.loss == "prompt_end").mean()
+                    loss = batch_nll(self.adapter, batch, at_prompt_end=hp.loss == "prompt_end").mean()
                 # a batch already below the stopping loss takes no step
                 if loss.item() >= hp.early_stop_loss:
                     optimizer.zero_grad(set_to_none=True)

@@ -1,6 +1,7 @@
 """Differentiable teacher-forced NLL of edit targets, with the same token boundary as scoring."""
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -55,8 +56,8 @@ def batch_nll(adapter: ModelAdapter, batch: TeacherForced, at_prompt_end: bool =
     hidden = adapter.body_hidden(input_ids=batch.ids, attention_mask=batch.mask)
     positions = batch.positions
     if at_prompt_end:  # each row's first predicting position, repeated for its every target token
-        firsts = [batch.positions[sum(batch.sizes[:row])] for row in range(len(batch.sizes))]
-        positions = [firsts[row] for row in batch.rows]
+        starts = [0, *itertools.accumulate(batch.sizes)][:-1]
+        positions = [batch.positions[starts[row]] for row in batch.rows]
     token_nll = adapter.token_nll(hidden[batch.rows, positions], batch.labels)
     return torch.stack([chunk.mean() for chunk in torch.split(token_nll, batch.sizes)])
 
