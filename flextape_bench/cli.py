@@ -35,6 +35,25 @@ def _batch_tokens(value: str) -> int | str:
         raise argparse.ArgumentTypeError(f"invalid value {value!r}: give {AUTO} or a positive integer") from None
 
 
+def _samples(value: str) -> dict[str, list[int]]:
+    """`--samples`: lm-eval's JSON mapping of task names to case indices, inline or in a file (types checked here,
+    names and ranges once the tasks are known)."""
+    import json
+
+    path = Path(value)
+    try:
+        text = path.read_text() if value.lstrip()[:1] not in ("{", "") and path.is_file() else value
+        samples = json.loads(text)
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise argparse.ArgumentTypeError(f"not a JSON object or a readable JSON file ({type(exc).__name__}); write "
+                                         "e.g. '{\"seesaw_cf_P19_P101\": [100, 101, 102]}'") from None
+    if not isinstance(samples, dict) or not all(
+            isinstance(k, str) and isinstance(v, list) and all(type(i) is int for i in v) for k, v in samples.items()):
+        raise argparse.ArgumentTypeError("must map each task name to a list of case indices (integers), e.g. "
+                                         "'{\"seesaw_cf_P19_P101\": [100, 101, 102]}'")
+    return samples
+
+
 def _placement_arguments(parser: argparse.ArgumentParser) -> None:
     """`--max-memory` and `--offload-folder`: how `--device auto` places the model (README: Models on several
     devices)."""
@@ -55,6 +74,10 @@ def _run_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--editor", default="none", help="editor name (see `list editors`; default none)")
     parser.add_argument("--tasks", default="all", help="comma-separated task and group names (see `list tasks`)")
     parser.add_argument("--limit", type=int, help="use the first N cases of each task")
+    parser.add_argument("--samples", type=_samples, metavar="JSON|FILE",
+                        help="use only these cases (0-based positions in each task's data file), as lm-eval's "
+                             "--samples: a JSON object or file, e.g. '{\"seesaw_cf_P19_P101\": [100, 101]}'; tasks "
+                             "it does not name use all their cases")
     parser.add_argument("--num-edits", type=int,
                         help="edits applied together in one chunk (default: the whole task in one batch; 1 = one at a time)")
     parser.add_argument("--sequential", action="store_true",
@@ -96,7 +119,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     options = RunOptions(
         model=args.model, editor=args.editor, tasks=[t.strip() for t in args.tasks.split(",") if t.strip()],
-        limit=args.limit, num_edits=args.num_edits, sequential=args.sequential, hparams=args.hparams, seed=args.seed, device=args.device,
+        limit=args.limit, samples=args.samples, num_edits=args.num_edits, sequential=args.sequential, hparams=args.hparams, seed=args.seed, device=args.device,
         max_memory=args.max_memory, offload_folder=args.offload_folder, dtype=args.dtype, data_dir=args.data_dir,
         output=args.output, include_paths=args.include_path,
         batch_tokens=args.batch_tokens, max_batch_tokens=args.max_batch_tokens, resume=args.resume,

@@ -9,7 +9,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import torch
 
@@ -50,6 +50,7 @@ class RunOptions:
     editor: str = "none"
     tasks: Sequence[str] = ("all",)
     limit: int | None = None
+    samples: Mapping[str, Sequence[int]] | None = None  # --samples: case positions in the data file, per task
     num_edits: int | None = None  # edits per chunk; None = the whole task in one batch
     hparams: Sequence[str] = ()
     seed: int = 0
@@ -90,6 +91,13 @@ def _check_flags(options: RunOptions) -> None:
                         ("--batch-tokens", batch_tokens), ("--max-batch-tokens", options.max_batch_tokens)):
         if value is not None and value < 1:
             raise UserError(f"{flag} must be a positive integer, got {value}")
+    if options.samples is not None:
+        if options.limit is not None:
+            raise UserError("--samples and --limit both choose cases; give one of them")
+        for task, positions in options.samples.items():
+            if not positions or len(set(positions)) != len(positions) or min(positions) < 0:
+                raise UserError(f"--samples: {task}: the case positions must be a non-empty list of distinct "
+                                f"integers of 0 or more, got {list(positions)[:10]}")
     if options.sequential and options.num_edits is None:
         raise UserError("--sequential needs --num-edits K: without it each task is edited in one chunk, so there is "
                         "no earlier chunk to keep; add --num-edits (1 = one edit at a time) or drop --sequential")
@@ -98,16 +106,34 @@ def _check_flags(options: RunOptions) -> None:
 def prepare_tasks(options: RunOptions) -> list[PreparedTask]:
     """Expand task names and groups, resolve each task's data file and build its cases (no model needed)."""
     index = TaskIndex(list(options.include_paths))
+    names = index.expand(list(options.tasks))
+    samples = options.samples or {}
+    unknown = sorted(set(samples) - set(names))
+    if unknown:
+        raise UserError(f"--samples names {', '.join(unknown)}, which --tasks does not run; the tasks are "
+                        f"{', '.join(names)}")
     prepared = []
-    for name in index.expand(list(options.tasks)):
+    for name in names:
         spec = index.spec(name)
         path = resolve_data_file(spec, options.data_dir, options.cache)
-        task = _labelled(PreparedTask(spec, load_cases(spec, path, options.limit)), options)
+        task = _labelled(PreparedTask(spec, _chosen(load_cases(spec, path, options.limit), samples.get(name), path)),
+                         options)
         prepared.append(_with_long_form(_with_cross(task, options), options))
     if options.lexicons and not any(task.long_form is not None for task in prepared):
         raise UserError(f"--lexicon applies to long_form tasks only, and none of {', '.join(options.tasks)} has one; "
                         "add a *_longform task to --tasks or drop --lexicon")
     return prepared
+
+
+def _chosen(cases: list[EditCase], positions: Sequence[int] | None, path: Path) -> list[EditCase]:
+    """The cases at `positions` (file order, as given), or all of them. Cases are read from the whole file first,
+    so that what depends on other cases (probe genders) is the same as in a full run."""
+    if positions is None:
+        return cases
+    if max(positions) >= len(cases):
+        raise UserError(f"--samples: case position {max(positions)} is past the end of {path} ({len(cases)} cases, "
+                        f"positions 0-{len(cases) - 1})")
+    return [cases[i] for i in positions]
 
 
 def _with_long_form(task: PreparedTask, options: RunOptions) -> PreparedTask:
@@ -510,6 +536,8 @@ def run(options: RunOptions, adapter: ModelAdapter | None = None, workers: Worke
         "dtype": str(adapter.dtype),
         "scorer_version": SCORER_VERSION,
     }
+    if options.samples is not None:  # only then, as for long_form below
+        identity["samples"] = {t.spec.task: [c.case_id for c in t.cases] for t in tasks if t.spec.task in options.samples}
     long_form = {t.spec.task: _long_form_identity(t.long_form) for t in tasks if t.long_form}
     if long_form:  # only then: runs without long-form tasks keep their identity (and resume)
         identity["long_form"] = long_form

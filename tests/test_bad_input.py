@@ -203,6 +203,13 @@ def test_target_that_tokenizes_to_nothing(capsys, ws, monkeypatch, tiny_llama):
     pytest.param(["--device", "auto", "--max-memory", "0=20GiB,cpu=60GiB"],
                  ["--max-memory '0=20GiB,cpu=60GiB': there is no GPU 0 (torch sees 0 CUDA device(s))"],
                  marks=pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")),
+    (["--samples", '{"mine": [0]}', "--limit", "1"], ["--samples and --limit both choose cases; give one of them"]),
+    (["--samples", '{"mine": []}'], ["--samples: mine: the case positions must be a non-empty list of distinct "
+                                     "integers of 0 or more, got []"]),
+    (["--samples", '{"mine": [0, "1"]}'], ["argument --samples: must map each task name to a list of case indices"]),
+    (["--samples", "{not json"], ["argument --samples: not a JSON object or a readable JSON file"]),
+    (["--samples", '{"theirs": [0]}'], ["--samples names theirs, which --tasks does not run; the tasks are mine"]),
+    (["--samples", '{"mine": [0, 1]}'], ["--samples: case position 1 is past the end of", "(1 cases, positions 0-0)"]),
     (["--lexicon", "mine.yaml"], ["--lexicon applies to long_form tasks only, and none of mine has one",
                                   "add a *_longform task to --tasks or drop --lexicon"]),
 ])

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from flextape_bench.runner import RunOptions, run
+from flextape_bench.runner import RunOptions, prepare_tasks, run
 from flextape_bench.scoring import Scorer
 
 
@@ -146,3 +146,12 @@ def test_killed_run_resumes_with_every_case_exactly_once(tmp_path, data_dir):
     assert sorted(ids) == sorted(set(ids)) and len(ids) == 4
     assert not list(task_dir.parent.parent.glob("run_002"))
     assert not list(task_dir.glob(".*tmp"))
+
+
+def test_samples_choose_cases_by_file_position_with_probe_genders_of_the_whole_file(tmp_path, data_dir):
+    records = json.loads((data_dir / "seesaw_cf_P19_P101.json").read_text())
+    full, = prepare_tasks(RunOptions(tasks=["seesaw_cf_P19_P101"], data_dir=data_dir, cache=tmp_path))
+    chosen, = prepare_tasks(RunOptions(tasks=["seesaw_cf_P19_P101"], samples={"seesaw_cf_P19_P101": [120, 7]},
+                                       data_dir=data_dir, cache=tmp_path))
+    assert [c.case_id for c in chosen.cases] == [records[120]["case_id"], records[7]["case_id"]]
+    assert chosen.cases == [full.cases[120], full.cases[7]]
