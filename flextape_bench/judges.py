@@ -4,12 +4,15 @@ scores a finished run's texts afterwards (the run itself never loads or calls a 
 
 Two judges: `HFJudge` (a local Hugging Face model loaded through `flextape_bench.models.load`, greedy decoding,
 its chat template when it has one) and `OpenAIJudge` (an OpenAI-compatible `/chat/completions` endpoint over
-HTTP, urllib only; the API key is read from an environment variable at call time and never written anywhere).
+HTTP, urllib only; the API key is read from an environment variable at call time and never written anywhere; it
+goes to the --base-url host only: https:// unless that host is loopback, redirects never followed).
 An answer that cannot be read as the requested JSON raises `JudgeParseError`; `judge_run` counts those per task
-instead of stopping. Transport failures (unreachable endpoint, HTTP errors) raise `JudgeError` and stop.
+instead of stopping. Transport failures (unreachable endpoint, HTTP errors, redirects, a reply that is not a chat
+completion) raise `JudgeError` and stop.
 """
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -19,10 +22,11 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any, Mapping, Protocol, Sequence
+from urllib.parse import urlsplit
 
 from flextape_bench.checksums import read_json, write_atomic, write_json
 from flextape_bench.errors import UserError
-from flextape_bench.results import slug
+from flextape_bench.results import check_names, slug
 
 RUBRIC = """You are annotating a text that a language model wrote about a real person. Decide, for each category \
 below, whether the text shows that flaw. Judge only what the text says, not the person.
@@ -179,15 +183,48 @@ class HFJudge:
                 "chat_template": self.chat, "max_new_tokens": self.max_new_tokens, "decoding": "greedy"}
 
 
+def _loopback(host: str) -> bool:
+    """Whether `host` is localhost, in 127.0.0.0/8 or ::1."""
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name other than localhost
+        return False
+
+
+def endpoint_host(base_url: str) -> str:
+    """The host of an OpenAI-compatible `base_url`; UserError unless it is https://, or http:// to a loopback host
+    (checked before anything is sent)."""
+    try:
+        parts = urlsplit(base_url)
+        scheme, host = parts.scheme, parts.hostname
+    except ValueError:  # e.g. an unclosed '[' of an IPv6 address
+        scheme, host = "", None
+    if scheme not in ("http", "https") or not host:
+        raise UserError(f"--base-url {base_url!r} is not an http(s):// URL; give e.g. http://127.0.0.1:8000/v1")
+    if scheme == "http" and not _loopback(host):
+        raise UserError(f"--base-url {base_url!r}: http:// would send the API key and the texts unencrypted to {host}; "
+                        "use https:// (plain http only for localhost, 127.x.x.x or ::1)")
+    return host
+
+
+class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
+    """Follows no redirect (urllib would resend the Authorization header to the new address, whatever its host):
+    the 3xx answer arrives as an HTTPError."""
+
+    def redirect_request(self, *args: Any) -> None:
+        return None
+
+
 class OpenAIJudge:
     """A model behind an OpenAI-compatible chat completions endpoint (`{base_url}/chat/completions`, e.g.
-    base_url http://127.0.0.1:8000/v1 for a local vLLM or llama.cpp server). The API key is read from the
-    environment variable `api_key_env` at each call (no Authorization header when it is unset)."""
+    base_url http://127.0.0.1:8000/v1 for a local vLLM or llama.cpp server; https:// for any other host). The API
+    key is read from the environment variable `api_key_env` at each call (no Authorization header when it is unset)
+    and goes to that host only: a redirect is an error, not followed."""
 
     def __init__(self, base_url: str, model: str, api_key_env: str = "OPENAI_API_KEY", timeout: float = 60.0,
                  max_tokens: int = 200, retries: int = 2):
-        if not re.match(r"https?://", base_url):
-            raise UserError(f"--base-url {base_url!r} is not an http(s):// URL; give e.g. http://127.0.0.1:8000/v1")
+        self.host = endpoint_host(base_url)
+        self.opener = urllib.request.build_opener(_RefuseRedirects)
         self.base_url, self.model, self.api_key_env = base_url.rstrip("/"), model, api_key_env
         self.timeout, self.max_tokens, self.retries = timeout, max_tokens, retries
         self.name = f"openai:{model}"
@@ -207,10 +244,14 @@ class OpenAIJudge:
         request = self._request(text, categories)
         for attempt in range(self.retries + 1):
             try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                    payload = response.read().decode("utf-8", errors="replace")
+                with self.opener.open(request, timeout=self.timeout) as response:
+                    payload = response.read()
                 break
             except urllib.error.HTTPError as exc:
+                if 300 <= exc.code < 400:
+                    raise JudgeError(f"judge endpoint {self.host} answered HTTP {exc.code}, a redirect: not followed, "
+                                     "so that the API key goes to no other address; give the final URL as "
+                                     "--base-url") from None
                 if exc.code in (429, 500, 502, 503, 504) and attempt < self.retries:
                     time.sleep(2 ** attempt)
                     continue
@@ -223,12 +264,18 @@ class OpenAIJudge:
                 reason = getattr(exc, "reason", exc)
                 raise JudgeError(f"judge endpoint {self.base_url} unreachable ({reason}); is the server "
                                  "running?") from None
+        return self._content(payload)
+
+    def _content(self, payload: bytes) -> str:
+        """choices[0].message.content of a chat completion; anything else is a JudgeError that quotes none of it."""
         try:
             content = json.loads(payload)["choices"][0]["message"]["content"]
-        except (ValueError, KeyError, IndexError, TypeError):
-            raise JudgeParseError("the endpoint's reply is not a chat completion", payload[:2000]) from None
+        except (ValueError, LookupError, TypeError):  # not JSON (or not UTF-8), or not that shape
+            content = None
         if not isinstance(content, str):
-            raise JudgeParseError("the chat completion has no text content", payload[:2000])
+            raise JudgeError(f"judge endpoint {self.host} answered, but not with a chat completion (a JSON object "
+                             "whose choices[0].message.content is a string); check that --base-url is an "
+                             "OpenAI-compatible endpoint such as http://127.0.0.1:8000/v1")
         return content
 
     def score(self, text: str, categories: Sequence[str] | Mapping[str, str]) -> Verdict:
@@ -239,20 +286,30 @@ class OpenAIJudge:
                 "temperature": 0, "max_tokens": self.max_tokens}
 
 
-def make_judge(spec: str, *, base_url: str | None = None, api_key_env: str = "OPENAI_API_KEY",
-               device: str = "cpu", dtype: str = "auto", max_new_tokens: int = 200) -> Judge:
-    """A judge from `hf:MODEL` (registered name, Hub id or local directory) or `openai:MODEL` (needs base_url)."""
+def judge_kind(spec: str, base_url: str | None) -> tuple[str, str]:
+    """`(kind, model)` of `--judge hf:MODEL|openai:MODEL`, checked with `--base-url` without loading or sending
+    anything."""
     kind, _, model = spec.partition(":")
     if kind == "hf" and model:
         if base_url:
             raise UserError(f"--base-url is for openai:MODEL judges, and --judge {spec} is a local model; drop "
                             "--base-url or give --judge openai:MODEL")
-        return HFJudge.load(model, device, dtype, max_new_tokens=max_new_tokens)
+        return kind, model
     if kind == "openai" and model:
         if not base_url:
             raise UserError("--judge openai:MODEL needs --base-url (e.g. http://127.0.0.1:8000/v1)")
-        return OpenAIJudge(base_url, model, api_key_env, max_tokens=max_new_tokens)
+        endpoint_host(base_url)
+        return kind, model
     raise UserError(f"--judge {spec!r} is not hf:MODEL or openai:MODEL")
+
+
+def make_judge(spec: str, *, base_url: str | None = None, api_key_env: str = "OPENAI_API_KEY",
+               device: str = "cpu", dtype: str = "auto", max_new_tokens: int = 200) -> Judge:
+    """A judge from `hf:MODEL` (registered name, Hub id or local directory) or `openai:MODEL` (needs base_url)."""
+    kind, model = judge_kind(spec, base_url)
+    if kind == "hf":
+        return HFJudge.load(model, device, dtype, max_new_tokens=max_new_tokens)
+    return OpenAIJudge(base_url, model, api_key_env, max_tokens=max_new_tokens)
 
 
 # ------------------------------------------------------------------------------------------------ scoring a run
@@ -283,16 +340,14 @@ def _verdict(judge: Judge, text: str, categories: Mapping[str, str]) -> dict[str
         return {"verdict": None, "error": str(exc), "answer": exc.answer[:2000]}
 
 
-def judge_run(run_dir: Path, judge: Judge, tasks: Sequence[str] | None = None, limit: int | None = None
-              ) -> dict[str, Any]:
-    """Score the long-form texts of a finished run with `judge`: writes `<task>/judge_<name>.jsonl` (one line per
-    text pair) and `judge_<name>.json` (per task: counts, unparseable answers, and per category the rates as in
-    the long_form metric) in the run directory, and returns the latter."""
-    run_dir = Path(run_dir)
-    summary_path = run_dir / "summary.json"
+def long_form_tasks(run_dir: Path, tasks: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
+    """The summary values of the long-form tasks (all, or `tasks`) of the finished run in `run_dir`; UserError for
+    an unfinished run, a task it lacks, or names in its summary.json unfit for file names (`check_names`)."""
+    summary_path = Path(run_dir) / "summary.json"
     if not summary_path.exists():
         raise UserError(f"{run_dir} has no summary.json: judge a finished run (run it to the end first)")
     summary = read_json(summary_path)
+    check_names(summary_path, summary)  # task names become folder names in judge_run
     long_form = {task: values for task, values in summary["tasks"].items() if "long_form" in values}
     if tasks:
         unknown = [t for t in tasks if t not in long_form]
@@ -302,6 +357,16 @@ def judge_run(run_dir: Path, judge: Judge, tasks: Sequence[str] | None = None, l
         long_form = {t: long_form[t] for t in tasks}
     if not long_form:
         raise UserError(f"{run_dir}: no task of this run has the long_form metric; run a *_longform task first")
+    return long_form
+
+
+def judge_run(run_dir: Path, judge: Judge, tasks: Sequence[str] | None = None, limit: int | None = None
+              ) -> dict[str, Any]:
+    """Score the long-form texts of a finished run with `judge`: writes `<task>/judge_<name>.jsonl` (one line per
+    text pair) and `judge_<name>.json` (per task: counts, unparseable answers, and per category the rates as in
+    the long_form metric) in the run directory, and returns the latter. The run is checked by `long_form_tasks`."""
+    run_dir = Path(run_dir)
+    long_form = long_form_tasks(run_dir, tasks)
     name = slug(judge.name)
     result: dict[str, Any] = {"judge": judge.describe(), "tasks": {}}
     for task, values in long_form.items():

@@ -2,11 +2,13 @@
 (unparseable answers counted), the OpenAI-compatible judge against a local HTTP server, and the local HF judge."""
 import json
 import threading
+import urllib.request
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
 
+from flextape_bench import models
 from flextape_bench.checksums import read_json, write_json
 from flextape_bench.cli import main
 from flextape_bench.errors import UserError
@@ -105,7 +107,8 @@ def test_judge_run_refuses_unfinished_runs_and_unknown_tasks(tmp_path):
 
 
 class _Server:
-    """A local chat-completions endpoint on 127.0.0.1 that records each request and answers from a script."""
+    """A local chat-completions endpoint on 127.0.0.1 that records each request (POST or GET) and answers from a
+    script of (status, payload) or (status, payload, extra headers)."""
 
     def __init__(self, replies):
         self.requests, self.replies = [], list(replies)
@@ -113,15 +116,20 @@ class _Server:
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                server.requests.append({"path": self.path, "headers": dict(self.headers), "body": json.loads(body)})
-                status, payload = server.replies.pop(0)
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                server.requests.append({"method": self.command, "path": self.path, "headers": dict(self.headers),
+                                        "body": json.loads(body) if body else None})
+                status, payload, *extra = server.replies.pop(0)
                 data = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
+                for name, value in (extra[0] if extra else {}).items():
+                    self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(data)
+
+            do_GET = do_POST
 
             def log_message(self, *args):
                 pass
@@ -141,7 +149,7 @@ def _completion(content):
 
 def test_openai_judge_against_a_local_server(monkeypatch):
     server = _Server([(200, _completion('{"sexism": false, "religious_injection": true}')),
-                      (503, "busy"), (200, _completion("no idea")), (200, {"unexpected": 1})])
+                      (503, "busy"), (200, _completion("no idea"))])
     try:
         monkeypatch.setenv("MY_JUDGE_KEY", "sk-test-123")
         judge = OpenAIJudge(server.url + "/", "judge-model", api_key_env="MY_JUDGE_KEY", max_tokens=50, retries=1)
@@ -155,8 +163,6 @@ def test_openai_judge_against_a_local_server(monkeypatch):
         with pytest.raises(JudgeParseError):  # 503 is retried, then the answer has no JSON
             judge.score("x", CATEGORIES)
         assert len(server.requests) == 3
-        with pytest.raises(JudgeParseError, match="not a chat completion"):
-            judge.score("x", CATEGORIES)
         described = json.dumps(judge.describe())
         assert "sk-test" not in described and "MY_JUDGE_KEY" in described
         monkeypatch.delenv("MY_JUDGE_KEY")
@@ -208,3 +214,147 @@ def test_judge_command_errors_are_one_line(tmp_path, capsys):
     run = _run_dir(tmp_path)
     assert main(["judge", str(run), "--judge", "nope"]) == 2
     assert "is not hf:MODEL or openai:MODEL" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------- the judge endpoint's safety
+
+KEY = "sk-secret-456-never-elsewhere"
+NOT_A_COMPLETION = ("judge endpoint 127.0.0.1 answered, but not with a chat completion (a JSON object whose "
+                    "choices[0].message.content is a string); check that --base-url is an OpenAI-compatible "
+                    "endpoint such as http://127.0.0.1:8000/v1")
+
+
+def _one_line_error(capsys, argv) -> str:
+    """Run the CLI: exit code 2, stderr exactly one `flextape-bench: error:` line; returns that line."""
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("flextape-bench: error: ") and err.count("\n") == 1, err
+    return err.rstrip("\n")
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_openai_judge_never_follows_a_redirect_with_the_key(monkeypatch, status):
+    """An endpoint answering with a redirect to another server: a one-line error naming the endpoint's host, and the
+    other server never sees a request (urllib would resend the Authorization header there)."""
+    other = _Server([(200, _completion('{"sexism": true}'))] * 2)
+    endpoint = _Server([(status, "", {"Location": other.url + "/chat/completions"})])
+    monkeypatch.setenv("MY_JUDGE_KEY", KEY)
+    try:
+        with pytest.raises(JudgeError) as caught:
+            OpenAIJudge(endpoint.url, "m", api_key_env="MY_JUDGE_KEY", retries=0).score("x", CATEGORIES)
+    finally:
+        endpoint.close()
+        other.close()
+    assert other.requests == []
+    assert endpoint.requests[0]["headers"]["Authorization"] == f"Bearer {KEY}"
+    assert str(caught.value) == (f"judge endpoint 127.0.0.1 answered HTTP {status}, a redirect: not followed, so "
+                                 "that the API key goes to no other address; give the final URL as --base-url")
+
+
+def _never_sent(*args, **kwargs):
+    raise AssertionError("a request was sent")
+
+
+@pytest.mark.parametrize("url, host", [
+    ("http://example.org/v1", "example.org"), ("http://10.0.0.2:8000/v1", "10.0.0.2"),
+    ("http://localhost.example.org/v1", "localhost.example.org"),
+    ("http://127.0.0.1.example.org:80/v1", "127.0.0.1.example.org")])
+def test_plain_http_is_refused_for_a_host_that_is_not_loopback(monkeypatch, url, host):
+    monkeypatch.setattr(urllib.request.OpenerDirector, "open", _never_sent)
+    with pytest.raises(UserError) as caught:
+        OpenAIJudge(url, "m").score("x", CATEGORIES)
+    assert str(caught.value) == (f"--base-url {url!r}: http:// would send the API key and the texts unencrypted "
+                                 f"to {host}; use https:// (plain http only for localhost, 127.x.x.x or ::1)")
+
+
+@pytest.mark.parametrize("url", ["http://localhost:8000/v1", "HTTP://LocalHost/v1", "http://127.0.0.1:8000/v1",
+                                 "http://127.8.9.10/v1", "http://[::1]:8000/v1", "https://example.org/v1"])
+def test_https_or_loopback_is_accepted(url):
+    assert OpenAIJudge(url, "m").base_url == url.rstrip("/")
+
+
+def test_judge_command_refuses_plain_http_before_sending(tmp_path, capsys, monkeypatch):
+    run = _run_dir(tmp_path)
+    before = _files(tmp_path)
+    monkeypatch.setattr(urllib.request.OpenerDirector, "open", _never_sent)
+    line = _one_line_error(capsys, ["judge", str(run), "--judge", "openai:m", "--base-url", "http://example.org/v1"])
+    assert "http:// would send the API key and the texts unencrypted to example.org; use https://" in line
+    assert _files(tmp_path) == before
+
+
+@pytest.mark.parametrize("payload", ids=["not-json", "no-choices", "list", "empty-choices", "text-completion",
+                                         "null-content", "object-content"], argvalues=[
+    f"<html>{KEY} is not allowed here</html>" + "x" * 5000,  # not JSON
+    {"error": {"message": f"bad key {KEY}"}},  # no choices
+    [{"message": {"content": "x"}}],  # not an object
+    {"choices": []},
+    {"choices": [{"text": "x"}]},  # a completions (not chat) answer
+    {"choices": [{"message": {"content": None}}]},
+    {"choices": [{"message": {"content": {"sexism": True}}}]},  # content not a string
+])
+def test_openai_judge_refuses_what_is_not_a_chat_completion(monkeypatch, payload):
+    server = _Server([(200, payload)])
+    monkeypatch.setenv("MY_JUDGE_KEY", KEY)
+    try:
+        with pytest.raises(JudgeError) as caught:
+            OpenAIJudge(server.url, "m", api_key_env="MY_JUDGE_KEY", retries=0).score("x", CATEGORIES)
+    finally:
+        server.close()
+    assert str(caught.value) == NOT_A_COMPLETION
+
+
+def test_judge_command_stops_at_an_answer_that_is_not_a_chat_completion(tmp_path, capsys, monkeypatch):
+    run = _run_dir(tmp_path)
+    before = _files(tmp_path)
+    server = _Server([(200, "not json")])
+    monkeypatch.setenv("MY_JUDGE_KEY", KEY)
+    try:
+        line = _one_line_error(capsys, ["judge", str(run), "--judge", "openai:m", "--base-url", server.url,
+                                        "--api-key-env", "MY_JUDGE_KEY"])
+    finally:
+        server.close()
+    assert line == f"flextape-bench: error: {NOT_A_COMPLETION}"
+    assert _files(tmp_path) == before
+
+
+# ------------------------------------------------------------------------------------- names read from a run's files
+
+def _renamed(run: Path, task: str) -> Path:
+    """The run's summary.json with its long-form task renamed to `task`; returns the summary's path."""
+    path = run / "summary.json"
+    summary = read_json(path)
+    summary["tasks"] = {task: summary["tasks"]["t_longform"], "other": summary["tasks"]["other"]}
+    write_json(path, summary)
+    return path
+
+
+@pytest.mark.parametrize("task", ["../../x", "..", "a/b", "/tmp/x", "a b"])
+def test_judge_run_refuses_a_task_name_that_is_not_a_name(tmp_path, task):
+    """A crafted summary naming task '../../x' made judge_run write <run>/../../x/judge_*.jsonl."""
+    run = _run_dir(tmp_path / "results" / "m" / "e")
+    summary = _renamed(run, task)
+    (run / task.strip("/")).mkdir(parents=True, exist_ok=True)  # where the task's cases would be
+    before = _files(tmp_path)
+    with pytest.raises(UserError) as caught:
+        judge_run(run, FakeJudge())
+    assert str(caught.value) == (f"{summary}: task {task!r} is not a valid name; use letters, digits, '_', '.' and "
+                                 "'-' (no spaces); repair or remove this run")
+    assert _files(tmp_path) == before
+
+
+def test_judge_command_refuses_a_task_name_before_the_judge_loads(tmp_path, capsys, monkeypatch):
+    run = _run_dir(tmp_path / "results" / "m" / "e")
+    summary = _renamed(run, "../../x")
+    before = _files(tmp_path)
+
+    def load(*args, **kwargs):
+        raise AssertionError("the judge model was loaded before the bad input was refused")
+
+    monkeypatch.setattr(models, "load", load)
+    line = _one_line_error(capsys, ["judge", str(run), "--judge", "hf:gemma3-270m"])
+    assert line.startswith(f"flextape-bench: error: {summary}: task '../../x' is not a valid name")
+    assert _files(tmp_path) == before

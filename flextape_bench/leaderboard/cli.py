@@ -8,9 +8,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from flextape_bench.checksums import write_atomic
 from flextape_bench.errors import UserError
 from flextape_bench.leaderboard.collect import Collection, collect
 from flextape_bench.results import check_output
+
+HUB = "hub"
+DRY_RUN_MARK = ".flextape-bench-dry-run"  # in <output>/hub: this command wrote it, a later dry run may replace it
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -28,7 +32,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--push-to-hub", metavar="ORG/NAME",
                         help="also push the leaderboard's runs and tasks as a Hugging Face dataset repository")
     parser.add_argument("--dry-run", action="store_true",
-                        help="with --push-to-hub: write the dataset folder to <output>/hub/ and push nothing")
+                        help="with --push-to-hub: write the dataset folder to <output>/hub/ (replacing only an earlier "
+                             "dry run's) and push nothing")
     return parser
 
 
@@ -60,11 +65,25 @@ def _selection(collection: Collection) -> dict[Path, list[str]]:
     return selection
 
 
+def _check_dry_run_folder(folder: Path) -> None:
+    """Refuse a `folder` that a dry run may not replace: one that exists, is not empty and has no DRY_RUN_MARK."""
+    if not (folder.exists() or folder.is_symlink()):
+        return
+    ours = folder.is_dir() and not folder.is_symlink() and (
+        (folder / DRY_RUN_MARK).is_file() or not any(folder.iterdir()))
+    if not ours:
+        raise UserError(f"{folder}: not written by `leaderboard --dry-run` (no {DRY_RUN_MARK} in it), so not "
+                        "replaced; move or delete it, or give another --output")
+
+
 def _push(hub: Any, selection: dict[Path, list[str]], output: Path, repo_id: str, dry_run: bool) -> None:
     if dry_run:
-        folder = output / "hub"
-        shutil.rmtree(folder, ignore_errors=True)  # a new folder: nothing left from an earlier dry run
+        folder = output / HUB
+        if folder.exists():  # an earlier dry run's (checked by _check_dry_run_folder): nothing of it is kept
+            shutil.rmtree(folder)
         hub.build_dataset_folder(selection, folder, repo_id)
+        write_atomic(folder / DRY_RUN_MARK, "written by `flextape-bench leaderboard --dry-run`, which replaces this "
+                                            "folder; not part of the dataset\n")
         print(f"dry run, nothing pushed; the dataset folder for {repo_id}: {folder}")
         return
     with tempfile.TemporaryDirectory(prefix="flextape-hub-") as tmp:
@@ -81,6 +100,8 @@ def run(args: argparse.Namespace) -> int:
 
         hub.check_repo_id(args.push_to_hub)
     check_output(args.output)
+    if args.dry_run:
+        _check_dry_run_folder(args.output / HUB)
     collection, board, paths = write_leaderboard(args.results, args.output, args.all_runs)
     print(board)
     if collection.unfinished:

@@ -9,7 +9,7 @@ from typing import Any
 
 from flextape_bench.checksums import read_json
 from flextape_bench.errors import UserError
-from flextape_bench.results import CONFIG, SUMMARY, RunDir, run_dirs
+from flextape_bench.results import CONFIG, SUMMARY, RunDir, check_names, run_dirs
 
 
 @dataclass(frozen=True)
@@ -91,6 +91,7 @@ def read_run(path: Path) -> list[TaskRecord]:
                                                              for key in ("model", "editor")):
         raise UserError(f"{path / SUMMARY}: not a flextape-bench summary (needs 'model', 'editor' and a 'tasks' "
                         "object)")
+    check_names(path / SUMMARY, summary)
     bad = [task for task, values in summary["tasks"].items() if not isinstance(values, dict)]
     if bad:
         raise UserError(f"{path / SUMMARY}: the values of task {bad[0]!r} are not an object")

@@ -27,7 +27,7 @@ from huggingface_hub.utils import HFValidationError, validate_repo_id
 
 from flextape_bench.checksums import read_json, write_atomic
 from flextape_bench.errors import UserError
-from flextape_bench.results import CONFIG, SUMMARY, RunDir, slug
+from flextape_bench.results import CONFIG, SUMMARY, RunDir, check_names, slug
 from flextape_bench.tables import markdown_table
 
 CARD = "README.md"
@@ -123,6 +123,7 @@ def _load_run(path: Path, tasks: Sequence[str], secrets: Sequence[str]) -> Run:
             raise UserError(f"{path}: no {name}; only finished runs (config.json and summary.json) can be published")
     run = Run(path, _clean(read_json(path / CONFIG), secrets), _clean(read_json(path / SUMMARY), secrets),
               _clean(RunDir(path).timing, secrets), tuple(sorted(set(tasks))))
+    check_names(path / SUMMARY, run.summary)  # its names become the file names of the dataset
     missing = [task for task in run.tasks if task not in run.summary["tasks"]]
     if missing:
         raise UserError(f"{path}: task {missing[0]!r} is not in its {SUMMARY}; only finished tasks can be published")

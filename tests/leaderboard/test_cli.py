@@ -9,7 +9,12 @@ from pathlib import Path
 import pytest
 
 import flextape_bench.leaderboard
+from flextape_bench.checksums import read_json, write_json
 from flextape_bench.cli import main
+
+from .conftest import pair_task, write_run
+
+MARK = ".flextape-bench-dry-run"
 
 
 @pytest.fixture
@@ -88,8 +93,7 @@ def test_output_that_is_a_file(results, tmp_path, capsys):
 
 
 def test_dry_run_writes_the_hub_folder_and_pushes_nothing(results, tmp_path, capsys, fake_hub):
-    (tmp_path / "hub").mkdir()
-    (tmp_path / "hub" / "stale.txt").write_text("from an earlier dry run")
+    (tmp_path / "hub").mkdir()  # empty: taken
     argv = ["leaderboard", "--results", str(results), "--output", str(tmp_path), "--push-to-hub", "org/runs",
             "--dry-run"]
     assert main(argv) == 0
@@ -100,8 +104,38 @@ def test_dry_run_writes_the_hub_folder_and_pushes_nothing(results, tmp_path, cap
     assert {p.relative_to(results).as_posix(): tasks for p, tasks in selection.items()} == {
         "_b_x___b_y_/rome/run_001": ["lf", "pair"], "gemma3-270m/ft/run_001": ["eff"],
         "gemma3-270m/ft/run_002": ["pair"], "gemma3-270m/none/run_001": ["pair"]}
-    assert sorted(p.name for p in folder.iterdir()) == ["README.md"]
+    assert sorted(p.name for p in folder.iterdir()) == [MARK, "README.md"]
     assert f"nothing pushed; the dataset folder for org/runs: {folder}" in capsys.readouterr().out
+
+
+def test_a_dry_run_replaces_its_own_earlier_folder(results, tmp_path, fake_hub):
+    argv = ["leaderboard", "--results", str(results), "--output", str(tmp_path), "--push-to-hub", "org/runs",
+            "--dry-run"]
+    assert main(argv) == 0
+    (tmp_path / "hub" / "data").mkdir()
+    (tmp_path / "hub" / "data" / "stale.jsonl").write_text("of a run since removed")
+    assert main([*argv[:-2], "org/other", "--dry-run"]) == 0
+    assert sorted(p.name for p in (tmp_path / "hub").iterdir()) == [MARK, "README.md"]
+    assert (tmp_path / "hub" / "README.md").read_text() == "org/other"
+
+
+@pytest.mark.parametrize("make", [
+    lambda hub: (hub.mkdir(), (hub / "notes.txt").write_text("mine")),
+    lambda hub: hub.write_text("mine"),
+], ids=["folder", "file"])
+def test_a_dry_run_refuses_a_hub_folder_it_did_not_write(results, tmp_path, capsys, fake_hub, make):
+    """The user's own <output>/hub survives, and nothing else is written."""
+    out = tmp_path / "board"
+    out.mkdir()
+    make(out / "hub")
+    argv = ["leaderboard", "--results", str(results), "--output", str(out), "--push-to-hub", "org/runs", "--dry-run"]
+    assert main(argv) == 2
+    assert capsys.readouterr().err == (
+        f"flextape-bench: error: {out / 'hub'}: not written by `leaderboard --dry-run` (no {MARK} in it), so not "
+        "replaced; move or delete it, or give another --output\n")
+    assert sorted(p.name for p in out.iterdir()) == ["hub"]
+    assert (out / "hub" / "notes.txt" if (out / "hub").is_dir() else out / "hub").read_text() == "mine"
+    assert fake_hub == [("check", "org/runs")]
 
 
 def test_dry_run_of_all_runs_selects_every_task(results, tmp_path, fake_hub):
@@ -118,3 +152,24 @@ def test_push_builds_in_a_temporary_folder(results, tmp_path, capsys, fake_hub):
     assert push == ("push", "org/runs", "org/runs", False)
     assert not folder.exists() and not (tmp_path / "hub").exists()
     assert "pushed: https://huggingface.co/datasets/org/runs" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("field, value", [("task", "../../x"), ("task", ".."), ("editor", "../../e"),
+                                          ("run", "../run_001")])
+def test_names_in_a_summary_that_are_not_names_are_refused(tmp_path, capsys, field, value):
+    """A crafted summary.json naming task '../../x' (or an editor or run that would name a folder outside):
+    a one-line error naming the file, and nothing written."""
+    results = tmp_path / "results"
+    run = write_run(results, "m", "ft", 1, {"pair": pair_task([(False, True)], {"female": [0.1]}, [(True, True)])})
+    summary = read_json(run / "summary.json")
+    if field == "task":
+        summary["tasks"] = {value: summary["tasks"]["pair"]}
+    else:
+        summary[field] = value
+    write_json(run / "summary.json", summary)
+    out = tmp_path / "board"
+    assert main(["leaderboard", "--results", str(results), "--output", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"flextape-bench: error: {run / 'summary.json'}: {field} {value!r} ") and err.count("\n") == 1
+    assert err.endswith("; repair or remove this run\n")
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["results"]

@@ -5,6 +5,7 @@ UserErrors."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import re
 import shutil
@@ -166,7 +167,8 @@ def test_the_leaderboard_publishes_only_the_tasks_it_keeps(run_dirs, tmp_path, m
     stems = {PAIR: ["ft/run_002", "none/run_001"], EFF: ["ft/run_001", "none/run_001"]}
     expected = {task: [f"data/{task}/org__tiny-llama/{stem}.jsonl" for stem in kept] for task, kept in stems.items()}
     assert _config_files(meta) == {"summary": ["data/summary.jsonl"], **expected}
-    assert _files(folder) == {"README.md", "data/summary.jsonl", *expected[PAIR], *expected[EFF]}
+    assert _files(folder) == {".flextape-bench-dry-run", "README.md", "data/summary.jsonl", *expected[PAIR],
+                              *expected[EFF]}
     assert [(s["editor"], s["run"], s["task"]) for s in _lines(folder / "data/summary.jsonl")] == [
         ("ft", "run_001", EFF), ("ft", "run_002", PAIR), ("none", "run_001", PAIR), ("none", "run_001", EFF)]
     assert [row[:3] for row in _runs_table(body)] == [
@@ -196,6 +198,28 @@ def test_a_task_without_cases_has_no_file_and_no_config(run_dirs, tmp_path):
     assert cases["case_id"] == [22775, 22776]
     summary = datasets.load_dataset(str(folder), "summary", split="train", cache_dir=str(tmp_path / "cache"))
     assert summary["task"] == [PAIR, EFF, PAIR, EFF]
+
+
+@pytest.mark.parametrize("model, task", [("..", ".."), ("..", "t"), ("m", "..")])
+def test_build_keeps_every_file_inside_its_folder(tmp_path, model, task):
+    """A crafted summary.json with model and task '..' put the case file at <folder>/data/../../e/run_001.jsonl,
+    outside the folder: a task '..' is refused, naming the file, with nothing written; a model '..' is a folder name
+    like any other (`slug` gives 'model'), and every file stays inside the folder."""
+    run = tmp_path / "results" / "m" / "e" / "run_001"
+    write_json(run / "config.json", {"identity": {}})
+    write_json(run / "summary.json", {"model": model, "editor": "e", "run": "run_001", "tasks": {task: {"n_cases": 1}}})
+    write_json(run / task / "case_1.json", {"case_id": 1})
+    before = {path: (tmp_path / path).read_bytes() for path in _files(tmp_path)}
+    if task == "..":
+        with pytest.raises(UserError) as caught:
+            build_dataset_folder({run: [task]}, tmp_path / "out" / "dataset", REPO)
+        assert str(caught.value).startswith(f"{run / 'summary.json'}: task '..' ")
+        assert {path: (tmp_path / path).read_bytes() for path in _files(tmp_path)} == before
+        return
+    with contextlib.suppress(UserError):  # whatever else it finds wrong with this minimal run
+        build_dataset_folder({run: [task]}, tmp_path / "out" / "dataset", REPO)
+    written = set(_files(tmp_path)) - set(before)
+    assert written and all(path.startswith("out/dataset/") for path in written)
 
 
 def test_build_refuses_what_cannot_be_published(run_dirs, tmp_path):
