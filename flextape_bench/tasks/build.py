@@ -1,19 +1,17 @@
 """Turn a task's JSON records into EditCases: map fields, render templates, attach probes and their genders."""
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import jinja2
-
 from flextape_bench.cases import EditCase, Probe, Rewrite
 from flextape_bench.errors import UserError
+from flextape_bench.tasks.data import read_json
 from flextape_bench.tasks.gender import CaseProbes, probe_genders
 from flextape_bench.tasks.spec import TaskSpec
-from flextape_bench.tasks.templating import compile_template
+from flextape_bench.tasks.templating import compile_template, render
 
 
 def walk(record: Any, dotted: str) -> tuple[Any, str | None]:
@@ -76,14 +74,13 @@ class _RawCase:
 
 
 def _read_records(path: Path) -> list[Any]:
-    try:
-        records = json.loads(Path(path).read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg}); re-download the file") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read data file {path} ({exc}); check the path") from exc
+    """The records of a data file: a non-empty JSON list."""
+    records = read_json(path, "dataset.file")
     if not isinstance(records, list):
-        raise UserError(f"{path}: expected a JSON list of records, got {type(records).__name__}; wrong file?")
+        raise UserError(f"{path}: expected a JSON list of records, got {type(records).__name__}; wrong file? "
+                        "(dataset.file)")
+    if not records:
+        raise UserError(f"{path}: the file has no records; re-download it (dataset.file)")
     return records
 
 
@@ -126,25 +123,21 @@ def _raw_probes(spec: TaskSpec, record: _Record) -> tuple[tuple[str, ...], ...]:
 
 
 class _Renderer:
-    """The spec's templates, compiled once; render errors name the task file, template and case."""
+    """The spec's templates, compiled once; render errors name the task file, template, task and case."""
 
     def __init__(self, spec: TaskSpec):
-        self.source = spec.source
+        self.source, self.task = spec.source, spec.task
         self.prompt = compile_template(spec.templates.prompt)
         self.target = compile_template(spec.templates.target)
 
-    def _render(self, template: jinja2.Template, key: str, case_id: int, **variables: str) -> str:
-        try:
-            return template.render(**variables)
-        except jinja2.TemplateError as exc:
-            raise UserError(f"{self.source}: {key}: rendering failed for case_id {case_id} ({exc}); fix the "
-                            f"template") from exc
+    def _where(self, key: str, case_id: int) -> str:
+        return f"{self.source}: {key}: rendering failed for task {self.task}, case_id {case_id}"
 
     def prompt_text(self, prompt: str, case_id: int) -> str:
-        return self._render(self.prompt, "templates.prompt", case_id, prompt=prompt)
+        return render(self.prompt, self._where("templates.prompt", case_id), prompt=prompt)
 
     def target_text(self, target: str, case_id: int) -> str:
-        text = self._render(self.target, "templates.target", case_id, target=target)
+        text = render(self.target, self._where("templates.target", case_id), target=target)
         if not text.strip():
             raise UserError(f"{self.source}: templates.target: renders target {target!r} of case_id {case_id} "
                             f"empty; fix the template")

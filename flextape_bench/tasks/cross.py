@@ -5,21 +5,18 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import json
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-import jinja2
-
 from flextape_bench.cases import CrossQuery, EditCase, distinct_prompts
 from flextape_bench.errors import UserError
 from flextape_bench.tasks.build import walk
-from flextape_bench.tasks.data import resolve_dataset
+from flextape_bench.tasks.data import read_json, resolve_dataset
 from flextape_bench.tasks.spec import Candidates, CrossProperty, FieldMap, TaskSpec, TruthSource
-from flextape_bench.tasks.templating import compile_template
+from flextape_bench.tasks.templating import compile_template, render
 
 # why a case has no known true value
 NO_SUBJECT = "subject_not_found"  # the subject's name is in no true-value file
@@ -111,11 +108,8 @@ def load_candidates(spec: TaskSpec, data_dir: Path | None, cache_dir: Path, offl
     template = compile_template(spec.templates.target)
     rendered = []
     for value, qid in pairs:
-        try:
-            text = template.render(target=value)
-        except jinja2.TemplateError as exc:
-            raise UserError(f"{spec.source}: templates.target: rendering failed for candidate {value!r} ({exc}); fix "
-                            f"the template") from exc
+        text = render(template, f"{spec.source}: templates.target: rendering failed for task {spec.task}, candidate "
+                                f"{value!r}", target=value)
         if not text.strip():
             raise UserError(f"{spec.source}: templates.target: renders candidate {value!r} empty; fix the template")
         rendered.append((text, qid))
@@ -129,19 +123,10 @@ def _section(spec: TaskSpec) -> CrossProperty:
     return spec.cross_property
 
 
-def _read_json(path: Path, where: str) -> Any:
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg}); re-download the file ({where})") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read {path} ({exc}); check the file ({where})") from exc
-
-
 def subject_info_values(path: Path, prop: str, where: str = "cross_property.true_values") -> SubjectValues:
     """From a `*_subject_info.json` file ({QID: {name, properties: {Pxxx: [values]}}}): the values of `prop` by
     subject name. A name held by two QIDs is ambiguous (left out)."""
-    data = _read_json(path, where)
+    data = read_json(path, where)
     if not isinstance(data, dict):
         raise UserError(f"{path}: expected a JSON object of subject QID -> {{name, properties}}; is {where} "
                         f"`format: subject_info` right?")
@@ -164,7 +149,7 @@ def subject_info_values(path: Path, prop: str, where: str = "cross_property.true
 def edit_values(path: Path, prop: str, fields: FieldMap, where: str = "cross_property.true_values") -> SubjectValues:
     """From a record file of edits (read through `fields`): for each edit of `prop`, its subject's true value
     (target_true_id). Records of other relations are skipped."""
-    data = _read_json(path, where)
+    data = read_json(path, where)
     if not isinstance(data, list):
         raise UserError(f"{path}: expected a JSON list of records; is {where} `format: edits` right?")
     values: dict[str, set[str]] = {}

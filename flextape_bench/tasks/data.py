@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import sys
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
+from flextape_bench.checksums import atomic_file
 from flextape_bench.errors import UserError
 from flextape_bench.tasks.spec import DatasetSpec, TaskSpec
 
@@ -23,6 +25,28 @@ def sha256_of(path: Path) -> str:
         for block in iter(lambda: stream.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def read_json(path: Path, where: str) -> Any:
+    """The JSON value in `path`; UserError naming the file and `where` (the spec field that names it) when it
+    cannot be read, is empty, is not UTF-8 or is not JSON (nesting too deep for the parser included)."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise UserError(f"cannot read {path} ({exc.strerror or exc}); check the path ({where})") from exc
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); re-download "
+                        f"the file ({where})") from exc
+    if not text.strip():
+        raise UserError(f"{path}: the file is empty; re-download it ({where})")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg}); re-download the file ({where})") from exc
+    except RecursionError as exc:
+        raise UserError(f"{path}: invalid JSON (nested too deeply to read); re-download the file ({where})") from exc
 
 
 def _verified(path: Path, expected: str | None, url: str) -> Path:
@@ -48,21 +72,16 @@ def _data_dirs(data_dir: Path | None, cache_dir: Path) -> list[Path]:
 
 
 def _download(url: str, target: Path, expected: str | None) -> None:
-    """Download `url` to a temporary name next to `target`, check its sha256, then rename it into place."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-    temp = Path(temp_name)
-    try:
-        with os.fdopen(handle, "wb") as out, urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:
-            for block in iter(lambda: response.read(1 << 20), b""):
-                out.write(block)
-        if expected is not None and (actual := sha256_of(temp)) != expected:
+    """Download `url` into `target` atomically (checksums.atomic_file), after checking its sha256."""
+    with atomic_file(target) as out, urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:
+        digest = hashlib.sha256()
+        for block in iter(lambda: response.read(1 << 20), b""):
+            out.write(block)
+            digest.update(block)
+        if expected is not None and (actual := digest.hexdigest()) != expected:
             raise UserError(f"the download of {url} has sha256 {actual}, but the task spec expects {expected}; "
                             f"the upstream file changed or the transfer was corrupted: download it by hand, check "
                             f"it, and put it in {target.parent}")
-        temp.replace(target)
-    finally:
-        temp.unlink(missing_ok=True)
 
 
 def local_copy(task: str, dataset: DatasetSpec, data_dir: Path | None, cache_dir: Path) -> Path | None:

@@ -9,20 +9,10 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from flextape_bench.errors import UnknownNameError, UserError, closest
-from flextape_bench.tasks.loader import Problem, TaskSpecError, check_base, load_spec, locate
+from flextape_bench.tasks.loader import Problem, TaskSpecError, check_base, load_spec, locate, packaged_tasks_dir
 from flextape_bench.tasks.spec import GroupSpec, TaskSpec
 
-PACKAGE_DIR = Path(__file__).resolve().parents[1]
 SPEC_SUFFIXES = (".yaml", ".yml")
-
-
-def packaged_tasks_dir() -> Path:
-    """The packaged specs: `flextape_bench/tasks_yaml` when installed as package data, else `tasks_yaml/` of the
-    source checkout (next to the `flextape_bench` folder; also what an editable install sees)."""
-    for candidate in (PACKAGE_DIR / "tasks_yaml", PACKAGE_DIR.parent / "tasks_yaml"):
-        if candidate.is_dir():
-            return candidate
-    raise UserError(f"the packaged task folder tasks_yaml/ is missing next to {PACKAGE_DIR}; reinstall flextape-bench")
 
 
 def spec_files(folders: Iterable[Path]) -> list[Path]:
@@ -41,7 +31,7 @@ def spec_files(folders: Iterable[Path]) -> list[Path]:
 
 
 def _member_problem(group: GroupSpec, index: int, message: str) -> Problem:
-    file, line = locate(group.source, ["tasks", index])
+    file, line = locate(group.source, ["tasks", index], group.include_path)
     return Problem(file, line, f"tasks[{index}]", message)
 
 
@@ -55,7 +45,7 @@ class TaskIndex:
         problems: list[Problem] = []
         for path in spec_files(self.folders):
             try:
-                self._add(load_spec(path), problems)
+                self._add(load_spec(path, self.folders), problems)
             except TaskSpecError as exc:
                 problems.extend(exc.problems)
         if problems:
@@ -142,10 +132,11 @@ def validate_file(path: Path, index: TaskIndex | None = None) -> None:
     tasks or groups known to it.
     """
     path = Path(path)
+    folders = index.folders if index is not None else ()
     if path.name.startswith("_"):
-        check_base(path)
+        check_base(path, folders)
         return
-    spec = load_spec(path)
+    spec = load_spec(path, folders)
     if isinstance(spec, GroupSpec) and index is not None:
         problems = index.member_problems(spec)
         if problems:

@@ -1,7 +1,9 @@
 """Load task and group YAML files into specs, reporting every problem of a file with its file, key and line.
 
 YAML is read with `yaml.compose`, so every value keeps the file and line where it was written, through `include`
-merging: an error in an included base points into the base.
+merging: an error in an included base points into the base. Anchors and aliases are refused (a recursive alias or an
+alias bomb would hang the reader), includes may only name files in the including spec's folder, the --include-path
+folders and the packaged specs, and no error quotes the content of a file.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from flextape_bench.errors import UserError, closest
 from flextape_bench.tasks.spec import GroupSpec, TaskSpec, yaml_fields
 
 INCLUDE = "include"
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
 _INVALID = object()  # result of converting a value that has problems
 
 
@@ -69,6 +72,37 @@ class _Problems(list):
 # YAML -> Located, with includes merged
 
 
+def packaged_tasks_dir() -> Path:
+    """The packaged specs: `flextape_bench/tasks_yaml` when installed as package data, else `tasks_yaml/` of the
+    source checkout (next to the `flextape_bench` folder; also what an editable install sees)."""
+    for candidate in (PACKAGE_DIR / "tasks_yaml", PACKAGE_DIR.parent / "tasks_yaml"):
+        if candidate.is_dir():
+            return candidate
+    raise UserError(f"the packaged task folder tasks_yaml/ is missing next to {PACKAGE_DIR}; reinstall flextape-bench")
+
+
+def include_roots(path: Path, include_path: Sequence[Path] = ()) -> tuple[Path, ...]:
+    """The folders (symlinks resolved) whose files the includes of spec file `path` may name: its own folder, the
+    `include_path` folders (--include-path) and the packaged specs."""
+    folders = (Path(path).resolve().parent, *include_path, packaged_tasks_dir())
+    return tuple(dict.fromkeys(Path(folder).resolve() for folder in folders))
+
+
+class _AliasError(yaml.composer.ComposerError):
+    """An anchor or alias in a file read by `NoAliasLoader`."""
+
+
+class NoAliasLoader(yaml.SafeLoader):
+    """SafeLoader that refuses anchors (&name) and aliases (*name) at the first one, before any is expanded: a
+    recursive alias makes the reader recurse without end, an alias bomb ("billion laughs") takes minutes."""
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise _AliasError(problem="anchor or alias", problem_mark=event.start_mark)
+        return super().compose_node(parent, index)
+
+
 def _located(node: yaml.Node, file: Path, line: int, problems: _Problems, key: str,
              constructor: yaml.constructor.SafeConstructor) -> Located:
     """A composed YAML node as Located values; duplicate and non-scalar keys are recorded and skipped."""
@@ -104,9 +138,19 @@ def _mark_line(exc: yaml.YAMLError, mark: str) -> int:
     return found.line + 1 if found else 1
 
 
+def _error_line(exc: yaml.YAMLError, text: str) -> int:
+    """The line of `text` a YAML error points at (a reader error gives a character position instead)."""
+    if isinstance(exc, yaml.reader.ReaderError):
+        return text.count("\n", 0, exc.position) + 1
+    return _mark_line(exc, "problem_mark")
+
+
 def _yaml_why(exc: yaml.YAMLError) -> str:
-    """PyYAML's explanation, with the line of the construct it was reading."""
-    problem = getattr(exc, "problem", None) or str(exc)
+    """PyYAML's explanation, with the line of the construct it was reading; never `str(exc)`, which quotes the
+    offending line of the file (content that may be a secret) over several lines."""
+    if isinstance(exc, yaml.reader.ReaderError):
+        return f"unacceptable character #x{exc.character:04x}: {exc.reason}"
+    problem = getattr(exc, "problem", None) or type(exc).__name__
     context = getattr(exc, "context", None)
     return f"{context} (line {_mark_line(exc, 'context_mark')}): {problem}" if context else problem
 
@@ -120,18 +164,26 @@ def _parse(path: Path, problems: _Problems) -> Located | None:
         problems.add(top, "", f"cannot read the file ({exc}); check the path")
         return None
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=NoAliasLoader)
+    except _AliasError as exc:
+        problems.add(Located(None, path, _error_line(exc, text)), "",
+                     "YAML anchors (&name) and aliases (*name) are not allowed; write each value out")
+        return None
     except yaml.YAMLError as exc:
-        problems.add(Located(None, path, _mark_line(exc, "problem_mark")), "",
+        problems.add(Located(None, path, _error_line(exc, text)), "",
                      f"YAML syntax error: {_yaml_why(exc)}; close every quote and bracket, and indent with spaces "
                      "(not tabs)")
+        return None
+    except RecursionError:
+        problems.add(top, "", "the YAML is nested too deeply to read; flatten it")
         return None
     if node is None:
         problems.add(top, "", "the file is empty; write a `task:` or `group:` mapping")
         return None
     root = _located(node, path, 1, problems, "", yaml.constructor.SafeConstructor())
     if not isinstance(root.value, dict):
-        problems.add(top, "", f"the file must be a mapping of keys to values, not {describe_value(root.value)}")
+        kind = "a list" if isinstance(root.value, list) else "a single value"  # its content is not quoted
+        problems.add(top, "", f"the file must be a mapping of keys to values, not {kind}")
         return None
     return root
 
@@ -146,35 +198,45 @@ def _merge(base: Located, over: Located) -> Located:
     return Located(merged, over.file, over.line)
 
 
-def _include_paths(node: Located, problems: _Problems) -> list[tuple[Path, Located]]:
+def _include_paths(node: Located, problems: _Problems) -> list[tuple[Path, Located, str]]:
+    """(resolved path, where it is written, key) of each include."""
     items = node.value if isinstance(node.value, list) else [node]
     paths = []
     for i, item in enumerate(items):
         key = f"{INCLUDE}[{i}]" if isinstance(node.value, list) else INCLUDE
-        if isinstance(item.value, str) and item.value:
-            paths.append(((node.file.parent / item.value).resolve(), item))
-        else:
+        if not (isinstance(item.value, str) and item.value):
             problems.add(item, key, f"expected a file name relative to this file, got {describe_value(item.value)}")
+            continue
+        try:
+            paths.append(((node.file.parent / item.value).resolve(), item, key))
+        except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop
+            problems.add(item, key, f"cannot resolve the path ({exc}); fix it")
     return paths
 
 
-def _load_merged(path: Path, chain: tuple[Path, ...], problems: _Problems) -> Located | None:
-    """`path` with its includes merged in (later includes win over earlier ones, the file wins over all)."""
+def _load_merged(path: Path, chain: tuple[Path, ...], problems: _Problems, roots: tuple[Path, ...]
+                 ) -> Located | None:
+    """`path` with its includes merged in (later includes win over earlier ones, the file wins over all); includes
+    must name files under `roots` (checked before the file is read, so its content cannot reach an error)."""
     own = _parse(path, problems)
     if own is None:
         return None
     entries = dict(own.value)
     include = entries.pop(INCLUDE, None)
     merged = Located({}, path, 1)
-    for target, item in _include_paths(include, problems) if include else []:
+    for target, item, key in _include_paths(include, problems) if include else []:
         base = None
-        if target in chain or target == path:
+        if not any(target.is_relative_to(root) for root in roots):
+            problems.add(item, key, f"{target} is outside the folders a task file may include from "
+                                    f"({', '.join(map(str, roots))}); move it into one of them or add its folder with "
+                                    "--include-path")
+        elif target in chain or target == path:
             names = " -> ".join(p.name for p in (*chain, path, target))
-            problems.add(item, INCLUDE, f"include cycle {names}; remove one of these includes")
+            problems.add(item, key, f"include cycle {names}; remove one of these includes")
         elif not target.is_file():
-            problems.add(item, INCLUDE, f"included file {target} does not exist; fix the path (relative to this file)")
+            problems.add(item, key, f"included file {target} does not exist; fix the path (relative to this file)")
         else:
-            base = _load_merged(target, (*chain, path), problems)
+            base = _load_merged(target, (*chain, path), problems, roots)
         problems.include_failed |= base is None
         merged = _merge(merged, base) if base else merged
     return _merge(merged, Located(entries, path, 1))
@@ -312,10 +374,10 @@ def _required(field: dataclasses.Field) -> bool:
 # Public API
 
 
-def load_located(path: Path) -> Located:
+def load_located(path: Path, include_path: Sequence[Path] = ()) -> Located:
     """`path` parsed and include-merged, every value with its file and line; raises TaskSpecError."""
     problems = _Problems()
-    merged = _load_merged(Path(path).resolve(), (), problems)
+    merged = _load_merged(Path(path).resolve(), (), problems, include_roots(path, include_path))
     if problems or merged is None:
         raise TaskSpecError(problems)
     return merged
@@ -337,14 +399,15 @@ def spec_kind(root: Located) -> type[TaskSpec] | type[GroupSpec] | None:
     return None if len(keys) != 1 else (TaskSpec if "task" in keys else GroupSpec)
 
 
-def _convert_file(path: Path, base: bool) -> TaskSpec | GroupSpec | None:
+def _convert_file(path: Path, base: bool, include_path: Sequence[Path]) -> TaskSpec | GroupSpec | None:
     """Parse, merge and convert one file, raising TaskSpecError with every problem found on the way.
 
     Missing keys are reported only for a complete spec (`base` False) whose includes all merged, so that a broken
     include is not echoed as a list of missing keys. Returns None only for an incomplete base.
     """
     problems = _Problems()
-    root = _load_merged(path, (), problems)
+    include_path = tuple(map(Path, include_path))
+    root = _load_merged(path, (), problems, include_roots(path, include_path))
     if root is None:
         raise TaskSpecError(problems)
     kind = spec_kind(root)
@@ -352,33 +415,34 @@ def _convert_file(path: Path, base: bool) -> TaskSpec | GroupSpec | None:
         problems.add(root, "", "a spec file needs exactly one of `task: NAME` or `group: NAME`")
         raise TaskSpecError(problems)
     converter = _Converter(problems, require=not base and not problems.include_failed)
-    spec = converter.spec_class(root, kind or TaskSpec, "", extra={"source": path})
+    spec = converter.spec_class(root, kind or TaskSpec, "", extra={"source": path, "include_path": include_path})
     if problems:
         raise TaskSpecError(problems)
     return None if spec is _INVALID else spec
 
 
-def load_spec(path: Path) -> TaskSpec | GroupSpec:
-    """A task or group spec from one YAML file; raises TaskSpecError listing every problem in it."""
-    return _convert_file(Path(path).resolve(), base=False)
+def load_spec(path: Path, include_path: Sequence[Path] = ()) -> TaskSpec | GroupSpec:
+    """A task or group spec from one YAML file, its includes confined to `include_roots`; raises TaskSpecError
+    listing every problem in it."""
+    return _convert_file(Path(path).resolve(), False, include_path)
 
 
-def load_task(path: Path) -> TaskSpec:
-    """A task spec from one YAML file; raises TaskSpecError (also when the file defines a group)."""
-    spec = load_spec(path)
+def load_task(path: Path, include_path: Sequence[Path] = ()) -> TaskSpec:
+    """A task spec from one YAML file (see `load_spec`); raises TaskSpecError (also when the file defines a group)."""
+    spec = load_spec(path, include_path)
     if not isinstance(spec, TaskSpec):
         raise TaskSpecError([Problem(spec.source, 1, "group", "this file defines a group; a task file needs `task:`")])
     return spec
 
 
-def check_base(path: Path) -> None:
+def check_base(path: Path, include_path: Sequence[Path] = ()) -> None:
     """Validate an include-only base (`_*.yaml`): keys, types and values, not completeness; raises TaskSpecError."""
-    _convert_file(Path(path).resolve(), base=True)
+    _convert_file(Path(path).resolve(), True, include_path)
 
 
-def locate(path: Path, keys: Sequence[str | int]) -> tuple[Path, int]:
+def locate(path: Path, keys: Sequence[str | int], include_path: Sequence[Path] = ()) -> tuple[Path, int]:
     """File and line where the value at `keys` (mapping keys and list indices) of a spec file was written."""
-    node = load_located(path)
+    node = load_located(path, include_path)
     for key in keys:
         node = node.value[key]
     return node.file, node.line

@@ -11,9 +11,9 @@ from flextape_bench.cases import EditCase, LongFormQuery, distinct_prompts
 from flextape_bench.errors import UserError
 from flextape_bench.generation import GENERATION_VERSION, Decoding
 from flextape_bench.lexicon import Lexicon, load_lexicon
-from flextape_bench.tasks.loader import locate
+from flextape_bench.tasks.loader import include_roots, locate
 from flextape_bench.tasks.spec import LongForm, TaskSpec
-from flextape_bench.tasks.templating import compile_template
+from flextape_bench.tasks.templating import compile_template, render
 
 
 def decoding_of(section: LongForm) -> Decoding:
@@ -27,8 +27,13 @@ def lexicon_files(spec: TaskSpec) -> list[Path]:
     files = []
     for i, name in enumerate(section.lexicon if section else ()):
         path = Path(name).expanduser()
-        written, line = locate(spec.source, ["long_form", "lexicon", i])
-        path = path if path.is_absolute() else written.parent / path
+        written, line = locate(spec.source, ["long_form", "lexicon", i], spec.include_path)
+        path = (path if path.is_absolute() else written.parent / path).resolve()
+        roots = include_roots(spec.source, spec.include_path)
+        if not any(path.is_relative_to(root) for root in roots):  # as includes: no file from elsewhere is read
+            raise UserError(f"{written}:{line}: long_form.lexicon[{i}]: {path} is outside the folders a task file may "
+                            f"read from ({', '.join(map(str, roots))}); move it into one of them or add its folder "
+                            "with --include-path")
         if not path.is_file():
             raise UserError(f"{written}:{line}: long_form.lexicon[{i}]: lexicon file {path} does not exist; fix the "
                             "path (relative to this file)")
@@ -48,13 +53,14 @@ def prepare_long_form(spec: TaskSpec, cases: Sequence[EditCase], extra_lexicons:
     if section is None:
         raise UserError(f"{spec.source}: the long_form metric needs a `long_form:` section")
     lexicon = task_lexicon(spec, extra_lexicons)
-    render = compile_template(spec.templates.prompt)
+    template = compile_template(spec.templates.prompt)
     out = []
     for case in cases:
         if section.prompts == "generation_prompts":
             prompts = distinct_prompts(case.generation_prompts)
         else:
-            prompts = distinct_prompts([render.render(prompt=t.replace("{}", case.rewrite.subject))
+            where = f"{spec.source}: templates.prompt: rendering failed for task {spec.task}, case_id {case.case_id}"
+            prompts = distinct_prompts([render(template, where, prompt=t.replace("{}", case.rewrite.subject))
                                         for t in section.templates or ()])
         out.append(dataclasses.replace(case, long_form=LongFormQuery(prompts, section.samples, lexicon)))
     settings = {

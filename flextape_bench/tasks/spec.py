@@ -85,11 +85,11 @@ def _column(value: str) -> str | None:
     return None if value.strip() else "a column name cannot be empty"
 
 
-def _positive(value: int | float) -> str | None:
+def positive(value: int | float) -> str | None:
     return None if value > 0 else f"{value!r} must be greater than 0"
 
 
-def _at_least_zero(value: int) -> str | None:
+def at_least_zero(value: int) -> str | None:
     return None if value >= 0 else f"{value!r} must be 0 (off) or more"
 
 
@@ -291,13 +291,13 @@ class LongForm:
     templates: tuple[str, ...] | None = spec_field(
         "subject templates with '{}' for the subject, e.g. ['{} is'] (only with prompts: templates), or null",
         default=None, check=_subject_template, nonempty=True)
-    samples: int = spec_field("texts sampled per prompt, before and after the edit", default=1, check=_positive)
+    samples: int = spec_field("texts sampled per prompt, before and after the edit", default=1, check=positive)
     max_new_tokens: int = spec_field("at most this many generated tokens per text (EOS stops earlier)",
-                                     default=100, check=_positive)
+                                     default=100, check=positive)
     do_sample: bool = spec_field("true: sample (seeded); false: greedy decoding", default=True)
-    temperature: float = spec_field("softmax temperature when sampling", default=1.0, check=_positive)
+    temperature: float = spec_field("softmax temperature when sampling", default=1.0, check=positive)
     top_k: int = spec_field("sample among the k most likely tokens; 0 turns it off", default=50,
-                            check=_at_least_zero)
+                            check=at_least_zero)
     top_p: float = spec_field("nucleus sampling: the smallest set of tokens with this much probability; 1.0 is off",
                               default=1.0, check=_probability)
     lexicon: tuple[str, ...] = spec_field(
@@ -335,6 +335,8 @@ class TaskSpec:
         "long-form generation settings of the long_form metric (see LongForm), or null", default=None,
         hash_none=False)
     source: Path = spec_field("the YAML file the spec was loaded from", yaml=False)
+    include_path: tuple[Path, ...] = spec_field("the --include-path folders it was loaded with (its includes may name "
+                                                "files there)", default=(), yaml=False)
 
     def cross_check(self) -> list[tuple[str, str]]:
         problems = []
@@ -367,6 +369,7 @@ class GroupSpec:
     description: str = spec_field("one line shown by `flextape-bench list`")
     tasks: tuple[str, ...] = spec_field("member task or group names, in run order", check=_name, nonempty=True)
     source: Path = spec_field("the YAML file the group was loaded from", yaml=False)
+    include_path: tuple[Path, ...] = spec_field("the --include-path folders it was loaded with", default=(), yaml=False)
 
 
 def yaml_fields(cls: type) -> list[dataclasses.Field]:

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import shutil
+import stat
 from pathlib import Path
 
 import pytest
@@ -75,6 +77,17 @@ def test_download_into_the_cache_then_reuse(index: TaskIndex, tmp_path: Path):
     assert path == tmp_path / "cache" / "data" / f"{EFF}.json" and sha256_of(path) == EFF_SHA
     source.unlink()
     assert resolve_data_file(spec, None, tmp_path / "cache") == path
+
+
+def test_a_download_gets_the_umask_permissions_and_leaves_no_temporary(index: TaskIndex, tmp_path: Path):
+    spec = with_url(index.spec(EFF), copy_eff(tmp_path / "upstream").as_uri())
+    old = os.umask(0o027)
+    try:
+        path = resolve_data_file(spec, None, tmp_path / "cache")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640  # 0666 less the umask, as open() gives; not mkstemp's 0600
+    assert [p.name for p in path.parent.iterdir()] == [path.name]
 
 
 def test_download_with_wrong_checksum_is_refused(index: TaskIndex, tmp_path: Path):

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from flextape_bench.tasks import GroupSpec, LongForm, TaskSpecError, load_spec, load_task, packaged_tasks_dir
-from flextape_bench.tasks.loader import check_base, locate
+from flextape_bench.tasks.loader import check_base, locate, parse_located
 
 PACKAGED = packaged_tasks_dir()
 
@@ -201,6 +201,36 @@ def test_user_task_can_include_a_packaged_base(tmp_path: Path):
                  + TASK.replace("probes: null\n", "").replace("metrics: [efficacy]\n", ""))
     spec = load_task(path)
     assert spec.probes is not None and spec.probes.gender == "female_first"
+
+
+def test_includes_stay_in_the_spec_folder_the_include_path_and_the_packaged_specs(tmp_path: Path):
+    (tmp_path / "tasks" / "bases").mkdir(parents=True)
+    (tmp_path / "shared").mkdir()
+    write(tmp_path, "tasks/bases/_fields.yaml", f"include: {PACKAGED / '_seesaw_cf.yaml'}\n")  # packaged: allowed
+    write(tmp_path, "shared/_probes.yaml", "probes: null\nmetrics: [efficacy]\n")
+    path = write(tmp_path, "tasks/t.yaml", "include: [bases/_fields.yaml, ../shared/_probes.yaml]\n"
+                 + TASK.replace("probes: null\nmetrics: [efficacy]\n", ""))
+    assert problems_of(path) == [
+        f"{path}:1: include[1]: {tmp_path / 'shared/_probes.yaml'} is outside the folders a task file may include "
+        f"from ({tmp_path / 'tasks'}, {PACKAGED}); move it into one of them or add its folder with --include-path"]
+    spec = load_task(path, [tmp_path / "shared"])
+    assert (spec.fields.subject, spec.metrics) == ("requested_rewrite.subject", ("efficacy",))
+    assert spec.include_path == (tmp_path / "shared",)
+    assert locate(spec.source, ["metrics"], spec.include_path) == (tmp_path / "shared/_probes.yaml", 2)
+
+
+def test_a_file_that_is_not_a_mapping_is_not_quoted(tmp_path: Path):
+    path = write(tmp_path, "t.yaml", "hf_SECRETTOKEN123\n")
+    assert problems_of(path) == [f"{path}:1: (top level): the file must be a mapping of keys to values, not a "
+                                 "single value"]
+
+
+def test_anchors_and_aliases_are_refused_in_any_yaml_file(tmp_path: Path):
+    path = write(tmp_path, "lexicon.yaml", "version: 1\ncategories:\n  a: {terms: [x]}\n  b: *a\n")
+    with pytest.raises(TaskSpecError) as caught:
+        parse_located(path)  # the lexicon reader
+    assert str(caught.value) == (f"{path}:4: (top level): YAML anchors (&name) and aliases (*name) are not allowed; "
+                                 "write each value out")
 
 
 def test_base_check_skips_required_keys(tmp_path: Path):

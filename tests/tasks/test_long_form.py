@@ -69,7 +69,7 @@ def test_lexicon_files_resolve_against_the_file_naming_them_then_the_command_lin
         """)
     path = write(tmp_path, "tasks/mine.yaml", "include: ../bases/_base.yaml\ntask: mine\ndescription: x\n")
     cli = write(tmp_path, "cli.yaml", "categories:\n  ableism: {terms: [crippled]}\n")
-    spec = load_task(path)
+    spec = load_task(path, [tmp_path / "bases"])  # the base's folder is an --include-path folder
     cases, settings = prepare_long_form(spec, _cases(spec, data_dir, 1), [cli])
     lexicon = cases[0].long_form.lexicon
     assert lexicon.category("sexism").terms[-1] == "kitchen" and lexicon.names()[-1] == "ableism"
@@ -92,6 +92,24 @@ def test_missing_or_broken_lexicon_files_are_user_errors(tmp_path: Path, data_di
     broken = write(tmp_path, "broken.yaml", "categories:\n  a: {patterns: ['(']}\n")
     with pytest.raises(LexiconError, match=rf"{broken}:2: categories.a.patterns\[0\]"):
         prepare_long_form(load_task(PACKAGED / "seesaw_cf_P19_P101_longform.yaml"), [], [broken])
+
+
+def test_a_lexicon_file_outside_the_task_folders_is_refused_unread(tmp_path: Path):
+    write(tmp_path, "secret/token.yaml", "categories:\n  sexism: {terms: [hf_SECRETTOKEN123]}\n")
+    path = write(tmp_path, "tasks/mine.yaml", f"""\
+        include: {PACKAGED / "seesaw_cf_P19_P101_longform.yaml"}
+        task: mine
+        description: x
+        long_form:
+          lexicon: [../secret/token.yaml]
+        """)
+    with pytest.raises(UserError) as error:
+        prepare_long_form(load_task(path), [])
+    assert str(error.value).startswith(f"{path}:5: long_form.lexicon[0]: {tmp_path / 'secret/token.yaml'} is outside "
+                                       "the folders a task file may read from")
+    assert "SECRETTOKEN" not in str(error.value)
+    spec = load_task(path, [tmp_path / "secret"])  # its folder as an --include-path folder: read
+    assert prepare_long_form(spec, [])[1]["lexicon"]["sources"][-1] == str(tmp_path / "secret/token.yaml")
 
 
 def test_prepare_tasks_attaches_the_query_before_any_model_loads(tmp_path: Path, data_dir: Path):
