@@ -1,8 +1,9 @@
 """Files written whole, and checked when read, so that a truncated or corrupted file is never trusted.
 
-Every file goes to a temporary name in its folder, is fsynced and renamed (`write_atomic`): a killed writer leaves
-the old file or the new one, and at most a hidden `.<name>.*.tmp`. Each file also carries a checksum of its content,
-which every reader verifies (a disk, a copy or a hand can still damage a file):
+Every file goes to a temporary name in its folder (`.<name>.<pid>.<random>.tmp`), is fsynced and renamed, and the
+folder fsynced (`write_atomic`): a killed writer leaves the old file or the new one, and at most that temporary.
+Each file also carries a checksum of its content, which every reader verifies (a disk, a copy or a hand can still
+damage a file):
 
 - JSON files (results and caches) hold `"content_sha256"` as their last key: the sha256 of the canonical JSON of the
   rest of the object (sorted keys, no spaces, UTF-8). They stay plain JSON for any other reader.
@@ -14,14 +15,15 @@ Caches report it in one line on stderr and compute the file again (`read_intact`
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
 import os
+import secrets
 import sys
-import tempfile
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, BinaryIO, Iterator, Mapping
 
 from flextape_bench.errors import UserError
 
@@ -48,21 +50,43 @@ def sha256_file(path: Path) -> str | None:
 
 
 def write_atomic(path: Path, data: str | bytes) -> str:
-    """Write `data` (text as UTF-8) to `path` through a temporary file in the same folder, fsynced, and an atomic
-    rename; returns the sha256 of the bytes written."""
+    """Write `data` (text as UTF-8) to `path` with `atomic_file`; returns the sha256 of the bytes written. This is
+    the one writer of every file in the results tree and the caches."""
     raw = data.encode("utf-8") if isinstance(data, str) else data
+    with atomic_file(path) as handle:
+        handle.write(raw)
+    return hashlib.sha256(raw).hexdigest()
+
+
+@contextlib.contextmanager
+def atomic_file(path: Path) -> Iterator[BinaryIO]:
+    """A binary handle whose bytes appear at `path` only when the block ends without an exception: they go to a
+    temporary file in the same folder, fsynced, renamed atomically, then the folder is fsynced (so the rename
+    survives a crash). The file gets the permissions any `open()` gives (0666 less the umask)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(6)}.tmp")  # this process's own name
+    handle = open(tmp, "xb")  # exclusive: never another writer's temporary
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(raw)
+        with handle:
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.filename is None:
+            exc.filename = str(path)  # a failed write() names no file (a full disk): say which
         raise
-    return hashlib.sha256(raw).hexdigest()
+    fsync_folder(path.parent)
+
+
+def fsync_folder(folder: Path) -> None:
+    """fsync a folder, so that the entries renamed or created in it are on disk."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _content_sha256(payload: dict[str, Any]) -> str:
@@ -114,6 +138,8 @@ def check_files(folder: Path, digests: Mapping[str, str], listed_in: str) -> Non
     """Raise DamagedFile unless every file in `digests` (path relative to `folder` -> sha256), listed in the file
     named `listed_in`, exists with that sha256."""
     for name, digest in digests.items():
+        if Path(name).is_absolute() or ".." in Path(name).parts:  # only files inside `folder` are ever listed
+            raise DamagedFile(folder / listed_in, f"lists {name!r}, which is not a file inside {folder}")
         if sha256_file(folder / name) != digest:
             raise DamagedFile(folder / name, f"missing, or the content does not match its sha256 in {listed_in}")
 

@@ -3,42 +3,76 @@
 (flextape_bench.checksums); a killed run resumes by skipping the cases whose files are there and intact.
 
 Every file but timing.json is the same, byte for byte, when the same command runs again (into another `--output`
-too): times, durations and command lines live in timing.json only."""
+too): times, durations and command lines live in timing.json only.
+
+A process works in a run only while it holds the run's lock (an flock on `.lock` in it, which names the process's
+pid): another process started with the same command meanwhile writes the next run instead."""
 from __future__ import annotations
 
 import errno
+import fcntl
 import json
 import os
 import re
+import sys
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import IO, Any, Iterator, Mapping, Sequence
 
-from flextape_bench.checksums import (DamagedFile, check_files, read_intact, read_json, warn_damaged, write_atomic,
-                                      write_json)
+from flextape_bench.checksums import (DamagedFile, check_files, fsync_folder, read_intact, read_json, warn_damaged,
+                                      write_atomic, write_json)
 from flextape_bench.errors import UserError
+from flextape_bench.tasks.spec import _name as name_problem
 
 CONFIG = "config.json"
 SUMMARY = "summary.json"
 TIMING = "timing.json"
 SAMPLES = "samples.jsonl"
+LOCK = ".lock"
 
 
 def slug(name: str) -> str:
     """A directory name for a model or editor name (Hub ids and paths keep their last two parts)."""
-    parts = [p for p in re.split(r"[\\/]+", name) if p and p != "."][-2:]
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", "__".join(parts)) or "model"
+    parts = [p for p in re.split(r"[\\/]+", name) if p and p not in (".", "..")][-2:]
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", "__".join(parts)).strip(".") or "model"  # never "." or ".."
+
+
+def check_names(path: Path, summary: Mapping[str, Any]) -> None:
+    """Refuse a run's summary.json (read from `path`) whose task, editor or run names are not task-spec names: they
+    become file and folder names of judges and exports, and must not lead out of their folder. (Model names are
+    free-form; `slug` makes them folder names.)"""
+    named = [("task", task) for task in summary.get("tasks") or {}]
+    named += [(key, summary[key]) for key in ("editor", "run") if key in summary]
+    for what, value in named:
+        problem = name_problem(value) if isinstance(value, str) else f"{value!r} is not a valid name"
+        if problem:
+            raise UserError(f"{path}: {what} {problem}; repair or remove this run")
 
 
 class RunDir:
-    """One run's directory."""
+    """One run's directory; as `open_run` gives it, locked for this process until `close` (or the end of a `with`
+    block)."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, lock: IO[str] | None = None):
         self.path = path
+        self._lock = lock  # the open lock file, flock-ed, while this process works in the run
         self.digests: dict[str, str] = {}  # sha256 of the samples.jsonl files written, for summary.json
         self._timing: dict[str, Any] = {}  # timing.json as this attempt wrote it
         self._started = 0.0  # this attempt's start, time.time()
+
+    def close(self) -> None:
+        """Let other processes have the run: its lock file is removed, then unlocked."""
+        if self._lock is not None:
+            (self.path / LOCK).unlink(missing_ok=True)
+            self._lock.close()
+            self._lock = None
+
+    def __enter__(self) -> "RunDir":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     @property
     def config(self) -> dict[str, Any]:
@@ -77,7 +111,7 @@ class RunDir:
 
     def remove_temporaries(self) -> None:
         """Delete the temporary files (`.<name>.*.tmp`) that killed attempts left: the attempt that finishes the run
-        calls this before writing its summary."""
+        calls this before writing its summary (no other process writes in a run this one holds locked)."""
         for path in self.path.rglob(".*.tmp"):
             if path.is_file():
                 path.unlink()
@@ -129,11 +163,12 @@ def check_output(output: Path) -> None:
 
 def open_run(output: Path, model: str, editor: str, identity: dict[str, Any], config: dict[str, Any],
              resume: bool = True) -> tuple[RunDir, bool]:
-    """The run directory to write into, and whether it resumes an unfinished run with the same `identity`.
+    """The run directory to write into, locked for this process, and whether it resumes an unfinished run with the
+    same `identity`.
 
-    With `resume`, the latest run under `<output>/<model>/<editor>/` is continued when it is unfinished and its
-    config has the same identity (everything that changes results); otherwise `run_<NNN+1>` is created, with its
-    config.json in it from the start.
+    With `resume`, the newest unfinished run under `<output>/<model>/<editor>/` whose config has the same identity
+    (everything that changes results) and that no other process holds is continued; otherwise `run_<NNN+1>` is
+    created, with its config.json in it from the start. Each run that another process holds is told on stderr.
     """
     parent = output / slug(model) / slug(editor)
     try:
@@ -141,28 +176,76 @@ def open_run(output: Path, model: str, editor: str, identity: dict[str, Any], co
     except OSError as exc:
         raise UserError(f"--output {output}: cannot create {parent} ({exc.strerror}); choose a writable directory") from exc
     runs = run_dirs(parent)
-    if resume and runs:
-        last = RunDir(runs[-1])
-        if not last.finished:
-            earlier = read_intact(last.path / CONFIG, "its run cannot be resumed; starting a new one")
-            if earlier is not None and earlier.get("identity") == identity:
-                return last, True
+    busy: list[str] = []  # runs to resume that other processes hold: "run_NNN ... (pid N)"
+    for path in reversed(runs) if resume else []:
+        earlier = read_intact(path / CONFIG, "its run cannot be resumed")
+        if earlier is None or earlier.get("identity") != identity or RunDir(path).finished:
+            continue
+        lock = _lock(path)
+        if lock is None:
+            busy.append(f"{path.name} is in use by another process{_holder(path)}")
+            continue
+        _tell(busy, f"resuming {path.name}")
+        return RunDir(path, lock), True
     number = int(runs[-1].name[4:]) + 1 if runs else 1
-    return RunDir(_new_run(parent, number, {"identity": identity, **config})), False
+    run = _new_run(parent, number, {"identity": identity, **config})
+    _tell(busy, f"writing {run.path.name}")
+    return run, False
 
 
-def _new_run(parent: Path, number: int, config: dict[str, Any]) -> Path:
-    """`run_<number>` (or the next free number) with its config.json, which is written into a hidden folder that is
-    then renamed: a run directory never exists without its config."""
+def _tell(busy: list[str], doing: str) -> None:
+    """One line on stderr per run held by another process: which, and what this process does instead."""
+    for line in busy:
+        print(f"{line}; {doing}", file=sys.stderr)
+
+
+def _lock(folder: Path) -> IO[str] | None:
+    """Lock the run `folder` for this process: its lock file, open, with an exclusive flock and this process's pid
+    in it; None where another process holds it."""
+    while True:
+        handle = open(folder / LOCK, "a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            return None
+        try:
+            current = os.path.samestat(os.fstat(handle.fileno()), os.stat(folder / LOCK))
+        except FileNotFoundError:
+            current = False
+        if current:
+            handle.truncate(0)
+            handle.write(f"{os.getpid()}\n")
+            handle.flush()
+            return handle
+        handle.close()  # its holder removed this file as it let go (RunDir.close): lock the one there now
+
+
+def _holder(folder: Path) -> str:
+    """` (pid N)` of the process that holds the run `folder`, where its lock file tells."""
+    try:
+        pid = (folder / LOCK).read_text().strip()
+    except FileNotFoundError:
+        return ""
+    return f" (pid {pid})" if pid.isdigit() else ""
+
+
+def _new_run(parent: Path, number: int, config: dict[str, Any]) -> RunDir:
+    """`run_<number>` (or the next free number) with its config.json and lock file, which are written into a hidden
+    folder that is then renamed: a run directory never exists without its config, nor unlocked before its creator
+    lets go."""
     staging = parent / f".run_{uuid.uuid4().hex[:12]}.tmp"
     staging.mkdir()
     write_json(staging / CONFIG, config)
+    lock = _lock(staging)
     while True:
         path = parent / f"run_{number:03d}"
         try:
             staging.rename(path)  # fails where another process's run directory (never empty) took the number
-            return path
         except OSError as exc:
             if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
                 raise
             number += 1
+            continue
+        fsync_folder(parent)
+        return RunDir(path, lock)

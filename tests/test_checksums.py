@@ -1,12 +1,16 @@
 """Checksums in files: JSON with content_sha256, checksum files beside torch files, damaged files told apart."""
+import hashlib
 import json
+import os
 import shutil
+import stat
 import subprocess
+import sys
 
 import pytest
 import torch
 
-from flextape_bench.checksums import (FIELD, DamagedFile, load_torch, read_intact, read_json, save_torch, sums_file,
+from flextape_bench.checksums import (FIELD, DamagedFile, check_files, load_torch, read_intact, read_json, save_torch, sums_file,
                                       write_atomic, write_json)
 from flextape_bench.errors import UserError
 
@@ -76,3 +80,61 @@ def test_torch_files_have_a_sha256sum_checksum_file(tmp_path):
     sums_file(path).unlink()  # as if killed between the two writes, or written before checksums
     with pytest.raises(DamagedFile, match="m.pt.sha256: missing"):
         load_torch(path)
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_files_get_the_permissions_of_the_umask(tmp_path, umask, mode):
+    old = os.umask(umask)
+    try:
+        write_json(tmp_path / "x.json", {"k": 1})
+        write_atomic(tmp_path / "x.txt", "text")
+        write_atomic(tmp_path / "x.txt", "again")  # replacing a file too
+    finally:
+        os.umask(old)
+    assert [oct(stat.S_IMODE((tmp_path / name).stat().st_mode)) for name in ("x.json", "x.txt")] == [oct(mode)] * 2
+
+
+def test_the_folder_is_fsynced_after_the_rename(tmp_path, monkeypatch):
+    events = []
+    fsync, replace = os.fsync, os.replace
+
+    def logged_fsync(fd):
+        st = os.fstat(fd)
+        events.append(("fsync", stat.S_ISDIR(st.st_mode), st.st_ino))
+        fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", logged_fsync)
+    monkeypatch.setattr(os, "replace", lambda *args: events.append(("replace",)) or replace(*args))
+    path = tmp_path / "sub" / "x.json"
+    write_json(path, {"k": 1})
+    assert events == [("fsync", False, events[0][2]), ("replace",), ("fsync", True, path.parent.stat().st_ino)]
+    assert events[0][2] == path.stat().st_ino  # the file's own fsync, before the rename
+
+
+# Writes argv[2] into the file argv[1] 200 times.
+WRITER = """
+import sys
+from pathlib import Path
+from flextape_bench.checksums import write_json
+for i in range(200):
+    write_json(Path(sys.argv[1]), {"writer": sys.argv[2], "i": i})
+"""
+
+
+def test_processes_writing_the_same_file_never_touch_each_others_temporaries(tmp_path):
+    path = tmp_path / "x.json"
+    procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(path), name], stderr=subprocess.PIPE, text=True)
+             for name in ("a", "b")]
+    for proc in procs:
+        assert proc.wait(timeout=120) == 0, proc.stderr.read()
+    assert read_json(path) in ({"writer": "a", "i": 199}, {"writer": "b", "i": 199})
+    assert os.listdir(tmp_path) == ["x.json"]
+
+
+@pytest.mark.parametrize("name", ["../outside.txt", "/etc/hostname", "a/../../outside.txt"])
+def test_a_listed_file_outside_the_folder_is_damage_and_never_read(tmp_path, name):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (tmp_path / "outside.txt").write_text("x")
+    with pytest.raises(DamagedFile, match="which is not a file inside"):
+        check_files(folder, {name: hashlib.sha256(b"x").hexdigest()}, "summary.json")

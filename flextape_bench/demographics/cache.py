@@ -1,19 +1,39 @@
 """The SQLite cache of Wikidata claims: (qid, property, value_qid, rank) rows plus one row per fetched qid (status,
-redirect, fetched-at), so an entity without claims is never fetched again; every write is one transaction."""
+redirect, fetched-at), so an entity without claims is never fetched again; every write is one transaction.
+
+Like every other cache (flextape_bench.checksums), the file is checked when opened (`PRAGMA quick_check`): one that
+is not an intact SQLite database is reported in one line on stderr, moved aside (`<name>.damaged.<random>`) and
+replaced by an empty cache."""
 from __future__ import annotations
 
 import sqlite3
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Mapping, Sequence
 
+from flextape_bench.checksums import DamagedFile, warn_damaged
 from flextape_bench.demographics.wikidata import PROPERTIES, Entity, truthy
 from flextape_bench.errors import UserError
 from flextape_bench.paths import cache_dir
 
 CACHE_FILE = "demographics.sqlite"
 _SQL_CHUNK = 500  # ids per `IN (...)` query (SQLite allows 999 parameters on old builds)
+
+
+def _damage(db: sqlite3.Connection) -> str | None:
+    """Why the database is not intact (not SQLite, or corrupt), or None when `PRAGMA quick_check` passes."""
+    try:
+        rows = db.execute("PRAGMA quick_check").fetchall()
+    except sqlite3.DatabaseError as exc:
+        if type(exc) is not sqlite3.DatabaseError:  # its subclasses: locked, busy, I/O errors (not damage)
+            raise
+        return f"not an intact SQLite database ({exc})"
+    if rows == [("ok",)]:
+        return None
+    first = rows[0][0].splitlines()[-1]  # without its "*** in database main ***" line
+    return f"a damaged SQLite database (quick_check: {first}{f' and {len(rows) - 1} more' if len(rows) > 1 else ''})"
 
 
 def default_cache_path(cache_root: Path | None = None) -> Path:
@@ -46,7 +66,7 @@ class DemographicsCache:
         self.path = Path(path) if path is not None else default_cache_path()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+            self._db = self._connect()
             version = self._db.execute("PRAGMA user_version").fetchone()[0]
         except sqlite3.Error as exc:
             raise UserError(f"cannot open the demographics cache {self.path} ({exc}); delete it or pass --cache "
@@ -66,6 +86,23 @@ class DemographicsCache:
                 self._db.execute("CREATE TABLE IF NOT EXISTS fetched (qid TEXT PRIMARY KEY, status TEXT NOT NULL, "
                                  "redirect TEXT, fetched_at REAL NOT NULL, properties TEXT NOT NULL)")
                 self._db.execute(f"PRAGMA user_version = {self.SCHEMA_VERSION}")
+
+    def _connect(self) -> sqlite3.Connection:
+        """A connection to the checked cache file; a damaged one is reported, moved aside and started afresh."""
+        db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        try:
+            problem = _damage(db)
+        except BaseException:
+            db.close()
+            raise
+        if problem is None:
+            return db
+        db.close()  # opening it played back any hot journal: the file alone holds the damage
+        aside = self.path.with_name(f"{self.path.name}.damaged.{uuid.uuid4().hex[:8]}")
+        self.path.rename(aside)
+        warn_damaged(DamagedFile(self.path, problem), f"moved to {aside.name}, starting an empty cache (fetch the "
+                                                      "claims again with `flextape-bench demographics`)")
+        return sqlite3.connect(self.path, timeout=60, isolation_level=None)
 
     def close(self) -> None:
         self._db.close()

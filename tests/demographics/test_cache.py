@@ -1,6 +1,7 @@
 """The SQLite cache: round trip, no refetch, one transaction per store, schema version, default path."""
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 
@@ -58,3 +59,49 @@ def test_foreign_schema_version_is_a_user_error(tmp_path: Path):
 def test_default_cache_path(tmp_path: Path):
     assert default_cache_path() == tmp_path / "user_cache" / "demographics.sqlite"
     assert default_cache_path(tmp_path) == tmp_path / "demographics.sqlite"
+
+
+def _filled(path: Path) -> bytes:
+    """A real cache of 300 entities at `path`; its bytes."""
+    with DemographicsCache(path) as cache:
+        cache.store([Entity(f"Q{i}", claims={"P27": ((f"Q{i + 1}", "normal"),)}) for i in range(1, 301)])
+    return path.read_bytes()
+
+
+def _assert_rebuilt(path: Path, damaged: bytes, why: str, capsys) -> None:
+    """Opening `path` (holding `damaged`) reports it in one line, moves it aside and starts an empty cache, which
+    works from then on."""
+    with DemographicsCache(path) as cache:
+        assert len(cache) == 0
+        cache.store([Entity("Q1", claims={"P27": (("Q30", "normal"),)})])
+    (aside,) = path.parent.glob("d.sqlite.damaged.*")
+    assert aside.read_bytes() == damaged
+    err = capsys.readouterr().err
+    assert err == (f"flextape-bench: warning: {path}: {why}; moved to {aside.name}, starting an empty cache "
+                   "(fetch the claims again with `flextape-bench demographics`)\n")
+    with DemographicsCache(path) as cache:
+        assert cache.get("Q1").claims == {"P27": ("Q30",)}
+    assert capsys.readouterr().err == ""
+
+
+def test_a_file_of_random_bytes_is_moved_aside_and_rebuilt(tmp_path: Path, capsys):
+    path = tmp_path / "d.sqlite"
+    damaged = os.urandom(8192)
+    path.write_bytes(damaged)
+    _assert_rebuilt(path, damaged, "not an intact SQLite database (file is not a database)", capsys)
+
+
+def test_a_truncated_cache_is_moved_aside_and_rebuilt(tmp_path: Path, capsys):
+    path = tmp_path / "d.sqlite"
+    damaged = _filled(path)[:8192]
+    path.write_bytes(damaged)
+    _assert_rebuilt(path, damaged, "not an intact SQLite database (database disk image is malformed)", capsys)
+
+
+def test_damage_only_quick_check_finds_is_moved_aside_and_rebuilt(tmp_path: Path, capsys):
+    path = tmp_path / "d.sqlite"
+    data = bytearray(_filled(path))
+    data[36:40] = (3).to_bytes(4, "big")  # the header's count of free pages: queries still work
+    path.write_bytes(bytes(data))
+    _assert_rebuilt(path, bytes(data), "a damaged SQLite database (quick_check: Main freelist: size is 0 but should "
+                    "be 3)", capsys)
