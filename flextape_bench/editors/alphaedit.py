@@ -13,13 +13,15 @@ from dataclasses import dataclass
 
 import torch
 
+from flextape_bench.editors.base import positive, spec_field
 from flextape_bench.editors.memit import LayerRangeHparams, MEMITEditor
 
 
 @dataclass(frozen=True)
 class AlphaEditHparams(LayerRangeHparams):
-    nullspace_threshold: float
-    L2: float
+    nullspace_threshold: float = spec_field("key directions with a second moment below it are preserved",
+                                            check=positive)
+    L2: float = spec_field("weight of the update's norm in the projected least squares", check=positive)
 
 
 def null_space_projector(cov: torch.Tensor, threshold: float) -> torch.Tensor:

@@ -90,7 +90,8 @@ def cached_corpus(adapter: ModelAdapter, folder: Path, corpus: str, n: int, max_
     if corpus != "model":
         return corpus_texts(adapter, corpus, n, max_tokens, seed)
     identity = corpus_identity(corpus, max_tokens, seed)
-    path = folder / f"corpus_{hashlib.sha256(json.dumps([identity, n]).encode()).hexdigest()[:16]}.json"
+    key = json.dumps([identity, n, adapter.tokenizer_fingerprint, adapter.config_fingerprint])  # folder: the weights
+    path = folder / f"corpus_{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
     cached = read_intact(path, "sampling the corpus again")
     if cached is not None:
         return cached["texts"]
@@ -130,7 +131,7 @@ class Statistics:
 
     def path(self, layer: int) -> Path:
         key = json.dumps([self.adapter.layout.mlp_out_weight(layer), self.identity, self.n, self.max_tokens,
-                          str(self.adapter.dtype)])
+                          str(self.adapter.dtype), self.adapter.tokenizer_fingerprint, self.adapter.config_fingerprint])
         return self.folder / f"mom2_layer{layer}_{hashlib.sha256(key.encode()).hexdigest()[:16]}.pt"
 
     def second_moments(self, layers: Sequence[int]) -> dict[int, torch.Tensor]:

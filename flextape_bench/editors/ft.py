@@ -16,34 +16,30 @@ from __future__ import annotations
 
 from contextlib import ExitStack
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Literal, Sequence
 
 import torch
 
 from flextape_bench.cases import EditRequest
-from flextape_bench.editors.base import Editor, WeightDelta
+from flextape_bench.editors.base import Editor, Layer, WeightDelta, at_least_zero, positive, spec_field
 from flextape_bench.editors.hooks import add_linear_update
 from flextape_bench.editors.nll import batch_nll, teacher_forced
-from flextape_bench.errors import UserError
 from flextape_bench.weights import read_tensor, working_dtype
-
-LOSSES = ("prompt_end", "teacher_forced")
 
 
 @dataclass(frozen=True)
 class FTHparams:
-    layers: list[int]  # layers whose MLP output projection is fine-tuned
-    lr: float
-    num_steps: int  # epochs over the edits
-    norm_constraint: float  # L-infinity bound on the change of each weight
-    weight_decay: float = 0.0
-    batch_size: int = 128  # edits per optimisation step (the reference's default)
-    early_stop_loss: float = 1e-2
-    loss: str = "prompt_end"  # prompt_end (the reference) | teacher_forced
-
-    def __post_init__(self) -> None:
-        if self.loss not in LOSSES:
-            raise UserError(f"ft hyperparameter loss={self.loss!r} is not one of {', '.join(LOSSES)}")
+    layers: list[Layer] = spec_field("layers whose MLP output projection is fine-tuned", nonempty=True)
+    lr: float = spec_field("Adam learning rate", check=positive)
+    num_steps: int = spec_field("epochs over the edits", check=positive)
+    norm_constraint: float = spec_field("L-infinity bound on the change of each weight", check=positive)
+    weight_decay: float = spec_field("Adam weight decay", default=0.0, check=at_least_zero)
+    batch_size: int = spec_field("edits per optimisation step (the reference's default)", default=128, check=positive)
+    early_stop_loss: float = spec_field("a batch or epoch with a lower mean loss stops training", default=1e-2,
+                                        check=at_least_zero)
+    loss: Literal["prompt_end", "teacher_forced"] = spec_field(
+        "prompt_end: every target token at the prompt's last position (the reference); teacher_forced: token i "
+        "after the prompt and tokens < i", default="prompt_end")
 
 
 class FTEditor(Editor):

@@ -14,8 +14,8 @@ from typing import Sequence
 import torch
 
 from flextape_bench.cases import EditRequest
-from flextape_bench.editors.base import Editor, WeightDelta
-from flextape_bench.editors.context import SampledTemplates, memit_templates
+from flextape_bench.editors.base import Editor, Layer, WeightDelta, corpus, length_count, positive, spec_field
+from flextape_bench.editors.context import STARTS, SampledTemplates, memit_templates
 from flextape_bench.editors.covariance import layer_second_moments
 from flextape_bench.editors.linear import as_parameter
 from flextape_bench.editors.representations import at_subject, at_subject_by_type
@@ -23,20 +23,34 @@ from flextape_bench.editors.value import ValueHparams, optimize_values
 from flextape_bench.weights import applied_delta, read_tensor
 
 
+def _per_start_word(value: list[int]) -> str | None:
+    """A [length, count] pair whose count gives each of MEMIT's start words a text (count // 5 each): a smaller
+    count leaves the template type empty, whose mean key is undefined."""
+    problem = length_count(value)
+    if problem is None and len(value) == 2 and 0 <= value[1] < len(STARTS):
+        problem = (f"{value}: a count of {value[1]} gives each of the {len(STARTS)} start words {value[1] // len(STARTS)} "
+                   f"texts (count // {len(STARTS)}); give a count of {len(STARTS)} or more, e.g. [10, 5]")
+    return problem
+
+
 @dataclass(frozen=True)
 class LayerRangeHparams(ValueHparams):
     """What MEMIT and its descendants share: the edited layer range and the key statistics' corpus."""
 
-    layers: list[int]
-    context_template_length_params: list[list[int]]  # [length, count]: count // 5 texts from each start word
-    mom2_dataset: str  # wikipedia | model | file:PATH
-    mom2_n_samples: int
-    mom2_max_tokens: int | None  # cap on tokens per corpus sample; None: the model's full context
+    layers: list[Layer] = spec_field("the edited layers, in order; the target is found after the last",
+                                     nonempty=True)
+    context_template_length_params: list[list[int]] = spec_field(
+        "[length, count] pairs: count // 5 texts of length tokens from each start word", check=_per_start_word)
+    mom2_dataset: str = spec_field("the statistics' corpus: wikipedia | model | file:PATH", check=corpus)
+    mom2_n_samples: int = spec_field("corpus samples of the statistics", check=positive)
+    mom2_max_tokens: int | None = spec_field("cap on tokens per corpus sample; None: the model's full context",
+                                             check=positive)
 
 
 @dataclass(frozen=True)
 class MEMITHparams(LayerRangeHparams):
-    mom2_update_weight: float  # lambda: weight of the preserved keys' statistics against the edits
+    mom2_update_weight: float = spec_field("lambda: weight of the preserved keys' statistics against the edits",
+                                           check=positive)
 
 
 @torch.no_grad()

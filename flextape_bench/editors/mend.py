@@ -27,7 +27,8 @@ from torch import nn
 
 from flextape_bench.cases import EditRequest
 from flextape_bench.checksums import DamagedFile, load_torch, save_torch, sha256_file, sums_file
-from flextape_bench.editors.base import Editor, EditorContext, WeightDelta
+from flextape_bench.editors.base import (Editor, EditorContext, Layer, WeightDelta, at_least_zero, corpus, positive,
+                                        spec_field)
 from flextape_bench.editors.hooks import add_linear_update, capture
 from flextape_bench.editors.linear import as_parameter
 from flextape_bench.editors.nll import TeacherForced, batch_nll, teacher_forced
@@ -40,25 +41,30 @@ CHECKPOINT_FORMAT = "flextape-bench/mend/1"
 
 @dataclass(frozen=True)
 class MENDHparams:
-    layers: list[int]  # layers whose MLP input and output projections are edited
-    rank: int  # rank of U V in the editor network
-    steps: int  # training steps
-    lr: float  # Adam learning rate of the editor network
-    edit_lr: float  # initial step size alpha of every edited layer
-    lr_lr: float  # Adam learning rate of the step sizes
-    c_edit: float  # weight of the edit loss against the locality KL
-    c_loc: float
-    train_batch_size: int  # edit requests per training step
-    loc_batch_size: int  # unrelated texts per training step
-    loc_corpus: str = "model"  # wikipedia | model | file:PATH (as the key statistics' corpora)
-    loc_n_samples: int = 256
-    loc_max_tokens: int = 64
-    loc_positions: int = 64  # token positions per step at which the locality KL is evaluated
-    context_template_count: int = 5  # rephrasings of an edit prompt for the edit loss: sampled prefixes
-    context_template_length: int = 10
-    grad_clip: float = 100.0
-    val_size: int = 32  # training requests held out to report efficacy after training
-    checkpoint: str = ""  # trained editor; empty: the default path for the model's weights in the cache
+    layers: list[Layer] = spec_field("layers whose MLP input and output projections are edited", nonempty=True)
+    rank: int = spec_field("rank of U V in the editor network", check=positive)
+    steps: int = spec_field("training steps", check=positive)
+    lr: float = spec_field("Adam learning rate of the editor network", check=positive)
+    edit_lr: float = spec_field("initial step size alpha of every edited layer", check=positive)
+    lr_lr: float = spec_field("Adam learning rate of the step sizes", check=at_least_zero)
+    c_edit: float = spec_field("weight of the edit loss against the locality KL", check=positive)
+    c_loc: float = spec_field("weight of the locality KL", check=at_least_zero)
+    train_batch_size: int = spec_field("edit requests per training step", check=positive)
+    loc_batch_size: int = spec_field("unrelated texts per training step", check=positive)
+    loc_corpus: str = spec_field("the unrelated texts: wikipedia | model | file:PATH (as the key statistics' corpora)",
+                                 default="model", check=corpus)
+    loc_n_samples: int = spec_field("unrelated texts in all", default=256, check=positive)
+    loc_max_tokens: int = spec_field("tokens per unrelated text", default=64, check=positive)
+    loc_positions: int = spec_field("token positions per step at which the locality KL is evaluated", default=64,
+                                    check=positive)
+    context_template_count: int = spec_field("rephrasings of an edit prompt for the edit loss: sampled prefixes",
+                                             default=5, check=at_least_zero)
+    context_template_length: int = spec_field("new tokens per sampled prefix", default=10, check=positive)
+    grad_clip: float = spec_field("gradient norm clip of the editor network", default=100.0, check=positive)
+    val_size: int = spec_field("training requests held out to report efficacy after training", default=32,
+                               check=positive)
+    checkpoint: str = spec_field("trained editor; empty: the default path for the model's weights in the cache",
+                                 default="")
 
 
 @dataclass(frozen=True)
@@ -303,5 +309,6 @@ class MENDEditor(Editor):
         return sha256_file(self.path)
 
     def run_record(self) -> dict[str, Any]:
-        return {"checkpoint": str(self.path), "checkpoint_sha256": self.checkpoint_digest,
-                "training": self.metadata["record"]}
+        """The checkpoint by content (its path is in the hparams when given; the default one lies in the cache,
+        which would make config.json depend on where the cache is)."""
+        return {"checkpoint_sha256": self.checkpoint_digest, "training": self.metadata["record"]}

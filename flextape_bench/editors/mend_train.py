@@ -135,7 +135,7 @@ def train_mend(adapter: ModelAdapter, hparams: MENDHparams, split: TrainingSplit
         if step % log_every == 0 or step == hparams.steps:
             edit_mean = sum(e for e, _ in window) / len(window)
             loc_mean = sum(k for _, k in window) / len(window)
-            history.append({"step": step, "l_edit": edit_mean, "l_loc": loc_mean, "seconds": time.time() - started})
+            history.append({"step": step, "l_edit": edit_mean, "l_loc": loc_mean})  # no times: the file is the same
             print(f"step {step}/{hparams.steps}: L_edit {edit_mean:.3f}  L_loc {loc_mean:.4f}  "
                   f"({time.time() - started:.0f} s)", file=sys.stderr)
             window = []
@@ -143,7 +143,7 @@ def train_mend(adapter: ModelAdapter, hparams: MENDHparams, split: TrainingSplit
     pre, post = efficacy(adapter, network, split.val)
     record = {"steps": hparams.steps, "train_requests": len(split.train), "val_requests": len(split.val),
               "excluded_requests": split.excluded, "val_efficacy_pre": pre, "val_efficacy_post": post,
-              "seconds": round(time.time() - started, 1), "history": history, "context_templates": templates,
+              "history": history, "context_templates": templates,
               "seed": seed}
     save_checkpoint(path, network, hparams, weights, adapter.name,
                     [request_key(r) for r in split.train + split.val], record)

@@ -13,7 +13,7 @@ from typing import Sequence
 import torch
 
 from flextape_bench.cases import EditRequest
-from flextape_bench.editors.base import Editor, WeightDelta
+from flextape_bench.editors.base import Editor, Layer, WeightDelta, corpus, length_count, positive, spec_field
 from flextape_bench.editors.context import SampledTemplates, rome_templates
 from flextape_bench.editors.covariance import layer_second_moments
 from flextape_bench.editors.linear import as_parameter
@@ -24,12 +24,14 @@ from flextape_bench.weights import applied_delta, read_tensor, working_dtype
 
 @dataclass(frozen=True)
 class ROMEHparams(ValueHparams):
-    layer: int
-    context_template_length_params: list[list[int]]  # [length, count] pairs: count texts of length tokens each
-    mom2_adjustment: bool
-    mom2_dataset: str  # wikipedia | model | file:PATH
-    mom2_n_samples: int
-    mom2_max_tokens: int | None  # cap on tokens per corpus sample; None: the model's full context
+    layer: Layer = spec_field("the layer whose MLP output projection is edited")
+    context_template_length_params: list[list[int]] = spec_field(
+        "[length, count] pairs: count texts of length tokens each", check=length_count)
+    mom2_adjustment: bool = spec_field("weigh the key by the inverse of the key statistics C = E[k k^T]")
+    mom2_dataset: str = spec_field("the statistics' corpus: wikipedia | model | file:PATH", check=corpus)
+    mom2_n_samples: int = spec_field("corpus samples of the statistics", check=positive)
+    mom2_max_tokens: int | None = spec_field("cap on tokens per corpus sample; None: the model's full context",
+                                             check=positive)
 
 
 class ROMEEditor(SampledTemplates, Editor):

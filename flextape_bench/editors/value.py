@@ -20,6 +20,7 @@ from typing import Sequence
 import torch
 
 from flextape_bench.cases import EditRequest
+from flextape_bench.editors.base import at_least_zero, positive, spec_field
 from flextape_bench.editors.hooks import add_at_positions, capture
 from flextape_bench.editors.subject import Batch, fill, last_subject_token, pad
 from flextape_bench.models.adapter import ModelAdapter
@@ -34,11 +35,11 @@ EARLY_STOP_LOSS = 5e-2
 class ValueHparams:
     """Hyperparameters of the value optimisation (names as in the ROME/MEMIT papers' code)."""
 
-    v_num_grad_steps: int
-    v_lr: float
-    v_weight_decay: float
-    clamp_norm_factor: float
-    kl_factor: float
+    v_num_grad_steps: int = spec_field("most loss evaluations of the value optimisation", check=positive)
+    v_lr: float = spec_field("Adam learning rate of the value vector", check=positive)
+    v_weight_decay: float = spec_field("weight of ||delta|| / ||h0||^2 in the loss", check=at_least_zero)
+    clamp_norm_factor: float = spec_field("delta is clamped to this times ||h0||", check=positive)
+    kl_factor: float = spec_field("weight of the KL term that keeps the subject's essence", check=at_least_zero)
 
 
 @dataclass

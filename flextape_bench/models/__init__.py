@@ -5,9 +5,11 @@ import re
 from pathlib import Path
 from typing import Callable
 
+from transformers import AutoConfig, PretrainedConfig
+
 from flextape_bench.errors import UnknownNameError
 from flextape_bench.models.adapter import ModelAdapter
-from flextape_bench.models.embedded import gemma3_270m
+from flextape_bench.models.embedded import converted_folder, gemma3_270m
 from flextape_bench.models.layout import LAYOUTS, Layout, layout_for
 from flextape_bench.models.loading import load_model
 from flextape_bench.registry import Registry
@@ -36,6 +38,19 @@ def check_model(name: str) -> None:
                                otherwise="a Hugging Face Hub id (owner/name) or an existing local directory")
 
 
+def local_config(name: str) -> PretrainedConfig | None:
+    """The model's config where it is on disk (a local directory, a Hub model in the local cache, the embedded model
+    once converted), read without loading weights, converting or going online; None where only `load` finds it."""
+    if name in MODELS and MODELS.get(name) is gemma3_270m:
+        location = str(converted_folder())
+    else:
+        location = MODELS.get(name)() if name in MODELS else name
+    try:
+        return AutoConfig.from_pretrained(location, local_files_only=True)
+    except (OSError, ValueError):  # not on disk, not a model folder, or an architecture transformers lacks
+        return None
+
+
 def load(name: str, device: str = "cpu", dtype: str = "auto", max_memory: str | None = None,
          offload_folder: Path | None = None) -> ModelAdapter:
     """Load a registered model by name or alias, or any Hub id / local directory (placement: `load_model`)."""
@@ -45,4 +60,4 @@ def load(name: str, device: str = "cpu", dtype: str = "auto", max_memory: str | 
 
 
 __all__ = ["MODELS", "DEFAULT_MODEL", "LAYOUTS", "Layout", "ModelAdapter", "check_model", "layout_for", "load",
-           "load_model"]
+           "load_model", "local_config"]

@@ -41,6 +41,14 @@ class ModelAdapter:
         extra = json.dumps([tok.bos_token, tok.eos_token, tok.pad_token, tok.padding_side, type(tok).__name__])
         return hashlib.sha256((text + extra).encode()).hexdigest()
 
+    @cached_property
+    def config_fingerprint(self) -> str:
+        """sha256 of the model config and attention implementation: what the forward computes besides the weights
+        (rotary settings, which also fill the non-persisted rotary buffers; softcapping; norm eps; sliding window)."""
+        config = self.model.config.to_dict()
+        config["_attn_implementation"] = getattr(self.model.config, "_attn_implementation", None)
+        return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
+
     def weights_fingerprint(self) -> str:
         """blake2b over every parameter and buffer's bytes, names, shapes and dtypes: the weights' identity.
 

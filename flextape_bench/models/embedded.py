@@ -46,9 +46,14 @@ def _install(converted: Path, out_dir: Path) -> None:
     converted.rename(out_dir)
 
 
+def converted_folder() -> Path:
+    """Where Gemma 3 270M is converted to (and loaded from)."""
+    return cache_dir() / "models" / "gemma3-270m"
+
+
 def gemma3_270m() -> str:
     """Local directory of the converted Gemma 3 270M, converting it on first use (and again when damaged)."""
-    out_dir = cache_dir() / "models" / "gemma3-270m"
+    out_dir = converted_folder()
     if out_dir.exists():
         try:
             check_sums(out_dir / SUMS)

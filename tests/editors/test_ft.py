@@ -104,5 +104,5 @@ def test_ft_on_bfloat16_weights_keeps_its_float32_change_and_the_bound(tiny_llam
 def test_ft_rejects_an_unknown_loss():
     from flextape_bench.errors import UserError
 
-    with pytest.raises(UserError, match="loss='nll' is not one of prompt_end, teacher_forced"):
-        FTHparams(layers=[0], lr=1e-3, num_steps=1, norm_constraint=1e-3, loss="nll")
+    with pytest.raises(UserError, match="loss: the string 'nll' is not one of prompt_end, teacher_forced"):
+        load_hparams("ft", FTHparams, "gemma3", {"loss": "nll"})

@@ -118,6 +118,9 @@ def test_training_lowers_the_edit_loss_and_the_editor_applies_the_checkpoint(lla
     losses = [h["l_edit"] for h in record["history"]]
     assert losses[-1] < 0.5 * losses[0]
     assert adapter.weights_fingerprint() == weights  # training never changes the model
+    again = tmp_path / "again.pt"
+    train_mend(adapter, hparams, split, weights, tmp_path, seed=0, path=again, log_every=10)
+    assert again.read_bytes() == path.read_bytes()  # no times in the file: a retrained checkpoint is the same file
 
     context = EditorContext(seed=0, cache=tmp_path, weights=weights)
     editor = MENDEditor(adapter, load_hparams("mend", MENDHparams, "llama", {**TINY, "checkpoint": str(path)}), context)

@@ -1,0 +1,106 @@
+"""Hyperparameter validation: every field of every editor's hparams declares a type the checks understand, the
+packaged YAML files pass, and bad values are named with their key."""
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from flextape_bench.editors import EDITORS
+from flextape_bench.editors.base import HPARAMS_DIR, check_overrides, load_hparams, value_problem
+from flextape_bench.editors.memit import MEMITHparams
+from flextape_bench.editors.mend import MENDHparams
+from flextape_bench.editors.rome import ROMEHparams
+from flextape_bench.errors import UserError
+
+HPARAMS_CLASSES = [entry.obj.hparams_class for entry in EDITORS.entries() if dataclasses.fields(entry.obj.hparams_class)]
+PACKAGED = sorted((path.parent.name, path.stem) for path in HPARAMS_DIR.glob("*/*.yaml"))
+
+
+def test_every_editor_with_hparams_has_packaged_files():
+    editors = {name for name, _ in PACKAGED}
+    assert editors == {"alphaedit", "ft", "memit", "mend", "rome"}
+    assert all(sum(name == editor for name, _ in PACKAGED) == 5 for editor in editors)
+
+
+@pytest.mark.parametrize("editor, family", PACKAGED)
+def test_packaged_hparams_pass_their_checks(editor, family):
+    hparams = load_hparams(editor, EDITORS.get(editor).hparams_class, family, {})
+    assert dataclasses.asdict(hparams)
+
+
+@pytest.mark.parametrize("cls", HPARAMS_CLASSES, ids=lambda cls: cls.__name__)
+def test_every_field_is_checked(cls):
+    """A value of no YAML type is refused for every field, with the field's name: no field goes unchecked."""
+    for field in dataclasses.fields(cls):
+        assert field.metadata["doc"], field.name
+        found = value_problem(cls, {field.name: {"a": 1}})
+        assert found is not None and found[0] == field.name and found[1].startswith(f"{field.name}: "), found
+        assert "a mapping" in found[1], found
+
+
+@pytest.mark.parametrize("cls, values, problem", [
+    (ROMEHparams, {"mom2_max_tokens": None}, None),
+    (ROMEHparams, {"mom2_max_tokens": -2}, "mom2_max_tokens: -2 must be greater than 0"),
+    (ROMEHparams, {"context_template_length_params": []}, None),
+    (ROMEHparams, {"context_template_length_params": [[5, 10], [0, 1]]},
+     "context_template_length_params[1]: [0, 1] is not a [length, count] pair of a length of 1 or more and a count of "
+     "0 or more, e.g. [10, 5]"),
+    (ROMEHparams, {"context_template_length_params": [[5, "x"]]},
+     "context_template_length_params[0][1]: expected a whole number, got the string 'x'"),
+    (ROMEHparams, {"layer": 17}, None),  # no layer count: any index
+    (MEMITHparams, {"mom2_update_weight": 2000}, None),  # a whole number is a number
+    (MEMITHparams, {"mom2_update_weight": float("nan")}, "mom2_update_weight: expected a finite number, got the float "
+                                                         "nan"),
+    (MEMITHparams, {"mom2_dataset": "model"}, None),
+    (MEMITHparams, {"mom2_dataset": "file:"}, "mom2_dataset:  is not a file; give a UTF-8 text file (paragraphs are "
+                                              "samples)"),
+    (MENDHparams, {"context_template_count": 0}, None),
+    (MENDHparams, {"checkpoint": ""}, None),
+])
+def test_value_problems(cls, values, problem):
+    found = value_problem(cls, values)
+    assert (found and found[1]) == problem
+
+
+def test_corpus_file_that_exists(tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("one\n\ntwo\n")
+    assert value_problem(MEMITHparams, {"mom2_dataset": f"file:{corpus}"}) is None
+
+
+@pytest.mark.parametrize("layers, problem", [
+    ([0, 17], None),
+    ([0, 18], "layers[1]: layer 18 does not exist: the model has 18 layers (0-17)"),
+    ([-1], "layers[0]: layer -1 does not exist: the model has 18 layers (0-17)"),
+])
+def test_layers_against_the_layer_count(layers, problem):
+    found = value_problem(MEMITHparams, {"layers": layers}, num_layers=18)
+    assert (found and found[1]) == problem
+
+
+def test_packaged_layers_are_checked_against_the_layer_count():
+    """gpt2.yaml holds GPT-2 XL's layers (48): GPT-2 small (12 layers) has no layer 17."""
+    with pytest.raises(UserError) as error:
+        load_hparams("rome", ROMEHparams, "gpt2", {}, num_layers=12)
+    assert str(error.value) == (f"{HPARAMS_DIR / 'rome' / 'gpt2.yaml'}:1: layer: layer 17 does not exist: the model "
+                                "has 12 layers (0-11); override it with --hparams layer=VALUE")
+    assert load_hparams("rome", ROMEHparams, "gpt2", {"layer": 8}, num_layers=12).layer == 8
+
+
+def test_override_names_flag_key_and_value():
+    with pytest.raises(UserError) as error:
+        check_overrides("mend", MENDHparams, {"layers": [1, "2"]})
+    assert str(error.value) == "--hparams layers=[1, '2']: layers[1]: expected a whole number, got the string '2'"
+
+
+def test_file_value_names_its_line(tmp_path, monkeypatch):
+    from flextape_bench.editors import base
+
+    (tmp_path / "memit").mkdir()
+    text = Path(HPARAMS_DIR / "memit" / "gptj.yaml").read_text().replace("mom2_n_samples: 100000", "mom2_n_samples: 0")
+    (tmp_path / "memit" / "gptj.yaml").write_text(text)
+    monkeypatch.setattr(base, "HPARAMS_DIR", tmp_path)
+    line = text.splitlines().index("mom2_n_samples: 0") + 1
+    with pytest.raises(UserError, match=rf"gptj\.yaml:{line}: mom2_n_samples: 0 must be greater than 0; override it"):
+        load_hparams("memit", MEMITHparams, "gptj", {})
+    assert load_hparams("memit", MEMITHparams, "gptj", {"mom2_n_samples": 10}).mom2_n_samples == 10
