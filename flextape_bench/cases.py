@@ -171,13 +171,6 @@ class CaseScores:
         return cls(PairScore.from_json(data["edit"]), tuple(PairScore.from_json(p) for p in data["probes"]),
                    generation, tuple(tuple(texts) for texts in data.get("texts", ())))
 
-    def fits(self, case: EditCase) -> bool:
-        """Whether these scores have the shape `score_requests(case)` gives (probe count, prompts x candidates)."""
-        cross = case.cross
-        shape = (len(cross.prompts), len(cross.candidates)) if cross else (0, 0)
-        return (len(self.probes) == len(case.probes) and len(self.generation) == shape[0]
-                and all(len(scores) == shape[1] for scores in self.generation))
-
 
 def score_requests(case: EditCase) -> list[ScoreRequest]:
     """What to score for a case: the edit prompt, then each probe, each with (target_new, target_true); then, with

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
+import time
 from pathlib import Path
 from typing import Sequence
 
@@ -33,6 +35,29 @@ def _batch_tokens(value: str) -> int | str:
         return int(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"invalid value {value!r}: give {AUTO} or a positive integer") from None
+
+
+def _seed(value: str) -> int:
+    """`--seed`: a whole number that every seeded generator takes (numpy's are 32-bit; torch's take 64 bits, and
+    each chunk i of a run is seeded with seed + i)."""
+    most = 2**32 - 1
+    try:
+        seed = int(value)
+    except ValueError:
+        seed = -1
+    if not 0 <= seed <= most:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number from 0 to {most} (2**32 - 1, what torch "
+                                         "and numpy seed with)")
+    return seed
+
+
+def _tasks(value: str) -> list[str]:
+    """`--tasks`: comma-separated task and group names, at least one (checked against the known ones later)."""
+    names = [name.strip() for name in value.split(",") if name.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"{value!r} names no task; give comma-separated task or group names, e.g. "
+                                         "seesaw_eff (`flextape-bench list tasks` lists them)")
+    return names
 
 
 def _samples(value: str) -> dict[str, list[int]]:
@@ -72,7 +97,8 @@ def _run_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=DEFAULT_MODEL,
                         help=f"registered name or alias (see `list models`), Hub id or local directory (default {DEFAULT_MODEL})")
     parser.add_argument("--editor", default="none", help="editor name (see `list editors`; default none)")
-    parser.add_argument("--tasks", default="all", help="comma-separated task and group names (see `list tasks`)")
+    parser.add_argument("--tasks", type=_tasks, default="all",
+                        help="comma-separated task and group names (see `list tasks`)")
     parser.add_argument("--limit", type=int, help="use the first N cases of each task")
     parser.add_argument("--samples", type=_samples, metavar="JSON|FILE",
                         help="use only these cases (0-based positions in each task's data file), as lm-eval's "
@@ -85,7 +111,7 @@ def _run_parser(parser: argparse.ArgumentParser) -> None:
                              "unedited model)")
     parser.add_argument("--hparams", action="append", default=[], metavar="KEY=VALUE",
                         help="override an editor hyperparameter (repeatable), e.g. --hparams layers=[4,5]")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=_seed, default=0)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"],
                         help="auto spreads a model that does not fit over the available devices (accelerate)")
     _placement_arguments(parser)
@@ -118,7 +144,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from flextape_bench.tables import group_tables, markdown_table, summary_rows
 
     options = RunOptions(
-        model=args.model, editor=args.editor, tasks=[t.strip() for t in args.tasks.split(",") if t.strip()],
+        model=args.model, editor=args.editor, tasks=args.tasks,
         limit=args.limit, samples=args.samples, num_edits=args.num_edits, sequential=args.sequential, hparams=args.hparams, seed=args.seed, device=args.device,
         max_memory=args.max_memory, offload_folder=args.offload_folder, dtype=args.dtype, data_dir=args.data_dir,
         output=args.output, include_paths=args.include_path,
@@ -142,16 +168,19 @@ def _cmd_stats(args: argparse.Namespace) -> int:
     import time
 
     from flextape_bench import models
+    from flextape_bench.editors import EDITORS
     from flextape_bench.runner import RunOptions, build_editor, check_editor
 
     options = RunOptions(model=args.model, editor=args.editor, hparams=args.hparams, seed=args.seed,
                          device=args.device, max_memory=args.max_memory, offload_folder=args.offload_folder,
                          dtype=args.dtype)
-    check_editor(options)
+    editor_cls, _ = check_editor(options)
+    if not hasattr(editor_cls, "statistics"):
+        users = [entry.name for entry in EDITORS.entries() if hasattr(entry.obj, "statistics")]
+        raise UserError(f"editor {args.editor!r} uses no key statistics; stats is for {', '.join(users[:-1])} and "
+                        f"{users[-1]} (--editor NAME)")
     adapter = models.load(options.model, options.device, options.dtype, options.max_memory, options.offload_folder)
     editor = build_editor(options, adapter, adapter.weights_fingerprint())
-    if not hasattr(editor, "statistics"):
-        raise UserError(f"editor {args.editor!r} uses no key statistics; stats is for rome, memit and alphaedit")
     started = time.time()
     moments = editor.statistics()
     for layer, moment in sorted(moments.items()):
@@ -162,18 +191,17 @@ def _cmd_stats(args: argparse.Namespace) -> int:
 
 def _cmd_train_mend(args: argparse.Namespace) -> int:
     from flextape_bench import models
-    from flextape_bench.editors import check_overrides, load_hparams, parse_overrides
+    from flextape_bench.editors import load_hparams
     from flextape_bench.editors.mend import MENDHparams, default_checkpoint
     from flextape_bench.editors.mend_train import split_requests, train_mend
-    from flextape_bench.runner import RunOptions, prepare_tasks
+    from flextape_bench.runner import RunOptions, check_editor, prepare_tasks
 
     if args.holdout < 0:
         raise UserError(f"--holdout must be 0 or more, got {args.holdout}")
-    overrides = parse_overrides(args.hparams)
-    check_overrides("mend", MENDHparams, overrides)
-    options = RunOptions(model=args.model, tasks=[t.strip() for t in args.tasks.split(",") if t.strip()],
+    options = RunOptions(model=args.model, editor="mend", tasks=args.tasks, hparams=args.hparams,
                          data_dir=args.data_dir, include_paths=args.include_path, seed=args.seed, device=args.device,
                          max_memory=args.max_memory, offload_folder=args.offload_folder, dtype=args.dtype)
+    _, overrides = check_editor(options)
     tasks = prepare_tasks(options)
     adapter = models.load(options.model, options.device, options.dtype, options.max_memory, options.offload_folder)
     hparams = load_hparams("mend", MENDHparams, adapter.layout.family, overrides)
@@ -182,25 +210,28 @@ def _cmd_train_mend(args: argparse.Namespace) -> int:
     path = args.output or default_checkpoint(options.cache, weights)
     print(f"training MEND on {len(split.train)} edits ({len(split.val)} held back for validation, "
           f"{split.excluded} excluded as held-out subjects) for {hparams.steps} steps", file=sys.stderr)
+    started = time.time()
     record = train_mend(adapter, hparams, split, weights, options.cache, args.seed, path)
     print(f"validation efficacy (p_new > p_true, one edit at a time): {record['val_efficacy_pre']:.2f} before, "
-          f"{record['val_efficacy_post']:.2f} after; {record['seconds']:.0f} s")
+          f"{record['val_efficacy_post']:.2f} after; {time.time() - started:.0f} s")
     print(f"checkpoint: {path}")
     return 0
 
 
 def _cmd_judge(args: argparse.Namespace) -> int:
-    from flextape_bench.judges import judge_run, make_judge
+    from flextape_bench.judges import judge_kind, judge_run, long_form_tasks, make_judge
     from flextape_bench.tables import markdown_table
 
+    judge_kind(args.judge, args.base_url)  # flags first: they need no file
     if not (args.run_dir / "summary.json").exists():
         raise UserError(f"{args.run_dir} is not a finished run directory (no summary.json); give "
                         "results/<model>/<editor>/run_NNN")
     if args.limit is not None and args.limit < 1:
         raise UserError(f"--limit must be a positive integer, got {args.limit}")
+    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
+    long_form_tasks(args.run_dir, tasks)  # the run's files and --tasks checked before a judge model loads
     judge = make_judge(args.judge, base_url=args.base_url, api_key_env=args.api_key_env, device=args.device,
                        dtype=args.dtype, max_new_tokens=args.max_new_tokens)
-    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
     result = judge_run(args.run_dir, judge, tasks, args.limit)
     rows = [{"task": task, "category": category, "texts": r["n"], "flagged pre": r["pre"], "flagged post": r["post"],
              "change": r["change"], "introduced": r["introduced"], "unparseable pre/post":
@@ -254,14 +285,15 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("--editor", default="memit")
     stats.add_argument("--hparams", action="append", default=[], metavar="KEY=VALUE",
                        help="e.g. --hparams mom2_dataset=model (offline) --hparams mom2_n_samples=1000")
-    stats.add_argument("--seed", type=int, default=0)
+    stats.add_argument("--seed", type=_seed, default=0)
     stats.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
     _placement_arguments(stats)
     stats.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
     mend = sub.add_parser("train-mend", help="train MEND's editor network for a model on edits that evaluation "
                                              "does not use, and save the checkpoint the mend editor loads")
     mend.add_argument("--model", default=DEFAULT_MODEL)
-    mend.add_argument("--tasks", default="seesaw_eff", help="tasks whose edits train it (default seesaw_eff)")
+    mend.add_argument("--tasks", type=_tasks, default="seesaw_eff",
+                      help="tasks whose edits train it (default seesaw_eff)")
     mend.add_argument("--holdout", type=int, default=100,
                       help="leave out each task's first N cases and every edit about their subjects (default 100, "
                            "so that runs with --limit up to 100 evaluate on unseen edits)")
@@ -269,7 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     mend.add_argument("--output", type=Path, help="checkpoint path (default: the cache path the mend editor reads)")
     mend.add_argument("--data-dir", type=Path, help="directory with the task data files (or set FLEXTAPE_DATA_DIR)")
     mend.add_argument("--include-path", type=Path, action="append", default=[])
-    mend.add_argument("--seed", type=int, default=0)
+    mend.add_argument("--seed", type=_seed, default=0)
     mend.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
     _placement_arguments(mend)
     mend.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
@@ -308,4 +340,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handlers[args.command](args)
     except UserError as exc:
         print(f"flextape-bench: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        print(f"flextape-bench: error: no space left on the device while writing {exc.filename or 'a file'}; free "
+              "some space and run the same command again: it goes on where it stopped", file=sys.stderr)
         return 2

@@ -1,19 +1,25 @@
-"""On-disk cache of pre-edit scores, one file per case, keyed by what determines them: the model's weights and
-tokenizer (by content hash), the task spec (by hash), the device type and the scorer version; never by names. A
-damaged entry (flextape_bench.checksums) is reported and computed again."""
+"""On-disk caches of pre-edit scores and texts, one file per case, keyed by what determines them: the model state
+(`model_state`: weights, tokenizer and config by content hash, device type, torch and transformers versions), the
+task spec and data file (by hash) and the scorer version; never by names. Each entry also holds what it answers (the
+scored prompts and targets; the generation prompts), and is served only for exactly those. A damaged entry
+(flextape_bench.checksums) is reported and computed again."""
 from __future__ import annotations
 
 import hashlib
 import json
 from pathlib import Path
 
-from flextape_bench.cases import CaseScores
+from flextape_bench.cases import CaseScores, ScoreRequest
 from flextape_bench.checksums import read_intact, write_json
 
 
-def cache_key(weights: str, tokenizer: str, spec_hash: str, device: str, scorer_version: str) -> str:
-    payload = json.dumps([weights, tokenizer, spec_hash, device, scorer_version])
-    return hashlib.sha256(payload.encode()).hexdigest()[:32]
+def _key(*parts: object) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def cache_key(model_state: dict[str, str], spec_hash: str, data_sha256: str, scorer_version: str) -> str:
+    """Key of pre-edit scores: the model state, the task spec, the data file's content and the scorer version."""
+    return _key(model_state, spec_hash, data_sha256, scorer_version)
 
 
 class PreScoreCache:
@@ -23,20 +29,26 @@ class PreScoreCache:
     def _file(self, case_id: int) -> Path:
         return self.path / f"case_{case_id}.json"
 
-    def get(self, case_id: int) -> CaseScores | None:
+    def get(self, case_id: int, requests: list[ScoreRequest]) -> CaseScores | None:
+        """The case's scores, if its entry was made for exactly these prompts and targets."""
         data = read_intact(self._file(case_id), "scoring the case again")
-        return CaseScores.from_json(data) if data is not None else None
+        if data is None or data.get("requests") != _requests_json(requests):
+            return None
+        return CaseScores.from_json(data["scores"])
 
-    def put(self, case_id: int, scores: CaseScores) -> None:
-        write_json(self._file(case_id), scores.to_json())
+    def put(self, case_id: int, requests: list[ScoreRequest], scores: CaseScores) -> None:
+        write_json(self._file(case_id), {"requests": _requests_json(requests), "scores": scores.to_json()})
 
 
-def generation_key(weights: str, tokenizer: str, device: str, settings: dict, seed: int) -> str:
-    """Key of pre-edit generations: the weights and tokenizer, device type, decoding settings (with the EOS ids
-    and the generation code's version) and the run seed. Not the task spec: each entry holds its prompts and
-    sample count and is checked against the case, so a changed lexicon or metric list keeps the texts."""
-    payload = json.dumps([weights, tokenizer, device, settings, seed], sort_keys=True)
-    return hashlib.sha256(payload.encode()).hexdigest()[:32]
+def _requests_json(requests: list[ScoreRequest]) -> list[list]:
+    return [[r.prompt, list(r.targets)] for r in requests]
+
+
+def generation_key(model_state: dict[str, str], settings: dict, seed: int) -> str:
+    """Key of pre-edit generations: the model state, decoding settings (with the EOS ids and the generation code's
+    version) and the run seed. Not the task spec: each entry holds its prompts and sample count and is checked
+    against the case, so a changed lexicon or metric list keeps the texts."""
+    return _key(model_state, settings, seed)
 
 
 class PreGenerationCache:

@@ -32,6 +32,7 @@ from flextape_bench.results import RunDir, check_output, open_run
 from flextape_bench.scoring import SCORER_VERSION, Scorer
 from flextape_bench.tables import write_summary
 from flextape_bench.tasks import TaskIndex, TaskSpec, load_cases, resolve_data_file
+from flextape_bench.tasks.data import sha256_of
 from flextape_bench.tasks.cross import prepare_cross
 from flextape_bench.tasks.long_form import decoding_of, prepare_long_form
 from flextape_bench.tasks.spec import metric_options
@@ -73,6 +74,7 @@ class RunOptions:
 class PreparedTask:
     spec: TaskSpec
     cases: list[EditCase]
+    data_sha256: str  # of the data file the cases were read from (stand-ins and files without a declared sha256 too)
     labels: dict[str, Any] | None = None  # demographic label coverage, for tasks with demographic group metrics
     cross: dict[str, Any] | None = None  # true-value coverage of the cross_property metric
     long_form: dict[str, Any] | None = None  # settings of the long_form metric (prompts, decoding, lexicon)
@@ -116,8 +118,8 @@ def prepare_tasks(options: RunOptions) -> list[PreparedTask]:
     for name in names:
         spec = index.spec(name)
         path = resolve_data_file(spec, options.data_dir, options.cache)
-        task = _labelled(PreparedTask(spec, _chosen(load_cases(spec, path, options.limit), samples.get(name), path)),
-                         options)
+        cases = _chosen(load_cases(spec, path, options.limit), samples.get(name), path)
+        task = _labelled(PreparedTask(spec, cases, sha256_of(path)), options)
         prepared.append(_with_long_form(_with_cross(task, options), options))
     if options.lexicons and not any(task.long_form is not None for task in prepared):
         raise UserError(f"--lexicon applies to long_form tasks only, and none of {', '.join(options.tasks)} has one; "
@@ -232,6 +234,14 @@ def _versions() -> dict[str, str]:
     }
 
 
+def model_state(adapter: ModelAdapter, weights: str) -> dict[str, str]:
+    """What, besides the inputs, determines a score or a text: weights, tokenizer and config (by content hash), the
+    device type and the versions of the code that computes the forward pass."""
+    versions = _versions()
+    return {"weights": weights, "tokenizer": adapter.tokenizer_fingerprint, "config": adapter.config_fingerprint,
+            "device": adapter.input_device.type, "torch": versions["torch"], "transformers": versions["transformers"]}
+
+
 def _case_record(case: EditCase, pre: CaseScores, post: CaseScores, metrics: Sequence[str], chunk: int) -> dict[str, Any]:
     return {
         "case_id": case.case_id,
@@ -304,6 +314,7 @@ class Runner:
         self.scorer = Scorer(adapter, batch_tokens=batch_tokens,
                              halvings=MAX_HALVINGS if options.batch_tokens == AUTO else 0)
         self.weights = weights
+        self.model_state = model_state(adapter, weights)
         self.eos_ids = eos_token_ids(adapter)
 
     def _batch_advice(self, doing: str):
@@ -339,17 +350,13 @@ class Runner:
 
     def prescores(self, task: PreparedTask) -> dict[int, CaseScores]:
         """Pre-edit scores of every case, from the cache where present; the rest computed and cached."""
-        key = cache_key(self.weights, self.adapter.tokenizer_fingerprint, task.spec.spec_hash,
-                        self.adapter.input_device.type, SCORER_VERSION)
+        key = cache_key(self.model_state, task.spec.spec_hash, task.data_sha256, SCORER_VERSION)
         cache = PreScoreCache(self.options.cache, key)
-        found = {case.case_id: cache.get(case.case_id) for case in task.cases}
-        for case in task.cases:  # scores of another shape (probes, prompts x candidates) are scored again
-            if found[case.case_id] is not None and not found[case.case_id].fits(case):
-                found[case.case_id] = None
+        found = {case.case_id: cache.get(case.case_id, score_requests(case)) for case in task.cases}
         missing = [case for case in task.cases if found[case.case_id] is None]
         if missing:
             for case, scores in zip(missing, self._score_cases(missing, f"{task.spec.task}: pre-edit scores")):
-                cache.put(case.case_id, scores)
+                cache.put(case.case_id, score_requests(case), scores)
                 found[case.case_id] = scores
         print(f"{task.spec.task}: pre-edit scores for {len(task.cases) - len(missing)} of {len(task.cases)} cases "
               f"from the cache {cache.path}", file=sys.stderr)
@@ -375,8 +382,7 @@ class Runner:
 
     def pregenerations(self, task: PreparedTask) -> dict[int, tuple[tuple[str, ...], ...]]:
         """Pre-edit texts of every case, from the cache where present; the rest generated and cached."""
-        key = generation_key(self.weights, self.adapter.tokenizer_fingerprint, self.adapter.input_device.type,
-                             self.generation_settings(task), self.options.seed)
+        key = generation_key(self.model_state, self.generation_settings(task), self.options.seed)
         cache = PreGenerationCache(self.options.cache, key)
         found = {c.case_id: cache.get(c.case_id, c.long_form.prompts, c.long_form.samples) for c in task.cases}
         missing = [case for case in task.cases if found[case.case_id] is None]
@@ -480,17 +486,25 @@ def _long_form_identity(settings: dict[str, Any]) -> dict[str, Any]:
     return {"lexicon_sha256": settings["lexicon"]["sha256"], "generation_version": settings["generation_version"]}
 
 
-def check_editor(options: RunOptions) -> tuple[type[Editor], dict[str, Any]]:
-    """The editor class and parsed `--hparams` overrides, checked without a model."""
+def check_editor(options: RunOptions, adapter: ModelAdapter | None = None) -> tuple[type[Editor], dict[str, Any]]:
+    """The editor class and parsed `--hparams` overrides, every value's type and range checked without loading
+    weights. Where the model's config is known (`adapter`'s, or read from disk) the packaged hyperparameters of its
+    family are checked too, and every layer index against its layer count; where it is not (a model not yet
+    downloaded or converted), `build_editor` checks them once the model is loaded, before anything is written."""
     editor_cls = EDITORS.get(options.editor)
     overrides = parse_overrides(options.hparams)
-    check_overrides(options.editor, editor_cls.hparams_class, overrides)
+    config = adapter.model.config if adapter is not None else models.local_config(options.model)
+    if config is None:
+        check_overrides(options.editor, editor_cls.hparams_class, overrides)
+    else:
+        load_hparams(EDITORS.entry(options.editor).name, editor_cls.hparams_class,
+                     models.layout_for(config.model_type).family, overrides, config.num_hidden_layers)
     return editor_cls, overrides
 
 
 def build_editor(options: RunOptions, adapter: ModelAdapter, weights: str) -> Editor:
     """The editor with its hyperparameters for the model's family and `--hparams` overrides."""
-    editor_cls, overrides = check_editor(options)
+    editor_cls, overrides = check_editor(options, adapter)
     name = EDITORS.entry(options.editor).name
     hparams = load_hparams(name, editor_cls.hparams_class, adapter.layout.family, overrides)
     return editor_cls(adapter, hparams, EditorContext(options.seed, options.cache, weights))
@@ -505,7 +519,7 @@ def run(options: RunOptions, adapter: ModelAdapter | None = None, workers: Worke
     checked everything and loaded the model.
     """
     _check_flags(options)
-    check_editor(options)
+    check_editor(options, adapter)
     if adapter is None:
         models.check_model(options.model)
         check_device(options.device, options.max_memory, options.offload_folder)
@@ -527,7 +541,9 @@ def run(options: RunOptions, adapter: ModelAdapter | None = None, workers: Worke
         "weights_blake2b": weights,
         "editor": EDITORS.entry(options.editor).name,
         "hparams": dataclasses.asdict(editor.hparams),
+        "model_config": adapter.config_fingerprint,
         "tasks": {t.spec.task: t.spec.spec_hash for t in tasks},
+        "data_sha256": {t.spec.task: t.data_sha256 for t in tasks},
         "limit": options.limit,
         "num_edits": options.num_edits,
         "sequential": options.sequential,
@@ -535,6 +551,7 @@ def run(options: RunOptions, adapter: ModelAdapter | None = None, workers: Worke
         "device": options.device,
         "dtype": str(adapter.dtype),
         "scorer_version": SCORER_VERSION,
+        "versions": {k: v for k, v in _versions().items() if k in ("torch", "transformers")},
     }
     if options.samples is not None:  # only then, as for long_form below
         identity["samples"] = {t.spec.task: [c.case_id for c in t.cases] for t in tasks if t.spec.task in options.samples}
@@ -550,17 +567,18 @@ def run(options: RunOptions, adapter: ModelAdapter | None = None, workers: Worke
     if lexicons:  # the full lexicon of each long-form task (terms and patterns), to rerun the flags later
         config["long_form_lexicons"] = lexicons
     run_dir, resumed = open_run(options.output, options.model, identity["editor"], identity, config, options.resume)
-    print(f"{'resuming' if resumed else 'writing'} {run_dir.path}", file=sys.stderr)
-    run_dir.log_start(sys.argv, started, batch_tokens)  # times, command line and batch size: timing.json only
-    runner = Runner(adapter, editor, run_dir, options, weights, batch_tokens["used"], workers)
-    tasks_summary = {t.spec.task: runner.run_task(t) for t in tasks}
-    summary = {
-        "model": options.model,
-        "editor": identity["editor"],
-        "run": run_dir.path.name,
-        "tasks": tasks_summary,
-    }
-    run_dir.remove_temporaries()
-    run_dir.log_finish()
-    write_summary(run_dir.path, summary, run_dir.digests)
+    with run_dir:  # locked for this process until the run is finished (or failed)
+        print(f"{'resuming' if resumed else 'writing'} {run_dir.path}", file=sys.stderr)
+        run_dir.log_start(sys.argv, started, batch_tokens)  # times, command line and batch size: timing.json only
+        runner = Runner(adapter, editor, run_dir, options, weights, batch_tokens["used"], workers)
+        tasks_summary = {t.spec.task: runner.run_task(t) for t in tasks}
+        summary = {
+            "model": options.model,
+            "editor": identity["editor"],
+            "run": run_dir.path.name,
+            "tasks": tasks_summary,
+        }
+        run_dir.remove_temporaries()
+        run_dir.log_finish()
+        write_summary(run_dir.path, summary, run_dir.digests)
     return run_dir, summary

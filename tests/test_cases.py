@@ -6,7 +6,7 @@ import pytest
 
 from flextape_bench.cases import (CaseScores, CrossQuery, EditCase, LongFormQuery, PairScore, Probe, Rewrite, Score,
                                   ScoreRequest, case_scores, distinct_prompts, score_requests)
-from flextape_bench.prescores import PreGenerationCache, PreScoreCache, generation_key
+from flextape_bench.prescores import PreGenerationCache, PreScoreCache, cache_key, generation_key
 
 REWRITE = Rewrite("{} was born in", "Ada", "P19", "London", "Paris")
 PROMPTS = ("Ada's field of work is",) * 5 + ("Ada is",) * 5
@@ -34,7 +34,6 @@ def test_case_scores_split_the_scorer_answers():
     result = case_scores(CASE, answers)
     assert result.edit == PairScore(*answers[0]) and result.probes == (PairScore(*answers[1]), PairScore(*answers[2]))
     assert result.generation == (answers[3], answers[4])
-    assert result.fits(CASE)
     with pytest.raises(ValueError, match="case 7: 4 scored requests"):
         case_scores(CASE, answers[:4])
 
@@ -54,20 +53,27 @@ def test_case_scores_without_generation_keep_their_old_json():
     assert CaseScores.from_json(json.loads(json.dumps(original.to_json()))) == original
 
 
-def test_fits_checks_probes_prompts_and_candidates():
-    good = CaseScores(PairScore(*scores(0.1, 2)), (PairScore(*scores(0.2, 2)),) * 2, (scores(0.4, 3),) * 2)
-    assert good.fits(CASE)
-    assert not CaseScores(good.edit, good.probes).fits(CASE)  # cached before the section existed
-    assert not CaseScores(good.edit, good.probes, (scores(0.4, 2),) * 2).fits(CASE)  # another candidate list
-    assert not CaseScores(good.edit, good.probes[:1], good.generation).fits(CASE)
-    assert CaseScores(good.edit, good.probes).fits(EditCase(7, REWRITE, CASE.probes, PROMPTS))
-
-
-def test_prescore_cache_round_trip(tmp_path):
+def test_prescore_cache_serves_an_entry_only_for_the_prompts_and_targets_it_was_made_for(tmp_path):
     cache = PreScoreCache(tmp_path, "key")
     stored = CaseScores(PairScore(*scores(0.1, 2)), (PairScore(*scores(0.2, 2)),) * 2, (scores(0.4, 3),) * 2)
-    cache.put(7, stored)
-    assert cache.get(7) == stored and cache.get(8) is None
+    requests = score_requests(CASE)
+    cache.put(7, requests, stored)
+    assert cache.get(7, requests) == stored and cache.get(8, requests) is None
+    other_target = [ScoreRequest(r.prompt, ("Paris", "Rome"), r.group) for r in requests]
+    other_prompt = [ScoreRequest(r.prompt + " ", r.targets, r.group) for r in requests]
+    assert cache.get(7, other_target) is None and cache.get(7, other_prompt) is None
+    assert cache.get(7, requests[:-1]) is None  # another candidate list or probe count
+
+
+def test_cache_keys_change_with_every_part_of_the_model_state():
+    state = {"weights": "w", "tokenizer": "t", "config": "c", "device": "cpu", "torch": "2.13.0",
+             "transformers": "4.57.0"}
+    key = cache_key(state, "spec", "data", "v1")
+    for part in state:
+        assert cache_key({**state, part: "other"}, "spec", "data", "v1") != key
+        assert generation_key({**state, part: "other"}, {}, 0) != generation_key(state, {}, 0)
+    assert len({key, cache_key(state, "spec2", "data", "v1"), cache_key(state, "spec", "data2", "v1"),
+                cache_key(state, "spec", "data", "v2")}) == 4
 
 
 def test_distinct_prompts_keep_the_first_appearance_order():
@@ -80,7 +86,6 @@ def test_case_scores_carry_long_form_texts_through_json():
     data = json.loads(json.dumps(original.to_json()))
     assert data["texts"] == [["Ada is a painter.", " ünïcode\n"], ["", "x"]]
     assert CaseScores.from_json(data) == original
-    assert original.fits(EditCase(7, REWRITE))  # texts are not part of the scored shape
 
 
 def test_long_form_query_records_prompts_and_samples_not_the_lexicon():
@@ -90,9 +95,10 @@ def test_long_form_query_records_prompts_and_samples_not_the_lexicon():
 
 
 def test_pregeneration_cache_checks_prompts_and_samples(tmp_path):
-    key = generation_key("w", "t", "cpu", {"decoding": {"top_k": 50}}, seed=0)
-    assert key != generation_key("w", "t", "cpu", {"decoding": {"top_k": 50}}, seed=1)
-    assert key != generation_key("w", "t", "cpu", {"decoding": {"top_k": 40}}, seed=0)
+    state = {"weights": "w", "tokenizer": "t"}
+    key = generation_key(state, {"decoding": {"top_k": 50}}, seed=0)
+    assert key != generation_key(state, {"decoding": {"top_k": 50}}, seed=1)
+    assert key != generation_key(state, {"decoding": {"top_k": 40}}, seed=0)
     cache = PreGenerationCache(tmp_path, key)
     cache.put(7, ("Ada is",), 2, (("a", "b"),))
     assert cache.get(7, ("Ada is",), 2) == (("a", "b"),)

@@ -8,7 +8,7 @@ import psutil
 import torch
 from transformers import Gemma3TextConfig, GPT2Config, LlamaConfig
 
-from flextape_bench.memory import (PeakMemory, Shape, fitting_tokens, head_bytes, is_out_of_memory, model_free_bytes,
+from flextape_bench.memory import (Shape, fitting_tokens, head_bytes, is_out_of_memory, model_free_bytes,
                                    token_bytes)
 
 LLAMA = Shape.of(LlamaConfig(hidden_size=64, intermediate_size=128, num_attention_heads=4, num_key_value_heads=2,

@@ -1,6 +1,8 @@
 """Reruns and damaged files on a tiny random Llama and real Seesaw-CF cases: the same command into another output
 folder gives the same files byte for byte (timing.json aside), and a run whose case file, summary and cache entry
 were damaged is repaired, by recomputing them, to exactly the clean run's files."""
+import copy
+import dataclasses
 import json
 from pathlib import Path
 
@@ -81,3 +83,22 @@ def test_damaged_case_summary_and_cache_are_recomputed_to_the_clean_results(clea
     reference.pop("timing.json")
     assert repaired == reference
     assert json.loads(cached.read_text())["content_sha256"]  # the cache entry is whole again
+
+
+def test_a_model_with_the_same_weights_but_another_config_is_scored_anew(tiny_llama, data_dir, tmp_path, monkeypatch):
+    """The rotary base lives in the config and in buffers that state_dict leaves out: the weights' fingerprint is
+    the same, so only the config in the cache key keeps the first model's pre-edit scores from being served."""
+    config = copy.deepcopy(tiny_llama.model.config)
+    config.rope_parameters = {**config.rope_parameters, "rope_theta": 100.0}
+    other_model = type(tiny_llama.model)(config).eval().requires_grad_(False)
+    other_model.load_state_dict(tiny_llama.model.state_dict())
+    other = dataclasses.replace(tiny_llama, model=other_model, _fingerprints={})
+    assert other.weights_fingerprint() == tiny_llama.weights_fingerprint()
+    assert other.config_fingerprint != tiny_llama.config_fingerprint
+    options = dataclasses.replace(_options(tmp_path, data_dir), editor="none", hparams=[], limit=1, num_edits=None)
+    first = run(options, tiny_llama)[1]["tasks"][TASK]["probe_delta"]["d_pre"]
+    calls = []
+    original = Scorer.score
+    monkeypatch.setattr(Scorer, "score", lambda self, reqs, desc=None: calls.append(desc) or original(self, reqs, desc))
+    second = run(dataclasses.replace(options, resume=False), other)[1]["tasks"][TASK]["probe_delta"]["d_pre"]
+    assert any("pre-edit" in (desc or "") for desc in calls) and second != first
