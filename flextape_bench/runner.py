@@ -534,6 +534,7 @@ def run(options: RunOptions, adapter: ModelAdapter | None = None, workers: Worke
     batch_tokens = _batch_tokens(options, adapter, tasks)  # not in the identity or config.json: it depends on free memory
     if workers is not None:
         workers.setup(weights, batch_tokens["used"])
+    state = model_state(adapter, weights)
     identity = {
         "model": options.model,
         "model_location": adapter.location,
@@ -541,7 +542,7 @@ def run(options: RunOptions, adapter: ModelAdapter | None = None, workers: Worke
         "weights_blake2b": weights,
         "editor": EDITORS.entry(options.editor).name,
         "hparams": dataclasses.asdict(editor.hparams),
-        "model_config": adapter.config_fingerprint,
+        "model_config": state["config"],
         "tasks": {t.spec.task: t.spec.spec_hash for t in tasks},
         "data_sha256": {t.spec.task: t.data_sha256 for t in tasks},
         "limit": options.limit,
@@ -551,7 +552,7 @@ def run(options: RunOptions, adapter: ModelAdapter | None = None, workers: Worke
         "device": options.device,
         "dtype": str(adapter.dtype),
         "scorer_version": SCORER_VERSION,
-        "versions": {k: v for k, v in _versions().items() if k in ("torch", "transformers")},
+        "versions": {k: state[k] for k in ("torch", "transformers")},
     }
     if options.samples is not None:  # only then, as for long_form below
         identity["samples"] = {t.spec.task: [c.case_id for c in t.cases] for t in tasks if t.spec.task in options.samples}
