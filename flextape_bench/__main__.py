@@ -30,10 +30,18 @@ def entry() -> int:
         signum = exc.signum if isinstance(exc, Stopped) else signal.SIGINT
         print(f"flextape-bench: stopped by {signal.Signals(signum).name}; what was finished is kept: run the same "
               "command again to go on where it stopped", file=sys.stderr)
+        _forget_unhandled_interrupt()
         return 128 + signum
     except BrokenPipeError:  # the reader of stdout went away (`flextape-bench list tasks | head`): end quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 128 + signal.SIGPIPE
+
+
+def _forget_unhandled_interrupt() -> None:
+    """CPython marks a KeyboardInterrupt that escapes code run from a string (`exec`, as dataclasses and namedtuple do
+    while modules import) as unhandled even when it is caught later, and then ends the process by SIGINT instead of
+    with our exit code. Running a string to its end clears that mark."""
+    exec("pass", {})
 
 
 if __name__ == "__main__":
