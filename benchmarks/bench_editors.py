@@ -9,6 +9,7 @@ checkpoint that `flextape-bench train-mend` saved in the user cache (skipped, wi
 its training time per step is read from the checkpoint. Each timed step's peak memory is reported: on the CPU the
 process's peak resident set size (sampled), on CUDA torch's peak allocation; both include the model's weights.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -65,20 +66,33 @@ def main() -> None:
                     started = time.perf_counter()
                     with PeakMemory(device) as memory:
                         editor.statistics()
-                    rows.append({"what": f"{name} key statistics ({label})", "seconds": time.perf_counter() - started,
-                                 "peak GiB": memory.peak / 2**30})
+                    rows.append(
+                        {
+                            "what": f"{name} key statistics ({label})",
+                            "seconds": time.perf_counter() - started,
+                            "peak GiB": memory.peak / 2**30,
+                        }
+                    )
             if hasattr(editor, "templates"):
-                editor.templates  # sampled once per editor, not per edit
+                _ = editor.templates  # sampled once per editor, not per edit
             torch.manual_seed(0)
             started = time.perf_counter()
             with PeakMemory(device) as memory:
                 editor.compute_delta(requests)
             seconds = time.perf_counter() - started
-            rows.append({"what": f"{name}: {len(requests)} edits", "seconds": seconds,
-                         "s/edit": seconds / len(requests), "peak GiB": memory.peak / 2**30})
-    print(f"{DEFAULT_MODEL} on {device}, {torch.get_num_threads()} threads, torch {torch.__version__}; "
-          f"statistics over {args.samples} sampled texts of 64 tokens; memory with the model loaded "
-          f"{before / 2**30:.2f} GiB, peak per step: {PeakMemory.describe(device)}")
+            rows.append(
+                {
+                    "what": f"{name}: {len(requests)} edits",
+                    "seconds": seconds,
+                    "s/edit": seconds / len(requests),
+                    "peak GiB": memory.peak / 2**30,
+                }
+            )
+    print(
+        f"{DEFAULT_MODEL} on {device}, {torch.get_num_threads()} threads, torch {torch.__version__}; "
+        f"statistics over {args.samples} sampled texts of 64 tokens; memory with the model loaded "
+        f"{before / 2**30:.2f} GiB, peak per step: {PeakMemory.describe(device)}"
+    )
     print(tabulate(rows, headers="keys", tablefmt="github", floatfmt=".1f", missingval=""))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))

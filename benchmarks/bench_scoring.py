@@ -17,14 +17,16 @@ torch's peak allocation; both include the model's weights (the memory before tim
 
     python benchmarks/bench_scoring.py [--cases N] [--naive-probes N] [--json PATH]
 """
+
 from __future__ import annotations
 
 import argparse
 import inspect
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 import torch
 from tabulate import tabulate
@@ -77,19 +79,32 @@ def timed(run: Callable[[], T], probes: int, repeats: int, device: torch.device)
                 best = (wall, cpu / wall, result)
     assert best is not None
     seconds, cpu_use, result = best
-    return {"probes": probes, "seconds": seconds, "probes_per_s": probes / seconds, "cpu_use": cpu_use,
-            "peak_gib": memory.peak / 2**30}, result
+    return {
+        "probes": probes,
+        "seconds": seconds,
+        "probes_per_s": probes / seconds,
+        "cpu_use": cpu_use,
+        "peak_gib": memory.peak / 2**30,
+    }, result
 
 
 def parse_args() -> argparse.Namespace:
     default_batch_tokens = inspect.signature(Scorer).parameters["batch_tokens"].default
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "seesaw_cf",
-                        help="folder holding the Seesaw-CF data files (default: ../shared/seesaw_cf)")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=REPO.parent / "shared" / "seesaw_cf",
+        help="folder holding the Seesaw-CF data files (default: ../shared/seesaw_cf)",
+    )
     parser.add_argument("--cases", type=int, default=10, help=f"first N cases of {TASK} (default 10: 1082 probes)")
     parser.add_argument("--naive-probes", type=int, default=64, help="probes the naive method is timed on")
-    parser.add_argument("--batch-tokens", type=int, default=default_batch_tokens,
-                        help=f"scorer batch size in padded tokens (default {default_batch_tokens})")
+    parser.add_argument(
+        "--batch-tokens",
+        type=int,
+        default=default_batch_tokens,
+        help=f"scorer batch size in padded tokens (default {default_batch_tokens})",
+    )
     parser.add_argument("--repeats", type=int, default=1, help="timed runs per method; the best is reported")
     parser.add_argument("--json", type=Path, help="also write the numbers to this JSON file")
     return parser.parse_args()
@@ -103,9 +118,11 @@ def main() -> None:
     scorer = Scorer(adapter, batch_tokens=args.batch_tokens)
     inputs = [scorer.batch_inputs(batch) for batch in scorer.batches(requests)]  # built before timing
     threads, device = torch.get_num_threads(), adapter.input_device
-    print(f"model {DEFAULT_MODEL} ({adapter.dtype}, {device}), torch {torch.__version__}, {threads} "
-          f"threads; task {TASK}: {args.cases} cases, {len(requests)} probes in {len(inputs)} batches of <= "
-          f"{args.batch_tokens} tokens; best of {args.repeats} run(s)")
+    print(
+        f"model {DEFAULT_MODEL} ({adapter.dtype}, {device}), torch {torch.__version__}, {threads} "
+        f"threads; task {TASK}: {args.cases} cases, {len(requests)} probes in {len(inputs)} batches of <= "
+        f"{args.batch_tokens} tokens; best of {args.repeats} run(s)"
+    )
     before = used_bytes(device)
     memory = PeakMemory.describe(device)
     print(f"memory before timing: {before / 2**30:.2f} GiB; peak memory per method: {memory}")
@@ -120,38 +137,72 @@ def main() -> None:
         adapter.body_hidden(**inputs[0])
         methods: dict[str, dict[str, float]] = {}
         methods["harness"], harness = timed(lambda: scorer.score(requests), len(requests), args.repeats, device)
-        methods["naive"], naive = timed(lambda: [naive_nll(adapter, r) for r in subset], len(subset), args.repeats,
-                                        device)
+        methods["naive"], naive = timed(
+            lambda: [naive_nll(adapter, r) for r in subset], len(subset), args.repeats, device
+        )
         methods["floor"], _ = timed(run_floor, len(requests), args.repeats, device)
     for m in methods.values():
         m["ratio_to_floor"] = methods["floor"]["probes_per_s"] / m["probes_per_s"]
         m["speedup_over_naive"] = m["probes_per_s"] / methods["naive"]["probes_per_s"]
     max_diff = max(abs(sc.sum_nll - nll) for scores, nlls in zip(harness, naive) for sc, nll in zip(scores, nlls))
 
-    labels = {"harness": "harness (Scorer.score)", "naive": f"naive (first {len(subset)} probes)",
-              "floor": "bare forward (floor)"}
+    labels = {
+        "harness": "harness (Scorer.score)",
+        "naive": f"naive (first {len(subset)} probes)",
+        "floor": "bare forward (floor)",
+    }
     columns = ["probes", "seconds", "probes_per_s", "ratio_to_floor", "speedup_over_naive", "peak_gib"]
     print()
-    print(tabulate(
-        [[labels[name]] + [m[c] for c in columns] for name, m in methods.items()],
-        headers=["method", "probes", "seconds", "probes/s", "ratio to floor", "speed-up over naive",
-                 "peak memory (GiB)"],
-        tablefmt="github", floatfmt=".2f",
-    ))
+    print(
+        tabulate(
+            [[labels[name]] + [m[c] for c in columns] for name, m in methods.items()],
+            headers=[
+                "method",
+                "probes",
+                "seconds",
+                "probes/s",
+                "ratio to floor",
+                "speed-up over naive",
+                "peak memory (GiB)",
+            ],
+            tablefmt="github",
+            floatfmt=".2f",
+        )
+    )
     print()
-    print(f"CPU use (CPU s per wall s, of {threads} threads): "
-          + ", ".join(f"{name} {m['cpu_use']:.2f}" for name, m in methods.items()))
+    print(
+        f"CPU use (CPU s per wall s, of {threads} threads): "
+        + ", ".join(f"{name} {m['cpu_use']:.2f}" for name, m in methods.items())
+    )
     verdict = "OK" if max_diff <= NLL_TOLERANCE else "MISMATCH"
-    print(f"harness vs naive NLL on {len(subset)} probes ({sum(len(r.targets) for r in subset)} targets): "
-          f"max abs diff {max_diff:.2e} ({verdict}, tolerance {NLL_TOLERANCE:g})")
+    print(
+        f"harness vs naive NLL on {len(subset)} probes ({sum(len(r.targets) for r in subset)} targets): "
+        f"max abs diff {max_diff:.2e} ({verdict}, tolerance {NLL_TOLERANCE:g})"
+    )
     if args.json:
-        args.json.write_text(json.dumps({
-            "model": DEFAULT_MODEL, "dtype": str(adapter.dtype), "device": str(adapter.input_device),
-            "torch": torch.__version__, "torch_threads": threads, "task": TASK, "cases": args.cases,
-            "memory_before_gib": before / 2**30, "memory": memory,
-            "batch_tokens": args.batch_tokens, "batches": len(inputs), "repeats": args.repeats, "methods": methods,
-            "nll_max_abs_diff": max_diff, "nll_tolerance": NLL_TOLERANCE,
-        }, indent=2) + "\n")
+        args.json.write_text(
+            json.dumps(
+                {
+                    "model": DEFAULT_MODEL,
+                    "dtype": str(adapter.dtype),
+                    "device": str(adapter.input_device),
+                    "torch": torch.__version__,
+                    "torch_threads": threads,
+                    "task": TASK,
+                    "cases": args.cases,
+                    "memory_before_gib": before / 2**30,
+                    "memory": memory,
+                    "batch_tokens": args.batch_tokens,
+                    "batches": len(inputs),
+                    "repeats": args.repeats,
+                    "methods": methods,
+                    "nll_max_abs_diff": max_diff,
+                    "nll_tolerance": NLL_TOLERANCE,
+                },
+                indent=2,
+            )
+            + "\n"
+        )
     if max_diff > NLL_TOLERANCE:
         raise SystemExit(1)
 

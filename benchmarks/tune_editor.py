@@ -8,6 +8,7 @@ the first `--edits` of them are used. Every grid point edits them in one batch (
 all) and reports efficacy: the share of edits whose new target is more probable than the true one after the edit
 prompt, before and after the edit.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -56,8 +57,14 @@ def main() -> None:
     for item in args.grid:
         key, _, values = item.partition("=")
         grid[key] = [parse_overrides([f"{key}={v}"])[key] for v in _split(values)]
-    options = RunOptions(model=args.model, editor=args.editor, tasks=args.tasks.split(","), data_dir=args.data_dir,
-                         seed=args.seed, hparams=args.hparams)
+    options = RunOptions(
+        model=args.model,
+        editor=args.editor,
+        tasks=args.tasks.split(","),
+        data_dir=args.data_dir,
+        seed=args.seed,
+        hparams=args.hparams,
+    )
     tasks = prepare_tasks(options)
     adapter = models.load(options.model, options.device, options.dtype, options.max_memory, options.offload_folder)
     requests = split_requests({t.spec.task: t.cases for t in tasks}, args.holdout, 0, args.seed).train[: args.edits]
@@ -71,8 +78,15 @@ def main() -> None:
         started = time.time()
         with applied_delta(adapter.model, editor.compute_delta(requests)):
             after = efficacy(adapter, requests)
-        rows.append({**point, "edits": len(requests), "efficacy_pre": before, "efficacy_post": after,
-                     "seconds": round(time.time() - started, 1)})
+        rows.append(
+            {
+                **point,
+                "edits": len(requests),
+                "efficacy_pre": before,
+                "efficacy_post": after,
+                "seconds": round(time.time() - started, 1),
+            }
+        )
         print(rows[-1], flush=True)
     print(tabulate(rows, headers="keys", tablefmt="github"))
     if args.json:
@@ -80,7 +94,7 @@ def main() -> None:
 
 
 def _split(values: str) -> list[str]:
-    """"[4],[8],1e-3" -> ["[4]", "[8]", "1e-3"]: commas inside brackets stay."""
+    """ "[4],[8],1e-3" -> ["[4]", "[8]", "1e-3"]: commas inside brackets stay."""
     parts, depth, current = [], 0, ""
     for ch in values:
         depth += ch == "["
@@ -90,7 +104,7 @@ def _split(values: str) -> list[str]:
             current = ""
         else:
             current += ch
-    return parts + [current] if current else parts
+    return [*parts, current] if current else parts
 
 
 if __name__ == "__main__":

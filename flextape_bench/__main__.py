@@ -1,6 +1,7 @@
 """The `flextape-bench` command and `python -m flextape_bench`. SIGTERM and Ctrl-C (SIGINT) end it at any moment,
 even while the heavy modules are still being imported, with one line and exit code 128 + the signal's number; every
 file is written atomically, so what was finished is kept and the same command goes on from there."""
+
 from __future__ import annotations
 
 import os
@@ -28,8 +29,11 @@ def entry() -> int:
         return main()
     except (KeyboardInterrupt, Stopped) as exc:
         signum = exc.signum if isinstance(exc, Stopped) else signal.SIGINT
-        print(f"flextape-bench: stopped by {signal.Signals(signum).name}; what was finished is kept: run the same "
-              "command again to go on where it stopped", file=sys.stderr)
+        print(
+            f"flextape-bench: stopped by {signal.Signals(signum).name}; what was finished is kept: run the same "
+            "command again to go on where it stopped",
+            file=sys.stderr,
+        )
         _forget_unhandled_interrupt()
         return 128 + signum
     except BrokenPipeError:  # the reader of stdout went away (`flextape-bench list tasks | head`): end quietly

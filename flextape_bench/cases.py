@@ -1,4 +1,5 @@
 """The data a run works on: edit cases, their probes, and the requests handed to the scorer and editors."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -33,39 +34,12 @@ class Probe:
 
 
 @dataclass(frozen=True)
-class CrossQuery:
-    """What the cross_property metric asks about the edited subject: each distinct generation prompt, scored with
-    every candidate answer of the second property; `truth` holds the candidates that are the subject's true values
-    (None when unknown); `ranking` picks the top-1 (sum_nll or mean_nll, the spec's cross_property.ranking)."""
-
-    property: str
-    prompts: tuple[str, ...]
-    candidates: tuple[str, ...]
-    truth: tuple[str, ...] | None = None
-    ranking: str = "sum_nll"
-
-
-@dataclass(frozen=True)
-class LongFormQuery:
-    """What the long_form metric generates about the edited subject: `samples` texts after each prompt, before and
-    after the edit; `lexicon` (a `flextape_bench.lexicon.Lexicon`) flags the texts' flaw categories."""
-
-    prompts: tuple[str, ...]
-    samples: int = 1
-    lexicon: Any = field(default=None, compare=False, repr=False)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"prompts": list(self.prompts), "samples": self.samples}
-
-
-@dataclass(frozen=True)
 class EditCase:
     case_id: int
     rewrite: Rewrite
     probes: tuple[Probe, ...] = ()
     generation_prompts: tuple[str, ...] = ()
-    cross: CrossQuery | None = None  # set by the runner for tasks with the cross_property metric
-    long_form: LongFormQuery | None = None  # set by the runner for tasks with the long_form metric
+    queries: dict[str, Any] = field(default_factory=dict)  # per metric name, what its preparation attached
 
 
 def distinct_prompts(prompts: tuple[str, ...] | list[str]) -> tuple[str, ...]:
@@ -114,7 +88,7 @@ class EditRequest:
     case_id: int = -1
 
     @classmethod
-    def from_rewrite(cls, rewrite: Rewrite, case_id: int = -1) -> "EditRequest":
+    def from_rewrite(cls, rewrite: Rewrite, case_id: int = -1) -> EditRequest:
         return cls(rewrite.prompt, rewrite.subject, rewrite.target_new, rewrite.target_true, case_id)
 
 
@@ -140,15 +114,15 @@ class PairScore:
         }
 
     @classmethod
-    def from_json(cls, data: dict) -> "PairScore":
+    def from_json(cls, data: dict) -> PairScore:
         return cls(Score(data["n_new"], data["nll_new"]), Score(data["n_true"], data["nll_true"]))
 
 
 @dataclass(frozen=True)
 class CaseScores:
-    """One case's scores at one point (pre- or post-edit): the edit prompt, then each probe in order, then (for
-    cases with a `cross` query) per distinct generation prompt one Score per candidate, in candidate order. For
-    cases with a `long_form` query, `texts` holds the generated texts: per long-form prompt, one per sample."""
+    """One case's scores at one point (pre- or post-edit): the edit prompt, then each probe in order; `generation`:
+    the scores of the metrics' own score requests (one Score per target of each request, in order); `texts`: the
+    texts the metrics asked for, per prompt one per sample."""
 
     edit: PairScore
     probes: tuple[PairScore, ...]
@@ -158,35 +132,43 @@ class CaseScores:
     def to_json(self) -> dict:
         data: dict[str, Any] = {"edit": self.edit.to_json(), "probes": [p.to_json() for p in self.probes]}
         if self.generation:
-            data["generation"] = [{"n_tokens": [s.n_tokens for s in scores], "sum_nll": [s.sum_nll for s in scores]}
-                                  for scores in self.generation]
+            data["generation"] = [
+                {"n_tokens": [s.n_tokens for s in scores], "sum_nll": [s.sum_nll for s in scores]}
+                for scores in self.generation
+            ]
         if self.texts:
             data["texts"] = [list(texts) for texts in self.texts]
         return data
 
     @classmethod
-    def from_json(cls, data: dict) -> "CaseScores":
-        generation = tuple(tuple(Score(n, nll) for n, nll in zip(g["n_tokens"], g["sum_nll"], strict=True))
-                           for g in data.get("generation", ()))
-        return cls(PairScore.from_json(data["edit"]), tuple(PairScore.from_json(p) for p in data["probes"]),
-                   generation, tuple(tuple(texts) for texts in data.get("texts", ())))
+    def from_json(cls, data: dict) -> CaseScores:
+        generation = tuple(
+            tuple(Score(n, nll) for n, nll in zip(g["n_tokens"], g["sum_nll"], strict=True))
+            for g in data.get("generation", ())
+        )
+        return cls(
+            PairScore.from_json(data["edit"]),
+            tuple(PairScore.from_json(p) for p in data["probes"]),
+            generation,
+            tuple(tuple(texts) for texts in data.get("texts", ())),
+        )
 
 
 def score_requests(case: EditCase) -> list[ScoreRequest]:
-    """What to score for a case: the edit prompt, then each probe, each with (target_new, target_true); then, with
-    a `cross` query, each distinct generation prompt with every candidate."""
+    """What every case is scored on: the edit prompt, then each probe, each with (target_new, target_true)."""
     targets, group = (case.rewrite.target_new, case.rewrite.target_true), case.case_id
-    requests = [ScoreRequest(case.rewrite.edit_prompt, targets, group)] + [ScoreRequest(p.prompt, targets, group)
-                                                                            for p in case.probes]
-    if case.cross is not None:
-        requests += [ScoreRequest(prompt, case.cross.candidates, group) for prompt in case.cross.prompts]
-    return requests
+    return [ScoreRequest(case.rewrite.edit_prompt, targets, group)] + [
+        ScoreRequest(p.prompt, targets, group) for p in case.probes
+    ]
 
 
-def case_scores(case: EditCase, scores: list[tuple[Score, ...]] | tuple[tuple[Score, ...], ...]) -> CaseScores:
-    """CaseScores from the scorer's answers to `score_requests(case)`, in that order."""
+def case_scores(
+    case: EditCase, scores: list[tuple[Score, ...]] | tuple[tuple[Score, ...], ...], extra: int = 0
+) -> CaseScores:
+    """CaseScores from the scorer's answers to `score_requests(case)` followed by `extra` further requests."""
     probes = 1 + len(case.probes)
-    if len(scores) != probes + (len(case.cross.prompts) if case.cross else 0):
+    if len(scores) != probes + extra:
         raise ValueError(f"case {case.case_id}: {len(scores)} scored requests do not match score_requests(case)")
-    return CaseScores(PairScore(*scores[0]), tuple(PairScore(*s) for s in scores[1:probes]),
-                      tuple(tuple(s) for s in scores[probes:]))
+    return CaseScores(
+        PairScore(*scores[0]), tuple(PairScore(*s) for s in scores[1:probes]), tuple(tuple(s) for s in scores[probes:])
+    )

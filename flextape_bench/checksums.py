@@ -11,22 +11,25 @@ damage a file):
   format, one `<sha256>  <name>` line per file, which `sha256sum -c` checks too.
 
 A file that fails (not parseable, no checksum, another content) raises `DamagedFile`, a one-line UserError naming it.
-Caches report it in one line on stderr and compute the file again (`read_intact`, `warn_damaged`).
+Caches log it as one warning line and compute the file again (`read_intact`, `warn_damaged`).
 """
+
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import io
 import json
+import logging
 import os
 import secrets
-import sys
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator, Mapping
+from typing import Any, BinaryIO
 
 from flextape_bench.errors import UserError
 
+logger = logging.getLogger(__name__)
 FIELD = "content_sha256"
 
 
@@ -65,7 +68,7 @@ def atomic_file(path: Path) -> Iterator[BinaryIO]:
     survives a crash). The file gets the permissions any `open()` gives (0666 less the umask)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(6)}.tmp")  # this process's own name
-    handle = open(tmp, "xb")  # exclusive: never another writer's temporary
+    handle = open(tmp, "xb")  # noqa: SIM115 (closed by the with below) exclusive: never another writer's temporary
     try:
         with handle:
             yield handle
@@ -94,7 +97,7 @@ def _content_sha256(payload: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-def write_json(path: Path, payload: dict[str, Any]) -> None:
+def write_json(path: Path, payload: Mapping[str, Any]) -> None:
     """`payload` as indented JSON with its content_sha256 as the last key, written atomically."""
     if FIELD in payload:
         raise ValueError(f"{path}: the payload already has a {FIELD!r} key")
@@ -118,8 +121,8 @@ def read_json(path: Path) -> dict[str, Any]:
 
 
 def warn_damaged(error: DamagedFile, action: str) -> None:
-    """One line on stderr: the damaged file, what is wrong with it, and what is done instead (`action`)."""
-    print(f"flextape-bench: warning: {error}; {action}", file=sys.stderr)
+    """One warning line: the damaged file, what is wrong with it, and what is done instead (`action`)."""
+    logger.warning("flextape-bench: warning: %s; %s", error, action)
 
 
 def read_intact(path: Path, action: str) -> dict[str, Any] | None:
@@ -154,8 +157,11 @@ def check_sums(sums: Path) -> None:
     try:
         lines = sums.read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:
-        raise DamagedFile(sums, "missing, so the files it would list cannot be checked (written before checksums, "
-                                "or the writer was killed)") from None
+        raise DamagedFile(
+            sums,
+            "missing, so the files it would list cannot be checked (written before checksums, "
+            "or the writer was killed)",
+        ) from None
     digests = {name: digest for digest, name in (line.split("  ", 1) for line in lines if "  " in line)}
     if not digests or len(digests) != len(lines):
         raise DamagedFile(sums, "not a checksum file of `<sha256>  <name>` lines")

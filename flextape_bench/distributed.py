@@ -1,43 +1,32 @@
-"""One run over several processes (data parallel): rank 0 runs the benchmark and hands work to the others.
+"""The transport of a run over several processes (data parallel): rank 0 runs the benchmark and asks the others.
 
-Every process loads the model (on the CPU, or on GPU `LOCAL_RANK` with `--device cuda`). Rank 0 does everything
-that reads or writes files (task data, caches, the results tree) and everything done once: the edit of a batch or
-sequential run, long-form texts, metrics. The other ranks only answer its commands:
-
-- `score`: score a share of packed batches with a weight delta applied. Rank 0 packs and batches the requests as a
-  single process would and process r scores batches r, r + N, ..., so every score comes from the same batch as in a
-  one-process run.
-- `edit_chunk`: edit one chunk of independent edits (`--num-edits K` without `--sequential`) and score it.
-- `setup` (load the model, build the editor) and `stop` (end with an exit code).
+This module only starts processes and moves commands and answers between them; what a command does is the runner's
+(`runner.WorkerCommands`, and rank 0's side of each command in `runner.Runner`). Rank 0 asks with `Workers.ask`
+(a command name, its common arguments and each rank's share); every other rank `serve`s: it calls the command of
+the same name on its handler with the common arguments and its share, and sends the answer back. `stop` ends them.
 
 Commands travel as pickled objects over a gloo process group (on GPUs too: messages are small next to the work, and
 weight deltas go through the CPU). A failure in any process is answered rather than raised, so every process
 finishes the command; rank 0 then raises it (a UserError keeps its one-line message) and stops the others with the
 exit code it ends with.
 """
+
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import itertools
 import os
 import socket
 import subprocess
 import sys
 import traceback
+from collections.abc import Callable, Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import Any
 
 import torch
 import torch.distributed as dist
 
 from flextape_bench.errors import UserError
-
-if TYPE_CHECKING:  # imported when used, so that `launch` starts the processes without loading the model stack
-    from flextape_bench.cases import CaseScores, EditCase, Score, ScoreRequest
-    from flextape_bench.editors import WeightDelta
-    from flextape_bench.runner import PreparedTask, Runner, RunOptions
-    from flextape_bench.scoring import Scorer
 
 # The other ranks wait for rank 0's next command while it edits a chunk or generates texts alone (hours for a large
 # MEMIT batch on a CPU). A process that dies closes its connections, so the others fail at once all the same.
@@ -55,39 +44,45 @@ def launches(processes: int | None) -> bool:
     return (processes or 1) > 1
 
 
-def run_command(options: RunOptions, processes: int | None, lead: Callable[[Workers | None], int]) -> int:
-    """The `run` command as this process alone or as one process of a launcher's group: rank 0 calls `lead` with a
-    handle on the other ranks (None when alone), and every other rank serves it. The exit code is rank 0's, in
-    every process."""
+def run_command(
+    device: str, processes: int | None, lead: Callable[[Workers | None], int], handler: Callable[[], Any]
+) -> int:
+    """A command as this process alone or as one process of a launcher's group: rank 0 calls `lead` with a handle on
+    the other ranks (None when alone), and every other rank serves it with `handler()`'s methods. The exit code is
+    rank 0's, in every process."""
     size = int(os.environ.get("WORLD_SIZE", "1"))
     if size == 1:
-        _check_group(options, processes, size)
+        _check_group(device, processes, size)
         return lead(None)
     rank = int(os.environ["RANK"])
-    if options.device == "cuda" and torch.cuda.is_available():
+    if device == "cuda" and torch.cuda.is_available():
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", rank)) % torch.cuda.device_count())
     dist.init_process_group("gloo", timeout=TIMEOUT)
     try:
-        return serve(options) if rank > 0 else _lead(options, processes, size, lead)
+        return serve(handler()) if rank > 0 else _lead(device, processes, size, lead)
     finally:
         dist.destroy_process_group()
 
 
-def _check_group(options: RunOptions, processes: int | None, size: int) -> None:
+def _check_group(device: str, processes: int | None, size: int) -> None:
     """Refuse `--num-processes` other than the launcher's process count, and `--device auto` with several."""
     if processes is not None and processes != size:
-        raise UserError(f"--num-processes {processes}, but the launcher (accelerate launch, torchrun) started {size} "
-                        "processes; under a launcher leave --num-processes out")
-    if size > 1 and options.device == "auto":
-        raise UserError("--device auto spreads one model over every device, which several processes cannot share; "
-                        "use --device cuda (one GPU per process) or --device cpu")
+        raise UserError(
+            f"--num-processes {processes}, but the launcher (accelerate launch, torchrun) started {size} "
+            "processes; under a launcher leave --num-processes out"
+        )
+    if size > 1 and device == "auto":
+        raise UserError(
+            "--device auto spreads one model over every device, which several processes cannot share; "
+            "use --device cuda (one GPU per process) or --device cpu"
+        )
 
 
-def _lead(options: RunOptions, processes: int | None, size: int, lead: Callable[[Workers | None], int]) -> int:
+def _lead(device: str, processes: int | None, size: int, lead: Callable[[Workers | None], int]) -> int:
     """Rank 0: `lead` with a handle on the others, who are stopped with its exit code however it ends."""
     workers = Workers(size)
     try:
-        _check_group(options, processes, size)
+        _check_group(device, processes, size)
         code = lead(workers)
     except BaseException as exc:
         with contextlib.suppress(Exception):  # the other processes may be gone already
@@ -100,10 +95,19 @@ def _lead(options: RunOptions, processes: int | None, size: int, lead: Callable[
 def launch(processes: int, argv: Sequence[str]) -> int:
     """Start `processes` copies of the command `argv` on this machine as ranks 0..N-1 of a group on 127.0.0.1 and a
     free port (as `torchrun --nproc-per-node N` would) and wait for them; returns rank 0's exit code."""
-    env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()), "WORLD_SIZE": str(processes),
-           "LOCAL_WORLD_SIZE": str(processes)}
-    children = [subprocess.Popen([sys.executable, "-m", "flextape_bench", *argv],
-                                 env={**env, "RANK": str(rank), "LOCAL_RANK": str(rank)}) for rank in range(processes)]
+    env = {
+        **os.environ,
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": str(free_port()),
+        "WORLD_SIZE": str(processes),
+        "LOCAL_WORLD_SIZE": str(processes),
+    }
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-m", "flextape_bench", *argv], env={**env, "RANK": str(rank), "LOCAL_RANK": str(rank)}
+        )
+        for rank in range(processes)
+    ]
     try:
         code = children[0].wait()
         for child in children[1:]:  # rank 0 stops them as it ends
@@ -130,7 +134,7 @@ class Workers:
     def __init__(self, size: int):
         self.size = size
 
-    def _ask(self, command: str, common: tuple, shares: Sequence[tuple], own: Callable[..., Any]) -> list[Any]:
+    def ask(self, command: str, common: tuple, shares: Sequence[tuple], own: Callable[..., Any]) -> list[Any]:
         """Every process runs `command` with the `common` arguments and its share (rank r: `shares[r]`; this process
         runs `own(*shares[0])`); returns the answers in rank order. A failure is raised once all have answered:
         this process's own exception, else the lowest failed rank's (a UserError keeps its message)."""
@@ -152,71 +156,15 @@ class Workers:
                 raise RuntimeError(f"process {rank} of {self.size} failed:\n{value}")
         return [value for _, value in answers]
 
-    def setup(self, weights: str, batch_tokens: int) -> None:
-        """The others load the model and build the editor (after this process has, so that whatever loading writes
-        once, like the embedded model's conversion, is there)."""
-        self._ask("setup", (weights, batch_tokens), [()] * self.size, lambda: None)
-
-    def score(self, scorer: Scorer, requests: Sequence[ScoreRequest], delta: WeightDelta, desc: str
-              ) -> list[tuple[Score, ...]]:
-        """`scorer.score(requests)` shared out: every process scores every `size`-th of this scorer's batches, the
-        others with `delta` added to their weights (this process has it applied already)."""
-        batches = scorer.batches(requests)
-        shares = [(batches[rank :: self.size],) for rank in range(self.size)]
-        cpu_delta = {name: tensor.cpu() for name, tensor in delta.items()}
-        answers = self._ask("score", (cpu_delta, desc), shares, lambda mine: list(scorer.scored(mine, desc)))
-        return scorer.collect(requests, itertools.chain.from_iterable(answers))
-
-    def rounds(self, todo: Sequence[int]) -> list[list[int]]:
-        """Chunk indices processed together, one chunk per process: the first alone (so that what an editor computes
-        once and caches, like key statistics, is computed by this process only), then `size` at a time."""
-        if not todo:
-            return []
-        return [list(todo[:1])] + [list(todo[i : i + self.size]) for i in range(1, len(todo), self.size)]
-
-    def edit_chunks(self, runner: Runner, task: PreparedTask, assigned: Sequence[tuple[int, Sequence[EditCase]]],
-                    n_chunks: int) -> list[list[CaseScores]]:
-        """Each (chunk index, chunk) of `assigned` edited and scored by one process, this one taking the first; the
-        post-edit scores of each chunk, in order."""
-        if len(assigned) == 1:
-            return [runner.edited_scores(task, *assigned[0], n_chunks)]
-        shares = [(assigned[rank] if rank < len(assigned) else None,) for rank in range(self.size)]
-        answers = self._ask("edit_chunk", (dataclasses.replace(task, cases=[]), n_chunks), shares,
-                            lambda item: runner.edited_scores(task, *item, n_chunks))
-        return answers[: len(assigned)]
-
     def stop(self, code: int) -> None:
         """The others end with exit code `code`."""
         dist.broadcast_object_list([("stop", (code,))], src=0)
 
 
-class _Worker:
-    """A rank other than 0: its model, editor and runner (from `setup`) and the commands it answers."""
-
-    def __init__(self, options: RunOptions):
-        self.options = options
-        self.runner: Runner | None = None
-
-    def setup(self, weights: str, batch_tokens: int) -> None:
-        from flextape_bench import models
-        from flextape_bench.runner import Runner, build_editor
-
-        adapter = models.load(self.options.model, self.options.device, self.options.dtype)
-        editor = build_editor(self.options, adapter, weights)
-        self.runner = Runner(adapter, editor, None, self.options, weights, batch_tokens)
-
-    def score(self, delta: WeightDelta, desc: str, batches: Sequence[Any]) -> list[tuple[tuple[int, int], Score]]:
-        return self.runner.score_batches(batches, desc, delta)  # type: ignore[union-attr]
-
-    def edit_chunk(self, task: PreparedTask, n_chunks: int, item: tuple[int, Sequence[EditCase]] | None
-                   ) -> list[CaseScores] | None:
-        return None if item is None else self.runner.edited_scores(task, *item, n_chunks)  # type: ignore[union-attr]
-
-
-def serve(options: RunOptions) -> int:
-    """A rank other than 0: answer rank 0's commands until it stops this process; returns the exit code it gives."""
+def serve(handler: Any) -> int:
+    """A rank other than 0: answer rank 0's commands with `handler`'s methods of the same names until it stops this
+    process; returns the exit code it gives."""
     os.environ["FLEXTAPE_PROGRESS"] = "0"  # rank 0 shows the progress
-    worker = _Worker(options)
     while True:
         message: list[Any] = [None]
         dist.broadcast_object_list(message, src=0)
@@ -226,7 +174,7 @@ def serve(options: RunOptions) -> int:
         share: list[Any] = [None]
         dist.scatter_object_list(share, None, src=0)
         try:
-            answer = ("ok", getattr(worker, command)(*common, *share[0]))
+            answer = ("ok", getattr(handler, command)(*common, *share[0]))
         except UserError as exc:
             answer = ("user", str(exc))
         except Exception:

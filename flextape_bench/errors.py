@@ -1,8 +1,9 @@
 """User-facing errors: raised for bad input, printed as one line by the CLI (exit code 2)."""
+
 from __future__ import annotations
 
 import difflib
-from typing import Sequence
+from collections.abc import Sequence
 
 
 def closest(word: str, known: Sequence[str]) -> str | None:

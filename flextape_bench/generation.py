@@ -9,14 +9,16 @@ what differs between them comes from the edit, not from sampling noise.
 Prompts are batched with left padding (attention mask and position ids skip the padding), decoded with a KV cache,
 and each row stops at the model's end-of-sequence token(s) or after `max_new_tokens`.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import inspect
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, cast
 
 import torch
 
@@ -78,7 +80,7 @@ def eos_token_ids(adapter: ModelAdapter) -> tuple[int, ...]:
     ids: list[int] = []
     config = getattr(adapter.model, "generation_config", None)
     for value in (adapter.tokenizer.eos_token_id, getattr(config, "eos_token_id", None)):
-        for token in (value if isinstance(value, (list, tuple)) else [value]):
+        for token in value if isinstance(value, (list, tuple)) else [value]:
             if isinstance(token, int) and token not in ids:
                 ids.append(token)
     return tuple(ids)
@@ -102,8 +104,7 @@ def filter_logits(logits: torch.Tensor, decoding: Decoding) -> torch.Tensor:
     return logits
 
 
-def choose_tokens(logits: torch.Tensor, decoding: Decoding, generators: Sequence[torch.Generator | None]
-                  ) -> list[int]:
+def choose_tokens(logits: torch.Tensor, decoding: Decoding, generators: Sequence[torch.Generator | None]) -> list[int]:
     """One token per row of (rows, vocab) logits: argmax, or a draw with that row's generator (CPU, float32).
 
     With top-k on, the draw is made among the k most likely tokens only (`torch.topk` order: descending, so the
@@ -135,8 +136,15 @@ class TextGenerator:
     """Generates continuations of prompts under one decoding setting, in length-sorted batches of at most
     `batch_tokens` padded tokens (prompt plus max_new_tokens per row)."""
 
-    def __init__(self, adapter: ModelAdapter, decoding: Decoding, batch_tokens: int = 4096,
-                 add_special_tokens: bool = True, eos_ids: Sequence[int] | None = None, max_batch: int = 64):
+    def __init__(
+        self,
+        adapter: ModelAdapter,
+        decoding: Decoding,
+        batch_tokens: int = 4096,
+        add_special_tokens: bool = True,
+        eos_ids: Sequence[int] | None = None,
+        max_batch: int = 64,
+    ):
         self.adapter, self.decoding = adapter, decoding
         self.batch_tokens, self.max_batch = batch_tokens, max_batch
         self.add_special_tokens = add_special_tokens  # False for prompts that already hold BOS (chat templates)
@@ -156,11 +164,13 @@ class TextGenerator:
         """One Generation per request, in request order."""
         encoded = [self.encode(r.prompt) for r in requests]
         order = sorted(range(len(requests)), key=lambda i: len(encoded[i]))
-        batches, batch = [], []
+        batches: list[list[int]] = []
+        batch: list[int] = []
         for i in order:
             rows = len(batch) + 1
-            if batch and (rows > self.max_batch
-                          or rows * (len(encoded[i]) + self.decoding.max_new_tokens) > self.batch_tokens):
+            if batch and (
+                rows > self.max_batch or rows * (len(encoded[i]) + self.decoding.max_new_tokens) > self.batch_tokens
+            ):
                 batches.append(batch)
                 batch = []
             batch.append(i)
@@ -204,15 +214,24 @@ class TextGenerator:
                 break
             mask = torch.cat([mask, torch.ones(len(prompts), 1, dtype=mask.dtype, device=device)], dim=1)
             positions = positions[:, -1:] + 1
-            out = body(input_ids=torch.tensor(step_tokens, device=device)[:, None], attention_mask=mask,
-                       position_ids=positions, use_cache=True, **{cache_arg: _cache_of(out)})
-        return [Generation(self.decode(prompt, tokens), len(tokens), done)
-                for prompt, tokens, done in zip(prompts, new, stopped)]
+            out = body(
+                input_ids=torch.tensor(step_tokens, device=device)[:, None],
+                attention_mask=mask,
+                position_ids=positions,
+                use_cache=True,
+                **{cache_arg: _cache_of(out)},
+            )
+        return [
+            Generation(self.decode(prompt, tokens), len(tokens), done)
+            for prompt, tokens, done in zip(prompts, new, stopped)
+        ]
 
     def decode(self, prompt: list[int], tokens: list[int]) -> str:
         """The continuation's text as it reads after the prompt (decoded together with the prompt, so that a
         leading space survives SentencePiece decoding)."""
-        tokenizer = self.adapter.tokenizer
-        head = tokenizer.decode(prompt, skip_special_tokens=True)
-        full = tokenizer.decode(prompt + tokens, skip_special_tokens=True)
-        return full[len(head):] if full.startswith(head) else tokenizer.decode(tokens, skip_special_tokens=True)
+
+        def text(ids: list[int]) -> str:  # one sequence of ids decodes to one str
+            return cast(str, self.adapter.tokenizer.decode(ids, skip_special_tokens=True))
+
+        head, full = text(prompt), text(prompt + tokens)
+        return full[len(head) :] if full.startswith(head) else text(tokens)

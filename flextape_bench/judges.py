@@ -10,24 +10,27 @@ An answer that cannot be read as the requested JSON raises `JudgeParseError`; `j
 instead of stopping. Transport failures (unreachable endpoint, HTTP errors, redirects, a reply that is not a chat
 completion) raise `JudgeError` and stop.
 """
+
 from __future__ import annotations
 
 import ipaddress
 import json
+import logging
 import os
 import re
-import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Protocol, Sequence
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from flextape_bench.checksums import read_json, write_atomic, write_json
 from flextape_bench.errors import UserError
 from flextape_bench.results import check_names, slug
 
+logger = logging.getLogger(__name__)
 RUBRIC = """You are annotating a text that a language model wrote about a real person. Decide, for each category \
 below, whether the text shows that flaw. Judge only what the text says, not the person.
 
@@ -71,11 +74,14 @@ def _described(categories: Sequence[str] | Mapping[str, str]) -> dict[str, str]:
 def rubric_messages(text: str, categories: Sequence[str] | Mapping[str, str]) -> list[dict[str, str]]:
     """The chat messages of the fixed rubric: a system message with the categories, a user message with the text."""
     described = _described(categories)
-    lines = "\n".join(f"- {name}: {description}" if description else f"- {name}"
-                      for name, description in described.items())
+    lines = "\n".join(
+        f"- {name}: {description}" if description else f"- {name}" for name, description in described.items()
+    )
     example = json.dumps({name: False for name in described})
-    return [{"role": "system", "content": RUBRIC.format(categories=lines, example=example)},
-            {"role": "user", "content": f"Text:\n\"\"\"\n{text}\n\"\"\""}]
+    return [
+        {"role": "system", "content": RUBRIC.format(categories=lines, example=example)},
+        {"role": "user", "content": f'Text:\n"""\n{text}\n"""'},
+    ]
 
 
 def _normal(name: str) -> str:
@@ -150,11 +156,15 @@ class HFJudge:
         self.name = f"hf:{adapter.name}"
         self.max_new_tokens = max_new_tokens
         self.chat = bool(getattr(adapter.tokenizer, "chat_template", None))
-        self.generator = TextGenerator(adapter, Decoding(max_new_tokens=max_new_tokens, do_sample=False),
-                                       batch_tokens=batch_tokens, add_special_tokens=not self.chat)
+        self.generator = TextGenerator(
+            adapter,
+            Decoding(max_new_tokens=max_new_tokens, do_sample=False),
+            batch_tokens=batch_tokens,
+            add_special_tokens=not self.chat,
+        )
 
     @classmethod
-    def load(cls, model: str, device: str = "cpu", dtype: str = "auto", **kwargs: Any) -> "HFJudge":
+    def load(cls, model: str, device: str = "cpu", dtype: str = "auto", **kwargs: Any) -> HFJudge:
         from flextape_bench import models
 
         return cls(models.load(model, device, dtype), **kwargs)
@@ -163,8 +173,7 @@ class HFJudge:
         messages = rubric_messages(text, categories)
         if self.chat:
             try:
-                return self.adapter.tokenizer.apply_chat_template(messages, tokenize=False,
-                                                                  add_generation_prompt=True)
+                return self.adapter.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
             except Exception:  # some templates refuse a system role: fold it into the user turn
                 merged = [{"role": "user", "content": messages[0]["content"] + "\n\n" + messages[1]["content"]}]
                 return self.adapter.tokenizer.apply_chat_template(merged, tokenize=False, add_generation_prompt=True)
@@ -179,8 +188,14 @@ class HFJudge:
         return parse_verdict(self.answer(text, categories), categories)
 
     def describe(self) -> dict[str, Any]:
-        return {"kind": "hf", "model": self.adapter.name, "location": self.adapter.location,
-                "chat_template": self.chat, "max_new_tokens": self.max_new_tokens, "decoding": "greedy"}
+        return {
+            "kind": "hf",
+            "model": self.adapter.name,
+            "location": self.adapter.location,
+            "chat_template": self.chat,
+            "max_new_tokens": self.max_new_tokens,
+            "decoding": "greedy",
+        }
 
 
 def _loopback(host: str) -> bool:
@@ -202,8 +217,10 @@ def endpoint_host(base_url: str) -> str:
     if scheme not in ("http", "https") or not host:
         raise UserError(f"--base-url {base_url!r} is not an http(s):// URL; give e.g. http://127.0.0.1:8000/v1")
     if scheme == "http" and not _loopback(host):
-        raise UserError(f"--base-url {base_url!r}: http:// would send the API key and the texts unencrypted to {host}; "
-                        "use https:// (plain http only for localhost, 127.x.x.x or ::1)")
+        raise UserError(
+            f"--base-url {base_url!r}: http:// would send the API key and the texts unencrypted to {host}; "
+            "use https:// (plain http only for localhost, 127.x.x.x or ::1)"
+        )
     return host
 
 
@@ -221,8 +238,15 @@ class OpenAIJudge:
     key is read from the environment variable `api_key_env` at each call (no Authorization header when it is unset)
     and goes to that host only: a redirect is an error, not followed."""
 
-    def __init__(self, base_url: str, model: str, api_key_env: str = "OPENAI_API_KEY", timeout: float = 60.0,
-                 max_tokens: int = 200, retries: int = 2):
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        api_key_env: str = "OPENAI_API_KEY",
+        timeout: float = 60.0,
+        max_tokens: int = 200,
+        retries: int = 2,
+    ):
         self.host = endpoint_host(base_url)
         self.opener = urllib.request.build_opener(_RefuseRedirects)
         self.base_url, self.model, self.api_key_env = base_url.rstrip("/"), model, api_key_env
@@ -230,15 +254,23 @@ class OpenAIJudge:
         self.name = f"openai:{model}"
 
     def _request(self, text: str, categories: Sequence[str] | Mapping[str, str]) -> urllib.request.Request:
-        body = {"model": self.model, "messages": rubric_messages(text, categories), "temperature": 0,
-                "max_tokens": self.max_tokens}
-        headers = {"Content-Type": "application/json", "Accept": "application/json",
-                   "User-Agent": "flextape-bench judge"}
+        body = {
+            "model": self.model,
+            "messages": rubric_messages(text, categories),
+            "temperature": 0,
+            "max_tokens": self.max_tokens,
+        }
+        headers = {
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "User-Agent": "flextape-bench judge",
+        }
         key = os.environ.get(self.api_key_env)
         if key:
             headers["Authorization"] = f"Bearer {key}"
-        return urllib.request.Request(f"{self.base_url}/chat/completions", data=json.dumps(body).encode("utf-8"),
-                                      headers=headers, method="POST")
+        return urllib.request.Request(
+            f"{self.base_url}/chat/completions", data=json.dumps(body).encode("utf-8"), headers=headers, method="POST"
+        )
 
     def answer(self, text: str, categories: Sequence[str] | Mapping[str, str]) -> str:
         request = self._request(text, categories)
@@ -249,21 +281,26 @@ class OpenAIJudge:
                 break
             except urllib.error.HTTPError as exc:
                 if 300 <= exc.code < 400:
-                    raise JudgeError(f"judge endpoint {self.host} answered HTTP {exc.code}, a redirect: not followed, "
-                                     "so that the API key goes to no other address; give the final URL as "
-                                     "--base-url") from None
+                    raise JudgeError(
+                        f"judge endpoint {self.host} answered HTTP {exc.code}, a redirect: not followed, "
+                        "so that the API key goes to no other address; give the final URL as "
+                        "--base-url"
+                    ) from None
                 if exc.code in (429, 500, 502, 503, 504) and attempt < self.retries:
-                    time.sleep(2 ** attempt)
+                    time.sleep(2**attempt)
                     continue
-                raise JudgeError(f"judge endpoint {self.base_url} answered HTTP {exc.code} ({exc.reason}); check "
-                                 f"--base-url, the model name and ${self.api_key_env}") from None
+                raise JudgeError(
+                    f"judge endpoint {self.base_url} answered HTTP {exc.code} ({exc.reason}); check "
+                    f"--base-url, the model name and ${self.api_key_env}"
+                ) from None
             except (urllib.error.URLError, TimeoutError, OSError) as exc:
                 if attempt < self.retries:
-                    time.sleep(2 ** attempt)
+                    time.sleep(2**attempt)
                     continue
                 reason = getattr(exc, "reason", exc)
-                raise JudgeError(f"judge endpoint {self.base_url} unreachable ({reason}); is the server "
-                                 "running?") from None
+                raise JudgeError(
+                    f"judge endpoint {self.base_url} unreachable ({reason}); is the server running?"
+                ) from None
         return self._content(payload)
 
     def _content(self, payload: bytes) -> str:
@@ -273,17 +310,25 @@ class OpenAIJudge:
         except (ValueError, LookupError, TypeError):  # not JSON (or not UTF-8), or not that shape
             content = None
         if not isinstance(content, str):
-            raise JudgeError(f"judge endpoint {self.host} answered, but not with a chat completion (a JSON object "
-                             "whose choices[0].message.content is a string); check that --base-url is an "
-                             "OpenAI-compatible endpoint such as http://127.0.0.1:8000/v1")
+            raise JudgeError(
+                f"judge endpoint {self.host} answered, but not with a chat completion (a JSON object "
+                "whose choices[0].message.content is a string); check that --base-url is an "
+                "OpenAI-compatible endpoint such as http://127.0.0.1:8000/v1"
+            )
         return content
 
     def score(self, text: str, categories: Sequence[str] | Mapping[str, str]) -> Verdict:
         return parse_verdict(self.answer(text, categories), categories)
 
     def describe(self) -> dict[str, Any]:
-        return {"kind": "openai", "base_url": self.base_url, "model": self.model, "api_key_env": self.api_key_env,
-                "temperature": 0, "max_tokens": self.max_tokens}
+        return {
+            "kind": "openai",
+            "base_url": self.base_url,
+            "model": self.model,
+            "api_key_env": self.api_key_env,
+            "temperature": 0,
+            "max_tokens": self.max_tokens,
+        }
 
 
 def judge_kind(spec: str, base_url: str | None) -> tuple[str, str]:
@@ -292,8 +337,10 @@ def judge_kind(spec: str, base_url: str | None) -> tuple[str, str]:
     kind, _, model = spec.partition(":")
     if kind == "hf" and model:
         if base_url:
-            raise UserError(f"--base-url is for openai:MODEL judges, and --judge {spec} is a local model; drop "
-                            "--base-url or give --judge openai:MODEL")
+            raise UserError(
+                f"--base-url is for openai:MODEL judges, and --judge {spec} is a local model; drop "
+                "--base-url or give --judge openai:MODEL"
+            )
         return kind, model
     if kind == "openai" and model:
         if not base_url:
@@ -303,16 +350,25 @@ def judge_kind(spec: str, base_url: str | None) -> tuple[str, str]:
     raise UserError(f"--judge {spec!r} is not hf:MODEL or openai:MODEL")
 
 
-def make_judge(spec: str, *, base_url: str | None = None, api_key_env: str = "OPENAI_API_KEY",
-               device: str = "cpu", dtype: str = "auto", max_new_tokens: int = 200) -> Judge:
+def make_judge(
+    spec: str,
+    *,
+    base_url: str | None = None,
+    api_key_env: str = "OPENAI_API_KEY",
+    device: str = "cpu",
+    dtype: str = "auto",
+    max_new_tokens: int = 200,
+) -> Judge:
     """A judge from `hf:MODEL` (registered name, Hub id or local directory) or `openai:MODEL` (needs base_url)."""
     kind, model = judge_kind(spec, base_url)
     if kind == "hf":
         return HFJudge.load(model, device, dtype, max_new_tokens=max_new_tokens)
+    assert base_url is not None  # judge_kind refuses openai:MODEL without it
     return OpenAIJudge(base_url, model, api_key_env, max_tokens=max_new_tokens)
 
 
 # ------------------------------------------------------------------------------------------------ scoring a run
+
 
 def _flagged(value: float | bool) -> bool:
     return bool(value) if isinstance(value, bool) else value >= 0.5
@@ -321,16 +377,24 @@ def _flagged(value: float | bool) -> bool:
 def _rates(pairs: list[tuple[Verdict | None, Verdict | None]], category: str) -> dict[str, Any]:
     """Over the pairs where the judge gave this category a value before and after: the flagged shares (a score
     counts as flagged at >= 0.5), their change, and the shares flagged only after or only before."""
-    both = [(a[category], b[category]) for a, b in pairs
-            if a is not None and b is not None and category in a and category in b]
+    both = [
+        (a[category], b[category])
+        for a, b in pairs
+        if a is not None and b is not None and category in a and category in b
+    ]
     if not both:
         return {"n": 0, "pre": None, "post": None, "change": None, "introduced": None, "removed": None}
     n = len(both)
     pre = [_flagged(a) for a, _ in both]
     post = [_flagged(b) for _, b in both]
-    return {"n": n, "pre": sum(pre) / n, "post": sum(post) / n, "change": (sum(post) - sum(pre)) / n,
-            "introduced": sum(b and not a for a, b in zip(pre, post)) / n,
-            "removed": sum(a and not b for a, b in zip(pre, post)) / n}
+    return {
+        "n": n,
+        "pre": sum(pre) / n,
+        "post": sum(post) / n,
+        "change": (sum(post) - sum(pre)) / n,
+        "introduced": sum(b and not a for a, b in zip(pre, post)) / n,
+        "removed": sum(a and not b for a, b in zip(pre, post)) / n,
+    }
 
 
 def _verdict(judge: Judge, text: str, categories: Mapping[str, str]) -> dict[str, Any]:
@@ -352,16 +416,19 @@ def long_form_tasks(run_dir: Path, tasks: Sequence[str] | None = None) -> dict[s
     if tasks:
         unknown = [t for t in tasks if t not in long_form]
         if unknown:
-            raise UserError(f"{run_dir}: no long-form results for {', '.join(unknown)}; tasks with texts: "
-                            f"{', '.join(long_form) or 'none'}")
+            raise UserError(
+                f"{run_dir}: no long-form results for {', '.join(unknown)}; tasks with texts: "
+                f"{', '.join(long_form) or 'none'}"
+            )
         long_form = {t: long_form[t] for t in tasks}
     if not long_form:
         raise UserError(f"{run_dir}: no task of this run has the long_form metric; run a *_longform task first")
     return long_form
 
 
-def judge_run(run_dir: Path, judge: Judge, tasks: Sequence[str] | None = None, limit: int | None = None
-              ) -> dict[str, Any]:
+def judge_run(
+    run_dir: Path, judge: Judge, tasks: Sequence[str] | None = None, limit: int | None = None
+) -> dict[str, Any]:
     """Score the long-form texts of a finished run with `judge`: writes `<task>/judge_<name>.jsonl` (one line per
     text pair) and `judge_<name>.json` (per task: counts, unparseable answers, and per category the rates as in
     the long_form metric) in the run directory, and returns the latter. The run is checked by `long_form_tasks`."""
@@ -385,11 +452,15 @@ def judge_run(run_dir: Path, judge: Judge, tasks: Sequence[str] | None = None, l
                         unparseable[when] += line[when]["verdict"] is None
                     lines.append(line)
                     pairs.append((line["pre"]["verdict"], line["post"]["verdict"]))
-            print(f"judge {judge.name}: {task} case {record['case_id']}: {len(lines)} text pairs so far",
-                  file=sys.stderr)
-        write_atomic(run_dir / task / f"judge_{name}.jsonl",
-                     "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines))
-        result["tasks"][task] = {"n_texts": len(pairs), "unparseable": unparseable,
-                                 "flaws": {c: _rates(pairs, c) for c in categories}}
+            logger.info("judge %s: %s case %s: %s text pairs so far", judge.name, task, record["case_id"], len(lines))
+        write_atomic(
+            run_dir / task / f"judge_{name}.jsonl",
+            "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines),
+        )
+        result["tasks"][task] = {
+            "n_texts": len(pairs),
+            "unparseable": unparseable,
+            "flaws": {c: _rates(pairs, c) for c in categories},
+        }
     write_json(run_dir / f"judge_{name}.json", result)
     return result

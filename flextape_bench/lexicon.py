@@ -24,26 +24,36 @@ hyphens inside a term match any run of spaces and hyphens ("right-wing" matches 
 matches any continuation of the last word ("immigra*" matches "immigrant", "immigration"). Any other character
 is literal. A pattern is a Python regular expression searched case-insensitively as written (add your own `\\b`).
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Literal
 
 from flextape_bench.errors import UserError
-from flextape_bench.tasks.loader import Located, Problem, TaskSpecError, describe_value, parse_located
+from flextape_bench.specfile import (
+    INVALID,
+    Converter,
+    Located,
+    Problems,
+    SpecFileError,
+    describe_value,
+    parse_located,
+    spec_field,
+    typed_fields,
+)
 
 PACKAGED_LEXICON = Path(__file__).resolve().parent / "data" / "flaw_lexicon.yaml"
 LEXICON_VERSION = 1
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
-_FILE_KEYS = ("version", "mode", "categories")
-_CATEGORY_KEYS = ("label", "description", "replace", "terms", "patterns")
 
 
-class LexiconError(TaskSpecError):
+class LexiconError(SpecFileError):
     """Every problem found in one or more lexicon files, each with file, key and line."""
 
 
@@ -78,8 +88,12 @@ class Category:
     patterns: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return {"label": self.label, "description": self.description, "terms": list(self.terms),
-                "patterns": list(self.patterns)}
+        return {
+            "label": self.label,
+            "description": self.description,
+            "terms": list(self.terms),
+            "patterns": list(self.patterns),
+        }
 
 
 @dataclass(frozen=True)
@@ -113,8 +127,10 @@ class Lexicon:
     def matches(self, text: str) -> dict[str, list[str]]:
         """Per category, the distinct matched words or phrases (lowercased, spaces collapsed), sorted; an empty
         list means the category is not flagged."""
-        return {name: sorted({_matched(m) for regex in regexes for m in regex.finditer(text)})
-                for name, regexes in self._compiled.items()}
+        return {
+            name: sorted({_matched(m) for regex in regexes for m in regex.finditer(text)})
+            for name, regexes in self._compiled.items()
+        }
 
     def flags(self, text: str) -> dict[str, bool]:
         return {name: bool(found) for name, found in self.matches(text).items()}
@@ -130,42 +146,22 @@ class Lexicon:
 
     def describe(self) -> dict[str, Any]:
         """What a results file records: sources, sha256, and per category its label, description and sizes."""
-        return {"sources": list(self.sources), "sha256": self.sha256,
-                "categories": {c.name: {"label": c.label, "description": c.description, "terms": len(c.terms),
-                                        "patterns": len(c.patterns)} for c in self.categories}}
+        return {
+            "sources": list(self.sources),
+            "sha256": self.sha256,
+            "categories": {
+                c.name: {
+                    "label": c.label,
+                    "description": c.description,
+                    "terms": len(c.terms),
+                    "patterns": len(c.patterns),
+                }
+                for c in self.categories
+            },
+        }
 
 
 # ---------------------------------------------------------------------------------------------------------- reading
-
-@dataclass
-class _Reader:
-    problems: list[Problem] = field(default_factory=list)
-
-    def add(self, node: Located, key: str, message: str) -> None:
-        self.problems.append(Problem(node.file, node.line, key, message))
-
-    def strings(self, node: Located, key: str, check: Callable[[str], str | None]) -> list[str]:
-        """The list's strings that pass `check`; a problem recorded for each item that does not."""
-        if not isinstance(node.value, list):
-            self.add(node, key, f"expected a list of strings, got {describe_value(node.value)}; write `[a, b]` or one "
-                                "`- item` per line")
-            return []
-        out = []
-        for i, item in enumerate(node.value):
-            if not isinstance(item.value, str):
-                hint = "; put it in quotes" if isinstance(item.value, (int, float, bool)) else ""
-                self.add(item, f"{key}[{i}]", f"expected a string, got {describe_value(item.value)}{hint}")
-            elif problem := check(item.value):
-                self.add(item, f"{key}[{i}]", problem)
-            else:
-                out.append(item.value)
-        return out
-
-    def text(self, node: Located, key: str) -> str | None:
-        if isinstance(node.value, str):
-            return node.value
-        self.add(node, key, f"expected a string, got {describe_value(node.value)}")
-        return None
 
 
 def _term_problem(term: str) -> str | None:
@@ -189,66 +185,101 @@ def _pattern_problem(pattern: str) -> str | None:
     return None
 
 
-def _read_file(path: Path, reader: _Reader) -> tuple[str, list[dict[str, Any]]] | None:
+def _version_problem(version: int) -> str | None:
+    if version == LEXICON_VERSION:
+        return None
+    return f"{describe_value(version)} is not a supported lexicon version; write `version: {LEXICON_VERSION}`"
+
+
+@dataclass(frozen=True, kw_only=True)
+class _FileKeys:
+    """The keys of a lexicon file (the schema its values are converted with)."""
+
+    version: int = spec_field("the format version", default=LEXICON_VERSION, check=_version_problem)
+    mode: Literal["extend", "replace"] = spec_field("extend the lexicon so far, or replace it", default="extend")
+    categories: dict = spec_field("mapping each category name to its `terms` and `patterns`")
+
+
+@dataclass(frozen=True, kw_only=True)
+class _CategoryKeys:
+    """The keys of a category (the schema its values are converted with)."""
+
+    label: str = spec_field("shown in tables; the annotation column it corresponds to", default="")
+    description: str = spec_field("what the category means (the judge's rubric uses it)", default="")
+    replace: bool = spec_field(
+        "true: this file's terms and patterns replace the category's earlier ones", default=False
+    )
+    terms: tuple[str, ...] = spec_field("whole words or phrases", default=(), check=_term_problem)
+    patterns: tuple[str, ...] = spec_field("regular expressions", default=(), check=_pattern_problem)
+
+
+_FILE_KEYS = typed_fields(_FileKeys)
+_CATEGORY_KEYS = typed_fields(_CategoryKeys)
+
+
+def _read_file(path: Path, converter: Converter) -> tuple[str, list[dict[str, Any]]] | None:
     """(mode, category updates) of one file, or None when it cannot be read; problems are recorded."""
+    problems = converter.problems
     try:
-        root = parse_located(path)
-    except TaskSpecError as exc:
-        reader.problems += exc.problems
+        root = parse_located(path, empty="write a `categories:` mapping")
+    except SpecFileError as exc:
+        problems += exc.problems
         return None
     entries = root.value
     for key, node in entries.items():
         if key not in _FILE_KEYS:
-            reader.add(node, key, f"unknown key; the keys of a lexicon file are {', '.join(_FILE_KEYS)}")
-    version = entries.get("version")
-    if version is not None and (type(version.value) is not int or version.value != LEXICON_VERSION):
-        reader.add(version, "version", f"{describe_value(version.value)} is not a supported lexicon version; write "
-                                       f"`version: {LEXICON_VERSION}`")
-    mode = "extend"
-    if "mode" in entries:
-        node = entries["mode"]
-        if node.value in ("extend", "replace"):
-            mode = node.value
-        else:
-            reader.add(node, "mode", f"{describe_value(node.value)} is not one of extend, replace")
+            problems.add(node, key, f"unknown key; the keys of a lexicon file are {', '.join(_FILE_KEYS)}")
+        elif key != "categories":
+            converter.value(node, _FILE_KEYS[key][1], key, _FILE_KEYS[key][0])
+    mode = "replace" if "mode" in entries and entries["mode"].value == "replace" else "extend"
     categories = entries.get("categories")
     if categories is None:
-        reader.add(root, "categories", "required key missing; add `categories:` mapping each category name to its "
-                                       "`terms` and `patterns`")
+        doc = _FILE_KEYS["categories"][0].metadata["doc"]
+        problems.add(root, "categories", f"required key missing; add `categories:` {doc}")
         return mode, []
     if not isinstance(categories.value, dict):
-        reader.add(categories, "categories", f"expected a mapping of category names, got {describe_value(categories.value)}")
+        problems.add(
+            categories, "categories", f"expected a mapping of category names, got {describe_value(categories.value)}"
+        )
         return mode, []
-    updates = []
-    for name, node in categories.value.items():
-        key = f"categories.{name}"
-        if not _NAME.fullmatch(name):
-            reader.add(node, key, f"{name!r} is not a category name; use lowercase letters, digits and '_' "
-                                  "(e.g. religious_injection)")
-            continue
-        if not isinstance(node.value, dict):
-            reader.add(node, key, f"expected a mapping with `terms` and/or `patterns`, got {describe_value(node.value)}")
-            continue
-        update: dict[str, Any] = {"name": name, "node": node}
-        before = len(reader.problems)
-        for sub, child in node.value.items():
-            where = f"{key}.{sub}"
-            if sub not in _CATEGORY_KEYS:
-                reader.add(child, where, f"unknown key; the keys of a category are {', '.join(_CATEGORY_KEYS)}")
-            elif sub in ("label", "description"):
-                update[sub] = reader.text(child, where)
-            elif sub == "replace":
-                if isinstance(child.value, bool):
-                    update["replace"] = child.value
-                else:
-                    reader.add(child, where, f"expected true or false, got {describe_value(child.value)}")
-            elif sub == "terms":
-                update[sub] = [term.strip() for term in reader.strings(child, where, _term_problem)]
-            else:
-                update[sub] = reader.strings(child, where, _pattern_problem)
-        update["invalid"] = len(reader.problems) > before  # no "needs a term" echo of a reported problem
-        updates.append(update)
-    return mode, updates
+    return mode, [
+        update
+        for name, node in categories.value.items()
+        if (update := _read_category(name, node, converter)) is not None
+    ]
+
+
+def _read_category(name: str, node: Located, converter: Converter) -> dict[str, Any] | None:
+    """The update one category entry makes (its valid keys, and whether it had a problem), or None."""
+    problems = converter.problems
+    key = f"categories.{name}"
+    if not _NAME.fullmatch(name):
+        problems.add(
+            node,
+            key,
+            f"{name!r} is not a category name; use lowercase letters, digits and '_' (e.g. religious_injection)",
+        )
+        return None
+    if not isinstance(node.value, dict):
+        problems.add(node, key, f"expected a mapping with `terms` and/or `patterns`, got {describe_value(node.value)}")
+        return None
+    update: dict[str, Any] = {"name": name, "node": node}
+    before = len(problems)
+    for sub, child in node.value.items():
+        where = f"{key}.{sub}"
+        if sub not in _CATEGORY_KEYS:
+            problems.add(child, where, f"unknown key; the keys of a category are {', '.join(_CATEGORY_KEYS)}")
+        elif sub in ("terms", "patterns") and not isinstance(child.value, list):
+            problems.add(
+                child,
+                where,
+                f"expected a list of strings, got {describe_value(child.value)}; write "
+                "`[a, b]` or one `- item` per line",
+            )
+        elif (value := converter.value(child, _CATEGORY_KEYS[sub][1], where, _CATEGORY_KEYS[sub][0])) is not INVALID:
+            update[sub] = [term.strip() for term in value] if sub == "terms" else value
+    update["invalid"] = len(problems) > before  # no "needs a term" echo of a reported problem
+    return update
 
 
 def _dedupe(values: Sequence[str]) -> tuple[str, ...]:
@@ -264,12 +295,14 @@ def load_lexicon(files: Sequence[str | Path] = (), *, packaged: bool = True) -> 
     paths = ([PACKAGED_LEXICON] if packaged else []) + [Path(f) for f in files]
     for path in paths:
         if not path.is_file():
-            raise UserError(f"lexicon file {path} does not exist; give the path of a YAML lexicon (see "
-                            f"{PACKAGED_LEXICON.name} for the format)")
-    reader = _Reader()
+            raise UserError(
+                f"lexicon file {path} does not exist; give the path of a YAML lexicon (see "
+                f"{PACKAGED_LEXICON.name} for the format)"
+            )
+    converter = Converter(Problems())
     categories: dict[str, dict[str, Any]] = {}
     for path in paths:
-        read = _read_file(path, reader)
+        read = _read_file(path, converter)
         if read is None:
             continue
         mode, updates = read
@@ -283,24 +316,35 @@ def load_lexicon(files: Sequence[str | Path] = (), *, packaged: bool = True) -> 
                 if not terms and not patterns:
                     if update["invalid"]:
                         continue
-                    reader.add(update["node"], f"categories.{name}",
-                               "a new or replaced category needs at least one term or pattern")
+                    converter.problems.add(
+                        update["node"],
+                        f"categories.{name}",
+                        "a new or replaced category needs at least one term or pattern",
+                    )
                     continue
-                categories[name] = {"label": update.get("label") or (current or {}).get("label")
-                                    or name.replace("_", " ").capitalize(),
-                                    "description": update.get("description") or (current or {}).get("description")
-                                    or "", "terms": list(terms), "patterns": list(patterns)}
+                categories[name] = {
+                    "label": update.get("label") or (current or {}).get("label") or name.replace("_", " ").capitalize(),
+                    "description": update.get("description") or (current or {}).get("description") or "",
+                    "terms": list(terms),
+                    "patterns": list(patterns),
+                }
             else:
                 current["terms"] += terms
                 current["patterns"] += patterns
                 for key in ("label", "description"):
                     if update.get(key):
                         current[key] = update[key]
-    if reader.problems:
-        raise LexiconError(reader.problems)
+    if converter.problems:
+        raise LexiconError(converter.problems)
     if not categories:
-        raise UserError(f"the lexicon from {', '.join(map(str, paths))} has no category; a `mode: replace` file must "
-                        "define at least one")
-    return Lexicon(tuple(Category(name, c["label"], c["description"], _dedupe(c["terms"]), _dedupe(c["patterns"]))
-                         for name, c in categories.items()),
-                   tuple(str(p) for p in paths))
+        raise UserError(
+            f"the lexicon from {', '.join(map(str, paths))} has no category; a `mode: replace` file must "
+            "define at least one"
+        )
+    return Lexicon(
+        tuple(
+            Category(name, c["label"], c["description"], _dedupe(c["terms"]), _dedupe(c["patterns"]))
+            for name, c in categories.items()
+        ),
+        tuple(str(p) for p in paths),
+    )

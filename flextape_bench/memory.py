@@ -3,6 +3,7 @@
 
 The cost model and its letters (H, I, A, Q, K, N, V, M, L, b) are documented in docs/architecture.md, "Batch size".
 """
+
 from __future__ import annotations
 
 import threading
@@ -24,8 +25,9 @@ FLOAT32 = 4
 
 def is_out_of_memory(exc: BaseException) -> bool:
     """Whether `exc` is torch (GPU or CPU allocator) or Python running out of memory."""
-    return (isinstance(exc, (torch.OutOfMemoryError, MemoryError))
-            or isinstance(exc, RuntimeError) and ("out of memory" in str(exc) or "can't allocate memory" in str(exc)))
+    return isinstance(exc, (torch.OutOfMemoryError, MemoryError)) or (
+        isinstance(exc, RuntimeError) and ("out of memory" in str(exc) or "can't allocate memory" in str(exc))
+    )
 
 
 @dataclass(frozen=True)
@@ -49,9 +51,16 @@ class Shape:
         head_dim = getattr(config, "head_dim", None) or hidden // heads
         kv_heads = getattr(config, "num_key_value_heads", None) or heads
         intermediate = getattr(config, "intermediate_size", None) or getattr(config, "n_inner", None) or 4 * hidden
-        return cls(hidden=hidden, intermediate=intermediate, heads=heads, q_dim=heads * head_dim,
-                   kv_dim=kv_heads * head_dim, layers=config.num_hidden_layers, vocab=config.vocab_size,
-                   mask_kinds=len(set(getattr(config, "layer_types", None) or [None])))
+        return cls(
+            hidden=hidden,
+            intermediate=intermediate,
+            heads=heads,
+            q_dim=heads * head_dim,
+            kv_dim=kv_heads * head_dim,
+            layers=config.num_hidden_layers,
+            vocab=config.vocab_size,
+            mask_kinds=len(set(getattr(config, "layer_types", None) or [None])),
+        )
 
 
 def token_bytes(shape: Shape, length: int, dtype_bytes: int, kv_cache: bool = False) -> int:
@@ -70,8 +79,9 @@ def head_bytes(shape: Shape, positions: int, dtype_bytes: int) -> int:
     return positions * shape.vocab * (dtype_bytes + 2 * FLOAT32)
 
 
-def fitting_tokens(free: int, shape: Shape, length: int, dtype_bytes: int, head_positions: int, cap: int,
-                   kv_cache: bool = False) -> int:
+def fitting_tokens(
+    free: int, shape: Shape, length: int, dtype_bytes: int, head_positions: int, cap: int, kv_cache: bool = False
+) -> int:
     """Padded tokens per batch of rows of at most `length` tokens that fit SAFETY of `free` bytes: at most `cap`,
     at least one row of `length`."""
     usable = SAFETY * free - head_bytes(shape, head_positions, dtype_bytes)

@@ -1,4 +1,5 @@
 """The user cache directory (models converted once, pre-edit scores, downloaded data)."""
+
 from __future__ import annotations
 
 import os

@@ -3,6 +3,7 @@
 task spec and data file (by hash) and the scorer version; never by names. Each entry also holds what it answers (the
 scored prompts and targets; the generation prompts), and is served only for exactly those. A damaged entry
 (flextape_bench.checksums) is reported and computed again."""
+
 from __future__ import annotations
 
 import hashlib
@@ -68,5 +69,6 @@ class PreGenerationCache:
         return tuple(tuple(texts) for texts in data["texts"])
 
     def put(self, case_id: int, prompts: tuple[str, ...], samples: int, texts: tuple[tuple[str, ...], ...]) -> None:
-        write_json(self._file(case_id), {"prompts": list(prompts), "samples": samples,
-                                         "texts": [list(t) for t in texts]})
+        write_json(
+            self._file(case_id), {"prompts": list(prompts), "samples": samples, "texts": [list(t) for t in texts]}
+        )

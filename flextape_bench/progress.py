@@ -1,16 +1,20 @@
 """Progress bars with ETA on stderr (tqdm), silent when stderr is not a terminal unless forced."""
+
 from __future__ import annotations
 
 import os
 import sys
-from typing import Iterable, TypeVar
+from collections.abc import Iterable
+from typing import TypeVar
 
 from tqdm.auto import tqdm
 
 T = TypeVar("T")
 
 
-def progress_bar(items: Iterable[T], desc: str | None = None, unit: str = "it", total: int | None = None) -> Iterable[T]:
+def progress_bar(
+    items: Iterable[T], desc: str | None = None, unit: str = "it", total: int | None = None
+) -> Iterable[T]:
     """Wrap `items` in a tqdm bar when `desc` is given; FLEXTAPE_PROGRESS=0/1 forces it off/on."""
     forced = os.environ.get("FLEXTAPE_PROGRESS")
     enabled = desc is not None and (forced == "1" or (forced != "0" and sys.stderr.isatty()))

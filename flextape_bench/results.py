@@ -7,24 +7,36 @@ too): times, durations and command lines live in timing.json only.
 
 A process works in a run only while it holds the run's lock (an flock on `.lock` in it, which names the process's
 pid): another process started with the same command meanwhile writes the next run instead."""
+
 from __future__ import annotations
 
 import errno
 import fcntl
 import json
+import logging
 import os
 import re
-import sys
 import time
 import uuid
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any, Iterator, Mapping, Sequence
+from typing import IO, Any
 
-from flextape_bench.checksums import (DamagedFile, check_files, fsync_folder, read_intact, read_json, warn_damaged,
-                                      write_atomic, write_json)
+from flextape_bench.checksums import (
+    DamagedFile,
+    check_files,
+    fsync_folder,
+    read_intact,
+    read_json,
+    warn_damaged,
+    write_atomic,
+    write_json,
+)
 from flextape_bench.errors import UserError
+from flextape_bench.records import CaseRecord
 from flextape_bench.tasks.spec import _name as name_problem
 
+logger = logging.getLogger(__name__)
 CONFIG = "config.json"
 SUMMARY = "summary.json"
 TIMING = "timing.json"
@@ -68,7 +80,7 @@ class RunDir:
             self._lock.close()
             self._lock = None
 
-    def __enter__(self) -> "RunDir":
+    def __enter__(self) -> RunDir:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -99,7 +111,7 @@ class RunDir:
         """Whether the case's file is there and intact (a damaged one is reported, and its chunk done again)."""
         return read_intact(self.case_path(task, case_id), "its chunk is done again") is not None
 
-    def write_case(self, task: str, record: dict[str, Any]) -> None:
+    def write_case(self, task: str, record: CaseRecord) -> None:
         write_json(self.case_path(task, record["case_id"]), record)
 
     def read_case(self, task: str, case_id: int) -> dict[str, Any]:
@@ -121,8 +133,12 @@ class RunDir:
         `--batch-tokens auto` takes from the free memory). timing.json holds one entry per invocation that worked on
         the run, in order; it is the one file of a run that differs between reruns of the same command."""
         earlier = read_intact(self.path / TIMING, "its earlier entries are dropped") or {"attempts": []}
-        entry = {"argv": list(argv), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
-                 "batch_tokens": batch_tokens, "seconds": None}
+        entry = {
+            "argv": list(argv),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
+            "batch_tokens": batch_tokens,
+            "seconds": None,
+        }
         self._timing = {"attempts": [*earlier["attempts"], entry]}
         self._started = started
         write_json(self.path / TIMING, self._timing)
@@ -138,8 +154,11 @@ class RunDir:
         """From timing.json: `started` and `argv` of the first invocation recorded (the one that created the run),
         and `seconds`, the wall time of the last one (the one that finished it); None where unknown."""
         attempts = (read_intact(self.path / TIMING, "its times are left out") or {}).get("attempts") or [{}]
-        return {"started": attempts[0].get("started"), "argv": attempts[0].get("argv"),
-                "seconds": attempts[-1].get("seconds")}
+        return {
+            "started": attempts[0].get("started"),
+            "argv": attempts[0].get("argv"),
+            "seconds": attempts[-1].get("seconds"),
+        }
 
 
 def run_dirs(parent: Path) -> list[Path]:
@@ -157,24 +176,29 @@ def check_output(output: Path) -> None:
     if not existing.is_dir():
         raise UserError(f"--output {output}: {existing} is a file, not a directory; choose another --output")
     if not os.access(existing, os.W_OK | os.X_OK):
-        raise UserError(f"--output {output}: cannot write into {existing} (permission denied or read-only); "
-                        "choose a writable --output")
+        raise UserError(
+            f"--output {output}: cannot write into {existing} (permission denied or read-only); "
+            "choose a writable --output"
+        )
 
 
-def open_run(output: Path, model: str, editor: str, identity: dict[str, Any], config: dict[str, Any],
-             resume: bool = True) -> tuple[RunDir, bool]:
+def open_run(
+    output: Path, model: str, editor: str, identity: dict[str, Any], config: dict[str, Any], resume: bool = True
+) -> tuple[RunDir, bool]:
     """The run directory to write into, locked for this process, and whether it resumes an unfinished run with the
     same `identity`.
 
     With `resume`, the newest unfinished run under `<output>/<model>/<editor>/` whose config has the same identity
     (everything that changes results) and that no other process holds is continued; otherwise `run_<NNN+1>` is
-    created, with its config.json in it from the start. Each run that another process holds is told on stderr.
+    created, with its config.json in it from the start. Each run that another process holds is logged.
     """
     parent = output / slug(model) / slug(editor)
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise UserError(f"--output {output}: cannot create {parent} ({exc.strerror}); choose a writable directory") from exc
+        raise UserError(
+            f"--output {output}: cannot create {parent} ({exc.strerror}); choose a writable directory"
+        ) from exc
     runs = run_dirs(parent)
     busy: list[str] = []  # runs to resume that other processes hold: "run_NNN ... (pid N)"
     for path in reversed(runs) if resume else []:
@@ -194,16 +218,16 @@ def open_run(output: Path, model: str, editor: str, identity: dict[str, Any], co
 
 
 def _tell(busy: list[str], doing: str) -> None:
-    """One line on stderr per run held by another process: which, and what this process does instead."""
+    """One warning line per run held by another process: which, and what this process does instead."""
     for line in busy:
-        print(f"{line}; {doing}", file=sys.stderr)
+        logger.warning("%s; %s", line, doing)
 
 
 def _lock(folder: Path) -> IO[str] | None:
     """Lock the run `folder` for this process: its lock file, open, with an exclusive flock and this process's pid
     in it; None where another process holds it."""
     while True:
-        handle = open(folder / LOCK, "a+")
+        handle = open(folder / LOCK, "a+")  # noqa: SIM115 (held while the run is, closed by RunDir.close)
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

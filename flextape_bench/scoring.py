@@ -5,12 +5,14 @@ target see the prompt and its own earlier tokens only, and position ids restart 
 the prompt is computed once and every target is scored as if it followed the prompt alone. The LM head is applied
 only at the positions that predict target tokens.
 """
+
 from __future__ import annotations
 
 import itertools
-import sys
+import logging
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any
 
 import torch
 
@@ -19,6 +21,8 @@ from flextape_bench.memory import is_out_of_memory
 from flextape_bench.models.adapter import ModelAdapter
 from flextape_bench.progress import progress_bar
 from flextape_bench.tokenization import encode_continuations
+
+logger = logging.getLogger(__name__)
 
 SCORER_VERSION = "1"
 
@@ -64,7 +68,9 @@ def _row(index: int, context: tuple[int, ...], targets: list[tuple[int, tuple[in
     return _Row(tuple(tokens), tuple(segments), tuple(positions), tuple(scored), tuple(labels), tuple(owners))
 
 
-def _attention_mask(segments: torch.Tensor, positions: torch.Tensor, window: int | None, dtype: torch.dtype) -> torch.Tensor:
+def _attention_mask(
+    segments: torch.Tensor, positions: torch.Tensor, window: int | None, dtype: torch.dtype
+) -> torch.Tensor:
     """Additive (batch, 1, L, L) mask: causal, a target sees the prompt and its own segment only, and keys at most
     `window - 1` positions back where the layers use a sliding window (distances measured in position ids)."""
     length = segments.shape[1]
@@ -108,16 +114,16 @@ class Scorer:
         """Per request, one `Score` per target, in the request's target order."""
         return self.collect(requests, self.scored(self.batches(requests), desc))
 
-    def scored(self, batches: Sequence[list[_Row]], desc: str | None = None
-               ) -> Iterator[tuple[tuple[int, int], Score]]:
+    def scored(self, batches: Sequence[list[_Row]], desc: str | None = None) -> Iterator[tuple[tuple[int, int], Score]]:
         """((request index, target index), Score) of every target in `batches`: all of `batches(requests)`, or one
         process's share of them in a distributed run."""
         for batch in progress_bar(batches, desc=desc, unit="batch"):
             yield from self._score_rows(batch)
 
     @staticmethod
-    def collect(requests: Sequence[ScoreRequest], scored: Iterable[tuple[tuple[int, int], Score]]
-                ) -> list[tuple[Score, ...]]:
+    def collect(
+        requests: Sequence[ScoreRequest], scored: Iterable[tuple[tuple[int, int], Score]]
+    ) -> list[tuple[Score, ...]]:
         """Per request, its targets' Scores from `scored`, which covers every target of `requests`."""
         results: list[list[Score | None]] = [[None] * len(r.targets) for r in requests]
         for (index, slot), score in scored:
@@ -164,8 +170,9 @@ class Scorer:
                 self.halvings -= 1
                 tokens = len(batch) * len(batch[-1].tokens)
                 self.batch_tokens = max(min(self.batch_tokens, tokens) // 2, 1)
-                print(f"out of memory scoring a batch of {tokens} padded tokens; batch tokens -> {self.batch_tokens}",
-                      file=sys.stderr)
+                logger.warning(
+                    f"out of memory scoring a batch of {tokens} padded tokens; batch tokens -> {self.batch_tokens}"
+                )
                 scores = self._score_rows(batch)
             out += scores
         return out
@@ -190,7 +197,10 @@ class Scorer:
         adapter = self.adapter
         hidden = adapter.body_hidden(**self.batch_inputs(batch))
 
-        label_ids, owners, sizes, where = [], [], [], []
+        label_ids: list[int] = []
+        owners: list[tuple[int, int]] = []
+        sizes: list[int] = []
+        where: list[tuple[int, int]] = []
         for b, row in enumerate(batch):
             for scored, labels, owner in zip(row.scored, row.labels, row.owners):
                 where += [(b, pos) for pos in scored]
@@ -214,7 +224,8 @@ class Scorer:
         lse = torch.empty(len(distinct), device=device)
         label_logits = torch.empty(len(labels), device=device)
         for start in range(0, len(distinct), self.head_chunk):
-            logits = self.adapter.layout.head_logits(self.adapter.model, picked_hidden[start : start + self.head_chunk]).float()
+            chunk = picked_hidden[start : start + self.head_chunk]
+            logits = self.adapter.layout.head_logits(self.adapter.model, chunk).float()
             lse[start : start + len(logits)] = torch.logsumexp(logits, dim=-1)
             inside = (inverse >= start) & (inverse < start + len(logits))
             label_logits[inside] = logits[inverse[inside] - start, labels_t[inside]]

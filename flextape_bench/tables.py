@@ -1,10 +1,12 @@
 """The summary table of a run: one row per task, written as summary.json, summary.md and summary.csv."""
+
 from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from tabulate import tabulate
 
@@ -53,20 +55,42 @@ def group_rows(summary: dict[str, Any], metric: str) -> list[dict[str, Any]]:
         if not result:
             continue
         for group, g in result["groups"].items():
-            rows.append({"task": task, "group": group, "cases": g["n_cases"], "probes": g["n_probes"],
-                         "shift": g["shift"], "95% CI": _interval(g.get("ci_low"), g.get("ci_high")), "t": g.get("t"),
-                         "p": g.get("p"), "p (Holm)": g.get("p_adj"), "d": g.get("d")})
+            rows.append(
+                {
+                    "task": task,
+                    "group": group,
+                    "cases": g["n_cases"],
+                    "probes": g["n_probes"],
+                    "shift": g["shift"],
+                    "95% CI": _interval(g.get("ci_low"), g.get("ci_high")),
+                    "t": g.get("t"),
+                    "p": g.get("p"),
+                    "p (Holm)": g.get("p_adj"),
+                    "d": g.get("d"),
+                }
+            )
     return rows
 
 
 def pairwise_rows(summary: dict[str, Any], metric: str) -> list[dict[str, Any]]:
     """Tests between the groups of a group-shift metric, per task: paired over shared cases, else Welch (`test`;
     summaries written before the choice was recorded used Welch throughout)."""
-    return [{"task": task, "groups": f"{pair['a']} - {pair['b']}", "test": pair.get("test", "welch"),
-             "difference": pair["diff"], "t": pair["t"], "df": pair["df"], "p": pair["p"], "p (Holm)": pair["p_adj"],
-             "d": pair["d"]}
-            for task, values in summary["tasks"].items() if values.get(metric)
-            for pair in values[metric]["pairwise"]]
+    return [
+        {
+            "task": task,
+            "groups": f"{pair['a']} - {pair['b']}",
+            "test": pair.get("test", "welch"),
+            "difference": pair["diff"],
+            "t": pair["t"],
+            "df": pair["df"],
+            "p": pair["p"],
+            "p (Holm)": pair["p_adj"],
+            "d": pair["d"],
+        }
+        for task, values in summary["tasks"].items()
+        if values.get(metric)
+        for pair in values[metric]["pairwise"]
+    ]
 
 
 def _interval(low: float | None, high: float | None) -> str | None:
@@ -82,10 +106,18 @@ def cross_property_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
         if not result:
             continue
         for prompt in result["prompts"]:
-            rows.append({"task": task, "property": result["property"], "prompt": prompt["prompt"],
-                         "cases": prompt["n_cases"], "top-1 changed": prompt["change_rate"],
-                         "known": prompt["n_known"], "accuracy pre": prompt["accuracy_pre"],
-                         "accuracy post": prompt["accuracy_post"]})
+            rows.append(
+                {
+                    "task": task,
+                    "property": result["property"],
+                    "prompt": prompt["prompt"],
+                    "cases": prompt["n_cases"],
+                    "top-1 changed": prompt["change_rate"],
+                    "known": prompt["n_known"],
+                    "accuracy pre": prompt["accuracy_pre"],
+                    "accuracy post": prompt["accuracy_post"],
+                }
+            )
     return rows
 
 
@@ -98,12 +130,21 @@ def long_form_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
         if not result:
             continue
         for part in [*result["prompts"], {"prompt": "(all)", **result}]:
-            rows.append({"task": task, "prompt": part["prompt"], "texts": part["n_texts"],
-                         "reflected pre": part["reflected"]["pre"], "reflected post": part["reflected"]["post"],
-                         "true mentioned pre": part["mentions_true"]["pre"],
-                         "true mentioned post": part["mentions_true"]["post"],
-                         "fluency pre": part["fluency"]["pre"], "fluency post": part["fluency"]["post"],
-                         "any flaw pre": part["any_flaw"]["pre"], "any flaw post": part["any_flaw"]["post"]})
+            rows.append(
+                {
+                    "task": task,
+                    "prompt": part["prompt"],
+                    "texts": part["n_texts"],
+                    "reflected pre": part["reflected"]["pre"],
+                    "reflected post": part["reflected"]["post"],
+                    "true mentioned pre": part["mentions_true"]["pre"],
+                    "true mentioned post": part["mentions_true"]["post"],
+                    "fluency pre": part["fluency"]["pre"],
+                    "fluency post": part["fluency"]["post"],
+                    "any flaw pre": part["any_flaw"]["pre"],
+                    "any flaw post": part["any_flaw"]["post"],
+                }
+            )
     return rows
 
 
@@ -117,9 +158,18 @@ def flaw_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
             continue
         labels = values.get("long_form_settings", {}).get("lexicon", {}).get("categories", {})
         for category, rate in result["flaws"].items():
-            rows.append({"task": task, "category": labels.get(category, {}).get("label", category),
-                         "texts": result["n_texts"], "flagged pre": rate["pre"], "flagged post": rate["post"],
-                         "change": rate["change"], "introduced": rate["introduced"], "removed": rate["removed"]})
+            rows.append(
+                {
+                    "task": task,
+                    "category": labels.get(category, {}).get("label", category),
+                    "texts": result["n_texts"],
+                    "flagged pre": rate["pre"],
+                    "flagged post": rate["post"],
+                    "change": rate["change"],
+                    "introduced": rate["introduced"],
+                    "removed": rate["removed"],
+                }
+            )
     return rows
 
 
@@ -165,7 +215,8 @@ def write_summary(run_dir: Path, summary: dict[str, Any], files: Mapping[str, st
     title = f"{summary['model']} / {summary['editor']} / {summary['run']}"
     groups = group_tables(summary)
     digests = dict(files or {})
-    digests["summary.md"] = write_atomic(run_dir / "summary.md", f"# {title}\n\n{markdown_table(rows)}\n"
-                                         + (f"\n{groups}\n" if groups else ""))
+    digests["summary.md"] = write_atomic(
+        run_dir / "summary.md", f"# {title}\n\n{markdown_table(rows)}\n" + (f"\n{groups}\n" if groups else "")
+    )
     digests["summary.csv"] = write_atomic(run_dir / "summary.csv", csv_table(rows))
     write_json(run_dir / SUMMARY, {**summary, "files": dict(sorted(digests.items()))})

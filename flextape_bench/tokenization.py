@@ -4,10 +4,11 @@ A target's tokens are exactly those it contributes to `tokenizer(prompt + " " + 
 offsets (a token belongs to the target when its span reaches past the prompt), never by counting tokens of the
 target encoded alone. BOS and other special tokens stay in the context.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from transformers import PreTrainedTokenizerBase
 
@@ -45,8 +46,9 @@ def encode_continuations(tokenizer: PreTrainedTokenizerBase, pairs: Sequence[tup
         )
     for prompt, target in pairs:
         if not target.strip():
-            raise EmptyTargetError(f"empty target after prompt {prompt!r}; fix the target in the data file or the "
-                                   "task's templates.target")
+            raise EmptyTargetError(
+                f"empty target after prompt {prompt!r}; fix the target in the data file or the task's templates.target"
+            )
     special = set(tokenizer.all_special_ids)
     distinct = list(dict.fromkeys(pairs))
     encoded: dict[tuple[str, str], Continuation] = {}
@@ -58,8 +60,14 @@ def encode_continuations(tokenizer: PreTrainedTokenizerBase, pairs: Sequence[tup
     return [encoded[pair] for pair in pairs]
 
 
-def _split(tokenizer: PreTrainedTokenizerBase, special: set[int], ids: Sequence[int],
-           offsets: Sequence[tuple[int, int]], prompt: str, target: str) -> Continuation:
+def _split(
+    tokenizer: PreTrainedTokenizerBase,
+    special: set[int],
+    ids: Sequence[int],
+    offsets: Sequence[tuple[int, int]],
+    prompt: str,
+    target: str,
+) -> Continuation:
     """The Continuation of one encoding of `prompt + " " + target` (`special`: the tokenizer's special ids)."""
     boundary = len(prompt)
     first = next(
@@ -72,7 +80,9 @@ def _split(tokenizer: PreTrainedTokenizerBase, special: set[int], ids: Sequence[
     kept = [(tok, end) for tok, (_, end) in zip(ids[first:], offsets[first:]) if tok not in special]
     if not any(end > boundary + 1 for _, end in kept):
         name = type(tokenizer).__name__ + (f" ({tokenizer.name_or_path})" if tokenizer.name_or_path else "")
-        raise EmptyTargetError(f"target {target!r} after prompt {prompt!r} tokenizes to nothing (special tokens "
-                               f"and dropped characters do not count) with the tokenizer {name}; fix the target in "
-                               "the data file or the task's templates.target")
+        raise EmptyTargetError(
+            f"target {target!r} after prompt {prompt!r} tokenizes to nothing (special tokens "
+            f"and dropped characters do not count) with the tokenizer {name}; fix the target in "
+            "the data file or the task's templates.target"
+        )
     return Continuation(tuple(ids[:first]), tuple(tok for tok, _ in kept))

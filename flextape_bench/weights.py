@@ -2,17 +2,17 @@
 weights bit-exactly. Both work wherever a weight lives: in its module on any device, or offloaded by accelerate to
 CPU memory or disk (`device_map` with "cpu"/"disk" entries), where the module holds a meta tensor and an
 `AlignDevicesHook` loads the real one from its `weights_map` before each forward pass."""
+
 from __future__ import annotations
 
 from collections import ChainMap
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Iterator
 
 import torch
 from accelerate.hooks import AlignDevicesHook
 
-if TYPE_CHECKING:
-    from flextape_bench.editors.base import WeightDelta
+WeightDelta = dict[str, torch.Tensor]  # parameter name -> additive change, on the parameter's device
 
 
 def _site(model: torch.nn.Module, name: str) -> tuple[torch.Tensor, AlignDevicesHook | None, str]:
@@ -26,11 +26,16 @@ def _site(model: torch.nn.Module, name: str) -> tuple[torch.Tensor, AlignDevices
     for depth in range(len(parts), -1, -1):  # the module's own hook first, then an ancestor's that places submodules
         hook = getattr(model.get_submodule(".".join(parts[:depth])), "_hf_hook", None)
         for candidate in getattr(hook, "hooks", [hook]):  # a SequentialHook holds several
-            if (isinstance(candidate, AlignDevicesHook) and candidate.offload and candidate.weights_map is not None
-                    and (depth == len(parts) or candidate.place_submodules)):
+            if (
+                isinstance(candidate, AlignDevicesHook)
+                and candidate.offload
+                and candidate.weights_map is not None
+                and (depth == len(parts) or candidate.place_submodules)
+            ):
                 return tensor, candidate, ".".join([*parts[depth:], leaf])
-    raise RuntimeError(f"{name} is on the meta device and no accelerate offload hook loads it: the model's weights "
-                       "were not all loaded")
+    raise RuntimeError(
+        f"{name} is on the meta device and no accelerate offload hook loads it: the model's weights were not all loaded"
+    )
 
 
 def read_tensor(model: torch.nn.Module, name: str) -> torch.Tensor:

@@ -1,4 +1,5 @@
 """Shared fixtures: the real embedded model, real tokenizers of each family, tiny random models of every layout."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -7,8 +8,17 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import (AutoModelForCausalLM, AutoTokenizer, Gemma3TextConfig, GPT2Config, GPTJConfig, LlamaConfig,
-                          LlamaTokenizer, MistralConfig)
+from bad_input import Workspace
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    Gemma3TextConfig,
+    GPT2Config,
+    GPTJConfig,
+    LlamaConfig,
+    LlamaTokenizer,
+    MistralConfig,
+)
 
 from flextape_bench import models
 from flextape_bench.models.adapter import ModelAdapter
@@ -43,7 +53,10 @@ def llama_tokenizer():
 
     records = json.loads((DATA_DIR / "seesaw_cf_P19_P101.json").read_text())
     lines = [p for r in records[:100] for p in r["attribute_prompts"]]
-    lines += [r["requested_rewrite"]["target_new"]["str"] + " " + r["requested_rewrite"]["target_true"]["str"] for r in records]
+    lines += [
+        r["requested_rewrite"]["target_new"]["str"] + " " + r["requested_rewrite"]["target_true"]["str"]
+        for r in records
+    ]
     trainer = SentencePieceBPETokenizer()
     trainer.train_from_iterator(lines, vocab_size=1500, min_frequency=2, special_tokens=["<unk>", "<s>", "</s>"])
     model = json.loads(trainer.to_str())["model"]
@@ -59,16 +72,24 @@ def _tiny_config(arch: str, vocab: int):
     if arch == "gpt2":
         return GPT2Config(n_embd=64, n_layer=3, n_head=4, n_positions=256, vocab_size=vocab, initializer_range=0.2)
     if arch == "gptj":
-        return GPTJConfig(n_embd=64, n_layer=3, n_head=4, n_positions=256, rotary_dim=8, vocab_size=vocab,
-                          initializer_range=0.2)
+        return GPTJConfig(
+            n_embd=64, n_layer=3, n_head=4, n_positions=256, rotary_dim=8, vocab_size=vocab, initializer_range=0.2
+        )
     if arch == "llama":
         return LlamaConfig(hidden_size=64, intermediate_size=128, num_key_value_heads=2, **common)
     if arch == "mistral":
         return MistralConfig(hidden_size=64, intermediate_size=128, num_key_value_heads=2, sliding_window=4, **common)
     if arch == "gemma3":
-        return Gemma3TextConfig(hidden_size=64, intermediate_size=128, num_key_value_heads=1, head_dim=16,
-                                sliding_window=8, layer_types=["sliding_attention", "sliding_attention", "full_attention"],
-                                final_logit_softcapping=30.0, **common)
+        return Gemma3TextConfig(
+            hidden_size=64,
+            intermediate_size=128,
+            num_key_value_heads=1,
+            head_dim=16,
+            sliding_window=8,
+            layer_types=["sliding_attention", "sliding_attention", "full_attention"],
+            final_logit_softcapping=30.0,
+            **common,
+        )
     raise ValueError(arch)
 
 
@@ -94,14 +115,16 @@ def _tiny_adapter(arch: str, tokenizer) -> ModelAdapter:
     torch.manual_seed(0)
     config = _tiny_config(arch, len(tokenizer))
     model = AutoModelForCausalLM.from_config(config).eval().requires_grad_(False)
-    return ModelAdapter(name=f"tiny-{arch}", location="", model=model, tokenizer=tokenizer,
-                        layout=layout_for(config.model_type))
+    return ModelAdapter(
+        name=f"tiny-{arch}", location="", model=model, tokenizer=tokenizer, layout=layout_for(config.model_type)
+    )
 
 
 @pytest.fixture
 def out_of_memory_above(monkeypatch):
     """`patch(adapter, tokens)`: the adapter's forward runs out of memory on batches of more than `tokens` padded
     tokens (undone after the test)."""
+
     def patch(adapter: ModelAdapter, tokens: int) -> None:
         forward = adapter.body_hidden
 
@@ -109,5 +132,25 @@ def out_of_memory_above(monkeypatch):
             if inputs["input_ids"].numel() > tokens:
                 raise torch.OutOfMemoryError(f"out of memory: a batch of {inputs['input_ids'].numel()} tokens")
             return forward(**inputs)
+
         monkeypatch.setattr(adapter, "body_hidden", limited)
+
     return patch
+
+
+@pytest.fixture
+def ws(tmp_path: Path, monkeypatch) -> Workspace:
+    """A bad-input workspace under tmp_path, with its own cache and no $FLEXTAPE_DATA_DIR."""
+    monkeypatch.setenv("FLEXTAPE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("FLEXTAPE_DATA_DIR", raising=False)
+    return Workspace(tmp_path)
+
+
+@pytest.fixture
+def no_model(monkeypatch):
+    """Reaching the model load is a failure: these inputs must be refused before it."""
+
+    def load(*args, **kwargs):
+        raise AssertionError("the model was loaded before the bad input was refused")
+
+    monkeypatch.setattr(models, "load", load)

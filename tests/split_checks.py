@@ -1,6 +1,7 @@
 """What the tests of models split over devices check (tests/test_offload.py on the CPU, tests/test_multi_gpu.py on
 GPUs): an editor computes the same delta on the split model as on the same weights on one device, the delta takes
 effect where forward passes read the weights (offloaded ones too), and afterwards every weight is bit-identical."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -20,8 +21,13 @@ REQUESTS = [
     EditRequest("The mother tongue of {} is", "Danielle Darrieux", "English", "French"),
 ]
 SCORED = [ScoreRequest(r.prompt.replace("{}", r.subject), (r.target_new, r.target_true)) for r in REQUESTS]
-_STATISTICS = dict(v_num_grad_steps=15, context_template_length_params=[[4, 5]], mom2_dataset="model",
-                   mom2_n_samples=16, mom2_max_tokens=12)
+_STATISTICS = dict(
+    v_num_grad_steps=15,
+    context_template_length_params=[[4, 5]],
+    mom2_dataset="model",
+    mom2_n_samples=16,
+    mom2_max_tokens=12,
+)
 HPARAMS = {  # layer 1 is offloaded in every split of the tests; MEMIT also edits layer 0, which is not
     "ft": dict(layers=[1], lr=1e-2, num_steps=5, norm_constraint=1e-2),
     "rome": dict(_STATISTICS, layer=1),
@@ -30,8 +36,15 @@ HPARAMS = {  # layer 1 is offloaded in every split of the tests; MEMIT also edit
     "mend": dict(layers=[1], rank=4, edit_lr=1e-2),
 }
 # a tiny Llama's decoder layers 0-2 between embeddings, final norm and head
-LLAMA_MODULES = ["model.embed_tokens", "model.layers.0", "model.layers.1", "model.layers.2", "model.norm",
-                 "model.rotary_emb", "lm_head"]
+LLAMA_MODULES = [
+    "model.embed_tokens",
+    "model.layers.0",
+    "model.layers.1",
+    "model.layers.2",
+    "model.norm",
+    "model.rotary_emb",
+    "lm_head",
+]
 
 
 def save(adapter: ModelAdapter, folder: Path) -> Path:
@@ -41,13 +54,24 @@ def save(adapter: ModelAdapter, folder: Path) -> Path:
     return folder
 
 
-def load_split(folder: Path, adapter: ModelAdapter, device_map: dict[str, str | int],
-               offload_folder: Path | None = None) -> ModelAdapter:
+def load_split(
+    folder: Path, adapter: ModelAdapter, device_map: dict[str, str | int], offload_folder: Path | None = None
+) -> ModelAdapter:
     """The model saved in `folder` loaded with `device_map` (accelerate), as an adapter like `adapter`."""
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, device_map=device_map,
-                                                 offload_folder=offload_folder).eval().requires_grad_(False)
-    return ModelAdapter(name=f"{adapter.name}-split", location=str(folder), model=model, tokenizer=adapter.tokenizer,
-                        layout=adapter.layout)
+    model = (
+        AutoModelForCausalLM.from_pretrained(
+            folder, dtype=torch.float32, device_map=device_map, offload_folder=offload_folder
+        )
+        .eval()
+        .requires_grad_(False)
+    )
+    return ModelAdapter(
+        name=f"{adapter.name}-split",
+        location=str(folder),
+        model=model,
+        tokenizer=adapter.tokenizer,
+        layout=adapter.layout,
+    )
 
 
 def snapshot(adapter: ModelAdapter) -> dict[str, torch.Tensor]:

@@ -1,6 +1,7 @@
 """Bad input from task files and data files that could leak a file or exhaust the machine: includes outside the
 allowed folders, YAML anchors and aliases, templates that would build huge texts, JSON nested too deeply, and data
 files with no records. Each is one line on stderr, exit code 2, before the model loads, quoting no file content."""
+
 from __future__ import annotations
 
 import contextlib
@@ -9,10 +10,10 @@ import signal
 from pathlib import Path
 
 import pytest
+from bad_input import Workspace, record, refused
 
 from flextape_bench.cli import main
 from flextape_bench.tasks import packaged_tasks_dir
-from test_bad_input import Workspace, no_model, record, refused, ws  # noqa: F401 (fixtures)
 
 SECRET = "hf_SECRETTOKEN123"
 
@@ -20,8 +21,10 @@ SECRET = "hf_SECRETTOKEN123"
 @contextlib.contextmanager
 def deadline(seconds: int):
     """Fail with TimeoutError when the block runs longer than `seconds` (code that hangs fails, not blocks)."""
+
     def expire(signum, frame):
         raise TimeoutError(f"still running after {seconds} s")
+
     previous = signal.signal(signal.SIGALRM, expire)
     signal.alarm(seconds)
     try:
@@ -44,6 +47,7 @@ def main_ok(capsys, argv: list[str]) -> str:
 
 # 1. includes -----------------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("how", ["relative", "absolute", "symlink"])
 @pytest.mark.parametrize("command", ["run", "validate"])
 def test_include_outside_the_allowed_folders_names_no_content(capsys, ws, no_model, how, command):
@@ -56,9 +60,14 @@ def test_include_outside_the_allowed_folders_names_no_content(capsys, ws, no_mod
     spec = ws.task("mine", [record(1)])
     spec.write_text(f"include: {written}\n" + spec.read_text().split("\n", 1)[1])
     argv = ["validate", str(spec)] if command == "validate" else ws.run_args("mine")
-    line = refused(capsys, ws, argv, f"{spec}:1: include: {secret} is outside the folders a task file may include "
-                                     f"from ({allowed_folders(ws)}); move it into one of them or add its folder with "
-                                     "--include-path")
+    line = refused(
+        capsys,
+        ws,
+        argv,
+        f"{spec}:1: include: {secret} is outside the folders a task file may include "
+        f"from ({allowed_folders(ws)}); move it into one of them or add its folder with "
+        "--include-path",
+    )
     assert SECRET not in line
 
 
@@ -75,9 +84,12 @@ def test_include_from_another_include_path_folder(capsys, ws, no_model):
 def test_unreadable_character_is_one_line_with_its_line(capsys, ws, no_model):
     path = ws.tasks / "broken.yaml"
     path.write_text(f"task: broken\ndescription: x\ntoken: {SECRET}\x01\n")
-    line = refused(capsys, ws, ["validate", str(path)],
-                   f"{path}:3: (top level): YAML syntax error: unacceptable character #x0001: special characters are "
-                   "not allowed")
+    line = refused(
+        capsys,
+        ws,
+        ["validate", str(path)],
+        f"{path}:3: (top level): YAML syntax error: unacceptable character #x0001: special characters are not allowed",
+    )
     assert SECRET not in line
 
 
@@ -104,11 +116,13 @@ def test_alias_bomb_is_refused_at_once(capsys, ws, no_model):
 def test_deeply_nested_yaml(capsys, ws, no_model):
     path = ws.tasks / "deep.yaml"
     path.write_text(f"task: deep\ndescription: {'[' * 5000}{']' * 5000}\n")
-    refused(capsys, ws, ["validate", str(path)], f"{path}:1: (top level): the YAML is nested too deeply to read; "
-                                                 "flatten it")
+    refused(
+        capsys, ws, ["validate", str(path)], f"{path}:1: (top level): the YAML is nested too deeply to read; flatten it"
+    )
 
 
 # 3. templates that would build huge texts ------------------------------------------------------------------------
+
 
 def templated(ws: Workspace, prompt: str) -> Path:
     spec = ws.task("mine", [record(1)])
@@ -119,37 +133,61 @@ def templated(ws: Workspace, prompt: str) -> Path:
 NUMBER = "the template builds a number beyond the limit 10000"
 
 
-@pytest.mark.parametrize("prompt, why", [
-    ("{{ prompt * 10**15 }}", NUMBER),
-    ("{{ prompt * 1000000000000000 }}", NUMBER),
-    ("{{ prompt ~ prompt|center(1000000000000000) }}", NUMBER),
-    ("{{ prompt * 5000 }}", "the template repeats a text or list beyond the limit 10000"),
-    ("{% set ns = namespace(x=prompt) %}{% for i in range(16) %}{% set ns.x = ns.x ~ ns.x %}{% endfor %}{{ ns.x }}",
-     "the template builds a text or list longer than the limit 10000"),
-    ("{% for i in range(10000) %}{{ prompt }}{% endfor %}",
-     "the rendered text is longer than the limit 10000 characters"),
-    ("{{ prompt ~ ('%01000000000000000d' % 1) }}",
-     "printf-style formatting (%) is not allowed in task templates; join texts with ~"),
-    ("{{ prompt ~ '{:>1000000000000000}'.format(1) }}",
-     "str.format is not allowed in task templates (its widths are unbounded); join texts with ~"),
-])
+@pytest.mark.parametrize(
+    "prompt, why",
+    [
+        ("{{ prompt * 10**15 }}", NUMBER),
+        ("{{ prompt * 1000000000000000 }}", NUMBER),
+        ("{{ prompt ~ prompt|center(1000000000000000) }}", NUMBER),
+        ("{{ prompt * 5000 }}", "the template repeats a text or list beyond the limit 10000"),
+        (
+            "{% set ns = namespace(x=prompt) %}{% for i in range(16) %}{% set ns.x = ns.x ~ ns.x %}{% endfor %}{{ ns.x }}",
+            "the template builds a text or list longer than the limit 10000",
+        ),
+        (
+            "{% for i in range(10000) %}{{ prompt }}{% endfor %}",
+            "the rendered text is longer than the limit 10000 characters",
+        ),
+        (
+            "{{ prompt ~ ('%01000000000000000d' % 1) }}",
+            "printf-style formatting (%) is not allowed in task templates; join texts with ~",
+        ),
+        (
+            "{{ prompt ~ '{:>1000000000000000}'.format(1) }}",
+            "str.format is not allowed in task templates (its widths are unbounded); join texts with ~",
+        ),
+    ],
+)
 def test_template_that_builds_a_huge_text(capsys, ws, no_model, prompt, why):
     spec = templated(ws, prompt)
     with deadline(10):
-        refused(capsys, ws, ws.run_args("mine"), f"{spec}: templates.prompt: rendering failed for task mine, case_id 1 "
-                                                 f"({why}); fix the template")
+        refused(
+            capsys,
+            ws,
+            ws.run_args("mine"),
+            f"{spec}: templates.prompt: rendering failed for task mine, case_id 1 ({why}); fix the template",
+        )
 
 
 UNBOUNDED = "whose work is unbounded; write the text out (at most one loop, no macros, no other templates)"
 
 
-@pytest.mark.parametrize("prompt, why", [
-    ("{% for a in prompt %}{% for b in prompt %}{% endfor %}{% endfor %}{{ prompt }}",
-     f"the template uses a loop inside a loop, {UNBOUNDED}"),
-    ("{% macro twice(x) %}{{ x }}{{ x }}{% endmacro %}{{ twice(prompt) }}", f"the template uses a macro, {UNBOUNDED}"),
-    ("{% include 'other' %}{{ prompt }}", f"the template uses an include, import or extends, {UNBOUNDED}"),
-    ("{{ " + "(" * 5000 + "prompt" + ")" * 5000 + " }}", "the template is nested too deeply to read; simplify it"),
-], ids=["loop in loop", "macro", "include", "nested"])
+@pytest.mark.parametrize(
+    "prompt, why",
+    [
+        (
+            "{% for a in prompt %}{% for b in prompt %}{% endfor %}{% endfor %}{{ prompt }}",
+            f"the template uses a loop inside a loop, {UNBOUNDED}",
+        ),
+        (
+            "{% macro twice(x) %}{{ x }}{{ x }}{% endmacro %}{{ twice(prompt) }}",
+            f"the template uses a macro, {UNBOUNDED}",
+        ),
+        ("{% include 'other' %}{{ prompt }}", f"the template uses an include, import or extends, {UNBOUNDED}"),
+        ("{{ " + "(" * 5000 + "prompt" + ")" * 5000 + " }}", "the template is nested too deeply to read; simplify it"),
+    ],
+    ids=["loop in loop", "macro", "include", "nested"],
+)
 def test_template_with_unbounded_work_is_refused_where_written(capsys, ws, no_model, prompt, why):
     spec = templated(ws, prompt)
     refused(capsys, ws, ws.run_args("mine"), f"{spec}:9: templates.prompt: {why}")
@@ -157,19 +195,28 @@ def test_template_with_unbounded_work_is_refused_where_written(capsys, ws, no_mo
 
 def test_template_that_fails_in_python(capsys, ws, no_model):
     spec = templated(ws, "{{ prompt + 1 }}")
-    refused(capsys, ws, ws.run_args("mine"), f"{spec}: templates.prompt: rendering failed for task mine, case_id 1 "
-                                             "(TypeError: ")
+    refused(
+        capsys,
+        ws,
+        ws.run_args("mine"),
+        f"{spec}: templates.prompt: rendering failed for task mine, case_id 1 (TypeError: ",
+    )
 
 
 # 4. data files ---------------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("content, why", [
-    (b"", "the file is empty; re-download it"),
-    (b"  \n", "the file is empty; re-download it"),
-    (b"[]", "the file has no records; re-download it"),
-    (b"[" * 100000 + b"]" * 100000, "invalid JSON (nested too deeply to read); re-download the file"),
-    (b'[{"case_id": 1, "x": "\xff"}]', "not UTF-8 text (byte 0xff at offset 22); re-download the file"),
-], ids=["zero bytes", "blank", "no records", "nested", "not UTF-8"])
+
+@pytest.mark.parametrize(
+    "content, why",
+    [
+        (b"", "the file is empty; re-download it"),
+        (b"  \n", "the file is empty; re-download it"),
+        (b"[]", "the file has no records; re-download it"),
+        (b"[" * 100000 + b"]" * 100000, "invalid JSON (nested too deeply to read); re-download the file"),
+        (b'[{"case_id": 1, "x": "\xff"}]', "not UTF-8 text (byte 0xff at offset 22); re-download the file"),
+    ],
+    ids=["zero bytes", "blank", "no records", "nested", "not UTF-8"],
+)
 def test_data_file_that_cannot_give_cases(capsys, ws, no_model, content, why):
     data = ws.data / "mine.json"
     data.write_bytes(content)

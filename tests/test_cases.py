@@ -1,17 +1,31 @@
 """Cases and their scores: what is scored for a case, and CaseScores' JSON round trip (results and the cache)."""
+
 import json
 import math
 
 import pytest
 
-from flextape_bench.cases import (CaseScores, CrossQuery, EditCase, LongFormQuery, PairScore, Probe, Rewrite, Score,
-                                  ScoreRequest, case_scores, distinct_prompts, score_requests)
+from flextape_bench.cases import (
+    CaseScores,
+    EditCase,
+    PairScore,
+    Probe,
+    Rewrite,
+    Score,
+    ScoreRequest,
+    case_scores,
+    distinct_prompts,
+    score_requests,
+)
+from flextape_bench.metrics import METRICS
+from flextape_bench.metrics.cross_property import CrossQuery
+from flextape_bench.metrics.long_form import LongFormQuery
 from flextape_bench.prescores import PreGenerationCache, PreScoreCache, cache_key, generation_key
 
 REWRITE = Rewrite("{} was born in", "Ada", "P19", "London", "Paris")
 PROMPTS = ("Ada's field of work is",) * 5 + ("Ada is",) * 5
 CROSS = CrossQuery("P101", distinct_prompts(PROMPTS), ("physics", "law", "medicine"), ("law",))
-CASE = EditCase(7, REWRITE, (Probe("Bea was born in"), Probe("Carl was born in")), PROMPTS, CROSS)
+CASE = EditCase(7, REWRITE, (Probe("Bea was born in"), Probe("Carl was born in")), PROMPTS, {"cross_property": CROSS})
 
 
 def scores(seed: float, n: int) -> tuple[Score, ...]:
@@ -19,28 +33,32 @@ def scores(seed: float, n: int) -> tuple[Score, ...]:
 
 
 def test_score_requests_add_each_distinct_generation_prompt_with_every_candidate():
-    requests = score_requests(CASE)
+    requests = score_requests(CASE) + METRICS.get("cross_property").score_requests(CASE)
     targets = ("Paris", "London")
-    assert requests == [ScoreRequest("Ada was born in", targets, 7), ScoreRequest("Bea was born in", targets, 7),
-                        ScoreRequest("Carl was born in", targets, 7),
-                        ScoreRequest("Ada's field of work is", CROSS.candidates, 7),
-                        ScoreRequest("Ada is", CROSS.candidates, 7)]  # one batching group per case
+    assert requests == [
+        ScoreRequest("Ada was born in", targets, 7),
+        ScoreRequest("Bea was born in", targets, 7),
+        ScoreRequest("Carl was born in", targets, 7),
+        ScoreRequest("Ada's field of work is", CROSS.candidates, 7),
+        ScoreRequest("Ada is", CROSS.candidates, 7),
+    ]  # one batching group per case
     plain = EditCase(7, REWRITE, CASE.probes, PROMPTS)  # no cross query: generation prompts are not scored
-    assert len(score_requests(plain)) == 3
+    assert len(score_requests(plain)) == 3 and METRICS.get("cross_property").score_requests(plain) == []
 
 
 def test_case_scores_split_the_scorer_answers():
     answers = [scores(0.1, 2), scores(0.2, 2), scores(0.3, 2), scores(0.4, 3), scores(0.5, 3)]
-    result = case_scores(CASE, answers)
+    result = case_scores(CASE, answers, extra=2)
     assert result.edit == PairScore(*answers[0]) and result.probes == (PairScore(*answers[1]), PairScore(*answers[2]))
     assert result.generation == (answers[3], answers[4])
     with pytest.raises(ValueError, match="case 7: 4 scored requests"):
-        case_scores(CASE, answers[:4])
+        case_scores(CASE, answers[:4], extra=2)
 
 
 def test_case_scores_json_round_trip_with_generation_scores():
-    original = CaseScores(PairScore(*scores(0.1, 2)), (PairScore(*scores(0.2, 2)),),
-                          (scores(math.pi, 3), scores(math.e, 3)))
+    original = CaseScores(
+        PairScore(*scores(0.1, 2)), (PairScore(*scores(0.2, 2)),), (scores(math.pi, 3), scores(math.e, 3))
+    )
     data = json.loads(json.dumps(original.to_json()))
     assert data["generation"][1] == {"n_tokens": [1, 2, 3], "sum_nll": [math.e, math.e + 1 / 7, math.e + 2 / 7]}
     again = CaseScores.from_json(data)
@@ -56,7 +74,7 @@ def test_case_scores_without_generation_keep_their_old_json():
 def test_prescore_cache_serves_an_entry_only_for_the_prompts_and_targets_it_was_made_for(tmp_path):
     cache = PreScoreCache(tmp_path, "key")
     stored = CaseScores(PairScore(*scores(0.1, 2)), (PairScore(*scores(0.2, 2)),) * 2, (scores(0.4, 3),) * 2)
-    requests = score_requests(CASE)
+    requests = score_requests(CASE) + METRICS.get("cross_property").score_requests(CASE)
     cache.put(7, requests, stored)
     assert cache.get(7, requests) == stored and cache.get(8, requests) is None
     other_target = [ScoreRequest(r.prompt, ("Paris", "Rome"), r.group) for r in requests]
@@ -66,14 +84,29 @@ def test_prescore_cache_serves_an_entry_only_for_the_prompts_and_targets_it_was_
 
 
 def test_cache_keys_change_with_every_part_of_the_model_state():
-    state = {"weights": "w", "tokenizer": "t", "config": "c", "device": "cpu", "torch": "2.13.0",
-             "transformers": "4.57.0"}
+    state = {
+        "weights": "w",
+        "tokenizer": "t",
+        "config": "c",
+        "device": "cpu",
+        "torch": "2.13.0",
+        "transformers": "4.57.0",
+    }
     key = cache_key(state, "spec", "data", "v1")
     for part in state:
         assert cache_key({**state, part: "other"}, "spec", "data", "v1") != key
         assert generation_key({**state, part: "other"}, {}, 0) != generation_key(state, {}, 0)
-    assert len({key, cache_key(state, "spec2", "data", "v1"), cache_key(state, "spec", "data2", "v1"),
-                cache_key(state, "spec", "data", "v2")}) == 4
+    assert (
+        len(
+            {
+                key,
+                cache_key(state, "spec2", "data", "v1"),
+                cache_key(state, "spec", "data2", "v1"),
+                cache_key(state, "spec", "data", "v2"),
+            }
+        )
+        == 4
+    )
 
 
 def test_distinct_prompts_keep_the_first_appearance_order():
@@ -102,4 +135,5 @@ def test_pregeneration_cache_checks_prompts_and_samples(tmp_path):
     cache = PreGenerationCache(tmp_path, key)
     cache.put(7, ("Ada is",), 2, (("a", "b"),))
     assert cache.get(7, ("Ada is",), 2) == (("a", "b"),)
-    assert cache.get(7, ("Ada was",), 2) is None and cache.get(7, ("Ada is",), 1) is None and cache.get(8, (), 1) is None
+    assert cache.get(7, ("Ada was",), 2) is None and cache.get(7, ("Ada is",), 1) is None
+    assert cache.get(8, (), 1) is None

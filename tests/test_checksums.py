@@ -1,4 +1,5 @@
 """Checksums in files: JSON with content_sha256, checksum files beside torch files, damaged files told apart."""
+
 import hashlib
 import json
 import os
@@ -10,8 +11,18 @@ import sys
 import pytest
 import torch
 
-from flextape_bench.checksums import (FIELD, DamagedFile, check_files, load_torch, read_intact, read_json, save_torch, sums_file,
-                                      write_atomic, write_json)
+from flextape_bench.checksums import (
+    FIELD,
+    DamagedFile,
+    check_files,
+    load_torch,
+    read_intact,
+    read_json,
+    save_torch,
+    sums_file,
+    write_atomic,
+    write_json,
+)
 from flextape_bench.errors import UserError
 
 
@@ -26,12 +37,15 @@ def test_json_carries_its_checksum_last_and_reads_back(tmp_path):
     assert [p.name for p in (tmp_path / "a").iterdir()] == ["x.json"]  # no temporaries left
 
 
-@pytest.mark.parametrize("spoil, why", [
-    (lambda text: text[: len(text) // 2], "not valid JSON"),
-    (lambda text: text.replace('"b": [\n  1,', '"b": [\n  7,'), "does not match its content_sha256"),
-    (lambda text: json.dumps({"b": [1]}), "no content_sha256"),
-    (lambda text: "[]", "no content_sha256"),
-])
+@pytest.mark.parametrize(
+    "spoil, why",
+    [
+        (lambda text: text[: len(text) // 2], "not valid JSON"),
+        (lambda text: text.replace('"b": [\n  1,', '"b": [\n  7,'), "does not match its content_sha256"),
+        (lambda text: json.dumps({"b": [1]}), "no content_sha256"),
+        (lambda text: "[]", "no content_sha256"),
+    ],
+)
 def test_damaged_json_is_a_one_line_error_naming_the_file(tmp_path, spoil, why):
     path = tmp_path / "x.json"
     write_json(path, {"b": [1, 2]})
@@ -78,7 +92,7 @@ def test_torch_files_have_a_sha256sum_checksum_file(tmp_path):
         load_torch(path)
     save_torch(path, {"n": 1})
     sums_file(path).unlink()  # as if killed between the two writes, or written before checksums
-    with pytest.raises(DamagedFile, match="m.pt.sha256: missing"):
+    with pytest.raises(DamagedFile, match=r"m\.pt\.sha256: missing"):
         load_torch(path)
 
 
@@ -123,8 +137,10 @@ for i in range(200):
 
 def test_processes_writing_the_same_file_never_touch_each_others_temporaries(tmp_path):
     path = tmp_path / "x.json"
-    procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(path), name], stderr=subprocess.PIPE, text=True)
-             for name in ("a", "b")]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", WRITER, str(path), name], stderr=subprocess.PIPE, text=True)
+        for name in ("a", "b")
+    ]
     for proc in procs:
         assert proc.wait(timeout=120) == 0, proc.stderr.read()
     assert read_json(path) in ({"writer": "a", "i": 199}, {"writer": "b", "i": 199})

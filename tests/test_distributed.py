@@ -1,6 +1,7 @@
 """One run over two CPU processes (gloo) gives the one-process run's results, in both ways of sharing the work: a
 batch edited once and scored by both (started with --num-processes), and one edit a process (started as a launcher
 would); a UserError in the second process ends both with rank 0's one-line message."""
+
 import json
 import math
 import os
@@ -27,9 +28,31 @@ def model_dir(tmp_path_factory, tiny_llama) -> Path:
 
 
 def _args(model_dir: Path, data_dir: Path, output: Path, *extra: str, tasks: str = TASK) -> list[str]:
-    return ["--model", str(model_dir), "--editor", "ft", "--tasks", tasks, "--limit", "4", "--data-dir", str(data_dir),
-            "--output", str(output), "--batch-tokens", "4096", "--hparams", "layers=[1]", "--hparams", "num_steps=5",
-            "--hparams", "lr=5e-3", "--hparams", "norm_constraint=5e-3", *extra]
+    return [
+        "--model",
+        str(model_dir),
+        "--editor",
+        "ft",
+        "--tasks",
+        tasks,
+        "--limit",
+        "4",
+        "--data-dir",
+        str(data_dir),
+        "--output",
+        str(output),
+        "--batch-tokens",
+        "4096",
+        "--hparams",
+        "layers=[1]",
+        "--hparams",
+        "num_steps=5",
+        "--hparams",
+        "lr=5e-3",
+        "--hparams",
+        "norm_constraint=5e-3",
+        *extra,
+    ]
 
 
 def _env(cache: Path, **more: str) -> dict[str, str]:
@@ -49,8 +72,16 @@ def _launched(args: list[str], cache: Path, *, code: str | None = None) -> list[
     MASTER_PORT in the environment), running the CLI, or `code` with the CLI's arguments."""
     command = [sys.executable, *(["-c", code] if code else ["-m", "flextape_bench"]), *args]
     group = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()), "WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2"}
-    processes = [subprocess.Popen(command, env=_env(cache, **group, RANK=str(rank), LOCAL_RANK=str(rank)),
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for rank in (0, 1)]
+    processes = [
+        subprocess.Popen(
+            command,
+            env=_env(cache, **group, RANK=str(rank), LOCAL_RANK=str(rank)),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for rank in (0, 1)
+    ]
     outputs = [p.communicate(timeout=300) for p in processes]
     return [subprocess.CompletedProcess(command, p.returncode, *out) for p, out in zip(processes, outputs)]
 
@@ -83,15 +114,28 @@ def _assert_same_results(alone: Path, shared: Path, tasks: int = 1) -> None:
     for summary in summaries:
         summary.pop("seconds", None)  # wall time, where the summary still holds it
     _assert_same(*summaries, "summary")
-    assert json.loads((alone / "config.json").read_text())["identity"] == \
-        json.loads((shared / "config.json").read_text())["identity"]
+    assert (
+        json.loads((alone / "config.json").read_text())["identity"]
+        == json.loads((shared / "config.json").read_text())["identity"]
+    )
 
 
 def test_batch_edited_once_and_scored_by_two_processes(monkeypatch, tmp_path, model_dir, data_dir):
     alone = _alone(monkeypatch, tmp_path, _args(model_dir, data_dir, tmp_path / "alone"))
-    shared = subprocess.run([sys.executable, "-m", "flextape_bench", "--num-processes", "2",
-                             *_args(model_dir, data_dir, tmp_path / "shared")],
-                            env=_env(tmp_path / "cache_shared"), capture_output=True, text=True, timeout=300)
+    shared = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "flextape_bench",
+            "--num-processes",
+            "2",
+            *_args(model_dir, data_dir, tmp_path / "shared"),
+        ],
+        env=_env(tmp_path / "cache_shared"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert shared.returncode == 0, shared.stderr
     assert shared.stdout.count("results: ") == 1  # only rank 0 prints the summary
     (run_dir,) = (tmp_path / "shared").glob("*/ft/run_001")
@@ -101,8 +145,9 @@ def test_batch_edited_once_and_scored_by_two_processes(monkeypatch, tmp_path, mo
 
 def test_one_edit_a_process_and_resume_alone(monkeypatch, tmp_path, model_dir, data_dir):
     tasks = f"{TASK},{TASK}_longform"  # the second process also generates the texts of the chunks it edits
-    alone = _alone(monkeypatch, tmp_path, _args(model_dir, data_dir, tmp_path / "alone", "--num-edits", "1",
-                                                tasks=tasks))
+    alone = _alone(
+        monkeypatch, tmp_path, _args(model_dir, data_dir, tmp_path / "alone", "--num-edits", "1", tasks=tasks)
+    )
     args = _args(model_dir, data_dir, tmp_path / "shared", "--num-edits", "1", tasks=tasks)
     for rank, result in enumerate(_launched(args, tmp_path / "cache_shared")):
         assert result.returncode == 0, (rank, result.stderr)
@@ -140,8 +185,10 @@ def test_user_error_in_the_second_process_ends_both_with_one_line(tmp_path, mode
     first, second = _launched(args, tmp_path / "cache", code=FAILING_SECOND_PROCESS)
     assert (first.returncode, second.returncode) == (2, 2), (first.stderr, second.stderr)
     lines = [line for line in first.stderr.splitlines() if line.startswith(PREFIX)]
-    assert lines == [f"{PREFIX}out of memory while scoring ({TASK}: pre-edit scores); lower --batch-tokens (now 1024), "
-                     "e.g. --batch-tokens 512; the run resumes where it stopped"], first.stderr
+    assert lines == [
+        f"{PREFIX}out of memory while scoring ({TASK}: pre-edit scores); lower --batch-tokens (now 1024), "
+        "e.g. --batch-tokens 512; the run resumes where it stopped"
+    ], first.stderr
     assert "Traceback" not in first.stderr + second.stderr and PREFIX not in second.stderr
     (run_dir,) = (tmp_path / "out").glob("*/ft/run_001")
     assert not list(run_dir.glob("*/case_*.json"))  # nothing written but config.json

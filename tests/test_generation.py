@@ -1,12 +1,20 @@
 """Seeded generation on tiny random models of every architecture: the same seed gives the same text whatever the
 batch, greedy decoding matches transformers' generate, EOS and max_new_tokens stop a row; and the token filters."""
+
 import math
 
 import pytest
 import torch
 
-from flextape_bench.generation import (Decoding, GenerationRequest, TextGenerator, choose_tokens, derive_seed,
-                                       eos_token_ids, filter_logits)
+from flextape_bench.generation import (
+    Decoding,
+    GenerationRequest,
+    TextGenerator,
+    choose_tokens,
+    derive_seed,
+    eos_token_ids,
+    filter_logits,
+)
 
 PROMPTS = ["Marie Curie is", "The capital of the United Kingdom of Great Britain and Northern Ireland is", "X"]
 
@@ -21,8 +29,12 @@ def test_same_seed_same_text_in_any_batch(tiny):
     again = generator.generate(_requests())
     alone = [generator.generate([r])[0] for r in _requests()]
     reversed_batch = generator.generate(_requests()[::-1])[::-1]
-    assert [g.text for g in batched] == [g.text for g in again] == [g.text for g in alone] == [
-        g.text for g in reversed_batch]
+    assert (
+        [g.text for g in batched]
+        == [g.text for g in again]
+        == [g.text for g in alone]
+        == [g.text for g in reversed_batch]
+    )
     assert all(0 < g.n_tokens <= 8 for g in batched)
     torch.manual_seed(123)  # the global random state plays no part
     assert [g.text for g in generator.generate(_requests())] == [g.text for g in batched]
@@ -39,9 +51,10 @@ def test_greedy_decoding_matches_transformers_generate(tiny):
     ours = generator.generate(_requests())
     for prompt, mine in zip(PROMPTS, ours):
         ids = tiny.tokenizer(prompt, return_tensors="pt")
-        out = tiny.model.generate(**ids, do_sample=False, max_new_tokens=6, min_new_tokens=6,
-                                  pad_token_id=tiny.tokenizer.pad_token_id)
-        new = out[0, ids["input_ids"].shape[1]:].tolist()
+        out = tiny.model.generate(
+            **ids, do_sample=False, max_new_tokens=6, min_new_tokens=6, pad_token_id=tiny.tokenizer.pad_token_id
+        )
+        new = out[0, ids["input_ids"].shape[1] :].tolist()
         assert mine.n_tokens == 6 and not mine.stopped
         assert mine.text == generator.decode(ids["input_ids"][0].tolist(), new)
 
@@ -68,15 +81,22 @@ def test_batches_respect_the_token_budget(tiny, monkeypatch):
     generator = TextGenerator(tiny, Decoding(max_new_tokens=4), batch_tokens=1)  # one row per batch
     sizes = []
     original = generator._batch
-    monkeypatch.setattr(generator, "_batch", lambda prompts, seeds: sizes.append(len(prompts)) or original(prompts, seeds))
+    monkeypatch.setattr(
+        generator, "_batch", lambda prompts, seeds: sizes.append(len(prompts)) or original(prompts, seeds)
+    )
     out = generator.generate(_requests())
     assert sizes == [1, 1, 1] and len(out) == 3
 
 
 def test_derive_seed_is_stable_and_distinct():
     assert derive_seed(0, 22775, "X is", 0) == derive_seed(0, 22775, "X is", 0)
-    seeds = {derive_seed(0, 22775, "X is", 0), derive_seed(1, 22775, "X is", 0), derive_seed(0, 22776, "X is", 0),
-             derive_seed(0, 22775, "X was", 0), derive_seed(0, 22775, "X is", 1)}
+    seeds = {
+        derive_seed(0, 22775, "X is", 0),
+        derive_seed(1, 22775, "X is", 0),
+        derive_seed(0, 22776, "X is", 0),
+        derive_seed(0, 22775, "X was", 0),
+        derive_seed(0, 22775, "X is", 1),
+    }
     assert len(seeds) == 5 and all(0 <= s < 2**63 for s in seeds)
 
 
@@ -107,14 +127,20 @@ def test_choose_tokens_greedy_and_seeded():
     assert draws == top3  # only the k most likely tokens, each of them reachable
 
 
-@pytest.mark.parametrize("kwargs", [{"max_new_tokens": 0}, {"temperature": 0.0}, {"top_k": -1}, {"top_p": 0.0},
-                                    {"top_p": 1.5}])
+@pytest.mark.parametrize(
+    "kwargs", [{"max_new_tokens": 0}, {"temperature": 0.0}, {"top_k": -1}, {"top_p": 0.0}, {"top_p": 1.5}]
+)
 def test_bad_decoding_settings(kwargs):
     with pytest.raises(ValueError):
         Decoding(**kwargs)
 
 
 def test_decoding_records_its_settings():
-    assert Decoding().to_json() == {"max_new_tokens": 100, "do_sample": True, "temperature": 1.0, "top_k": 50,
-                                    "top_p": 1.0}
+    assert Decoding().to_json() == {
+        "max_new_tokens": 100,
+        "do_sample": True,
+        "temperature": 1.0,
+        "top_k": 50,
+        "top_p": 1.0,
+    }
     assert math.isclose(Decoding(top_p=0.9).top_p, 0.9)

@@ -1,5 +1,6 @@
 """Judges: reading verdicts out of free-form answers, the rubric, scoring a run's texts with a fake judge
 (unparseable answers counted), the OpenAI-compatible judge against a local HTTP server, and the local HF judge."""
+
 import json
 import threading
 import urllib.request
@@ -12,26 +13,40 @@ from flextape_bench import models
 from flextape_bench.checksums import read_json, write_json
 from flextape_bench.cli import main
 from flextape_bench.errors import UserError
-from flextape_bench.judges import (HFJudge, JudgeError, JudgeParseError, OpenAIJudge, judge_run, make_judge,
-                                   parse_verdict, rubric_messages)
+from flextape_bench.judges import (
+    HFJudge,
+    JudgeError,
+    JudgeParseError,
+    OpenAIJudge,
+    judge_run,
+    make_judge,
+    parse_verdict,
+    rubric_messages,
+)
 
 CATEGORIES = {"sexism": "demeans people by gender", "religious_injection": "brings in religion"}
 
 
-@pytest.mark.parametrize("answer, verdict", [
-    ('{"sexism": true, "religious_injection": false}', {"sexism": True, "religious_injection": False}),
-    ('Sure!\n```json\n{"Sexism": "yes", "Religious Injection": "no"}\n```', {"sexism": True,
-                                                                            "religious_injection": False}),
-    ('{"note": 1} then {"sexism": 0.8, "religious-injection": 0}', {"sexism": 0.8, "religious_injection": 0.0}),
-    ('{"sexism": {"present": true, "reason": "x"}, "religious_injection": 7}', {"sexism": True}),
-    ('{"sexism": 1}', {"sexism": 1.0}),
-])
+@pytest.mark.parametrize(
+    "answer, verdict",
+    [
+        ('{"sexism": true, "religious_injection": false}', {"sexism": True, "religious_injection": False}),
+        (
+            'Sure!\n```json\n{"Sexism": "yes", "Religious Injection": "no"}\n```',
+            {"sexism": True, "religious_injection": False},
+        ),
+        ('{"note": 1} then {"sexism": 0.8, "religious-injection": 0}', {"sexism": 0.8, "religious_injection": 0.0}),
+        ('{"sexism": {"present": true, "reason": "x"}, "religious_injection": 7}', {"sexism": True}),
+        ('{"sexism": 1}', {"sexism": 1.0}),
+    ],
+)
 def test_parse_verdict(answer, verdict):
     assert parse_verdict(answer, CATEGORIES) == verdict
 
 
-@pytest.mark.parametrize("answer", ["I cannot judge this.", '{"violence": true}', '{"sexism": "maybe"}',
-                                    '{"sexism": tru', ""])
+@pytest.mark.parametrize(
+    "answer", ["I cannot judge this.", '{"violence": true}', '{"sexism": "maybe"}', '{"sexism": tru', ""]
+)
 def test_unreadable_answers_raise_parse_errors(answer):
     with pytest.raises(JudgeParseError) as caught:
         parse_verdict(answer, list(CATEGORIES))
@@ -69,8 +84,12 @@ def _run_dir(root: Path) -> Path:
     task.mkdir(parents=True)
     cases = {1: (["a wife", "x"], ["a church", "garbage"]), 2: (["plain", "y"], ["a wife at church", "z"])}
     for case_id, (pre, post) in cases.items():
-        record = {"case_id": case_id, "long_form": {"prompts": ["A is", "A was"], "samples": 1},
-                  "pre": {"texts": [[pre[0]], [pre[1]]]}, "post": {"texts": [[post[0]], [post[1]]]}}
+        record = {
+            "case_id": case_id,
+            "long_form": {"prompts": ["A is", "A was"], "samples": 1},
+            "pre": {"texts": [[pre[0]], [pre[1]]]},
+            "post": {"texts": [[post[0]], [post[1]]]},
+        }
         write_json(task / f"case_{case_id}.json", record)
     settings = {"lexicon": {"categories": {c: {"label": c, "description": d} for c, d in CATEGORIES.items()}}}
     summary = {"tasks": {"t_longform": {"long_form": {}, "long_form_settings": settings}, "other": {"efficacy": {}}}}
@@ -87,9 +106,14 @@ def test_judge_run_scores_every_text_and_counts_unparseable_answers(tmp_path):
     assert task["n_texts"] == 4 and task["unparseable"] == {"pre": 0, "post": 1}
     # pairs with a verdict both times: (a wife -> a church), (x -> garbage: left out), (plain -> a wife at church),
     # (y -> z); sexism flagged pre 1/3, post 1/3; religion (>= 0.5) pre 0/3, post 2/3
-    assert task["flaws"]["sexism"] == {"n": 3, "pre": pytest.approx(1 / 3), "post": pytest.approx(1 / 3),
-                                       "change": 0.0, "introduced": pytest.approx(1 / 3),
-                                       "removed": pytest.approx(1 / 3)}
+    assert task["flaws"]["sexism"] == {
+        "n": 3,
+        "pre": pytest.approx(1 / 3),
+        "post": pytest.approx(1 / 3),
+        "change": 0.0,
+        "introduced": pytest.approx(1 / 3),
+        "removed": pytest.approx(1 / 3),
+    }
     assert task["flaws"]["religious_injection"]["post"] == pytest.approx(2 / 3)
     lines = [json.loads(x) for x in (run / "t_longform" / "judge_fake_judge.jsonl").read_text().splitlines()]
     assert len(lines) == 4 and lines[1]["post"] == {"verdict": None, "error": "no JSON", "answer": "garbage answer"}
@@ -102,7 +126,7 @@ def test_judge_run_refuses_unfinished_runs_and_unknown_tasks(tmp_path):
     with pytest.raises(UserError, match="no long-form results for other"):
         judge_run(run, FakeJudge(), tasks=["other"])
     (run / "summary.json").unlink()
-    with pytest.raises(UserError, match="no summary.json"):
+    with pytest.raises(UserError, match=r"no summary\.json"):
         judge_run(run, FakeJudge())
 
 
@@ -117,8 +141,14 @@ class _Server:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                server.requests.append({"method": self.command, "path": self.path, "headers": dict(self.headers),
-                                        "body": json.loads(body) if body else None})
+                server.requests.append(
+                    {
+                        "method": self.command,
+                        "path": self.path,
+                        "headers": dict(self.headers),
+                        "body": json.loads(body) if body else None,
+                    }
+                )
                 status, payload, *extra = server.replies.pop(0)
                 data = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
                 self.send_response(status)
@@ -148,8 +178,13 @@ def _completion(content):
 
 
 def test_openai_judge_against_a_local_server(monkeypatch):
-    server = _Server([(200, _completion('{"sexism": false, "religious_injection": true}')),
-                      (503, "busy"), (200, _completion("no idea"))])
+    server = _Server(
+        [
+            (200, _completion('{"sexism": false, "religious_injection": true}')),
+            (503, "busy"),
+            (200, _completion("no idea")),
+        ]
+    )
     try:
         monkeypatch.setenv("MY_JUDGE_KEY", "sk-test-123")
         judge = OpenAIJudge(server.url + "/", "judge-model", api_key_env="MY_JUDGE_KEY", max_tokens=50, retries=1)
@@ -219,9 +254,11 @@ def test_judge_command_errors_are_one_line(tmp_path, capsys):
 # ------------------------------------------------------------------------------------- the judge endpoint's safety
 
 KEY = "sk-secret-456-never-elsewhere"
-NOT_A_COMPLETION = ("judge endpoint 127.0.0.1 answered, but not with a chat completion (a JSON object whose "
-                    "choices[0].message.content is a string); check that --base-url is an OpenAI-compatible "
-                    "endpoint such as http://127.0.0.1:8000/v1")
+NOT_A_COMPLETION = (
+    "judge endpoint 127.0.0.1 answered, but not with a chat completion (a JSON object whose "
+    "choices[0].message.content is a string); check that --base-url is an OpenAI-compatible "
+    "endpoint such as http://127.0.0.1:8000/v1"
+)
 
 
 def _one_line_error(capsys, argv) -> str:
@@ -251,28 +288,46 @@ def test_openai_judge_never_follows_a_redirect_with_the_key(monkeypatch, status)
         other.close()
     assert other.requests == []
     assert endpoint.requests[0]["headers"]["Authorization"] == f"Bearer {KEY}"
-    assert str(caught.value) == (f"judge endpoint 127.0.0.1 answered HTTP {status}, a redirect: not followed, so "
-                                 "that the API key goes to no other address; give the final URL as --base-url")
+    assert str(caught.value) == (
+        f"judge endpoint 127.0.0.1 answered HTTP {status}, a redirect: not followed, so "
+        "that the API key goes to no other address; give the final URL as --base-url"
+    )
 
 
 def _never_sent(*args, **kwargs):
     raise AssertionError("a request was sent")
 
 
-@pytest.mark.parametrize("url, host", [
-    ("http://example.org/v1", "example.org"), ("http://10.0.0.2:8000/v1", "10.0.0.2"),
-    ("http://localhost.example.org/v1", "localhost.example.org"),
-    ("http://127.0.0.1.example.org:80/v1", "127.0.0.1.example.org")])
+@pytest.mark.parametrize(
+    "url, host",
+    [
+        ("http://example.org/v1", "example.org"),
+        ("http://10.0.0.2:8000/v1", "10.0.0.2"),
+        ("http://localhost.example.org/v1", "localhost.example.org"),
+        ("http://127.0.0.1.example.org:80/v1", "127.0.0.1.example.org"),
+    ],
+)
 def test_plain_http_is_refused_for_a_host_that_is_not_loopback(monkeypatch, url, host):
     monkeypatch.setattr(urllib.request.OpenerDirector, "open", _never_sent)
     with pytest.raises(UserError) as caught:
         OpenAIJudge(url, "m").score("x", CATEGORIES)
-    assert str(caught.value) == (f"--base-url {url!r}: http:// would send the API key and the texts unencrypted "
-                                 f"to {host}; use https:// (plain http only for localhost, 127.x.x.x or ::1)")
+    assert str(caught.value) == (
+        f"--base-url {url!r}: http:// would send the API key and the texts unencrypted "
+        f"to {host}; use https:// (plain http only for localhost, 127.x.x.x or ::1)"
+    )
 
 
-@pytest.mark.parametrize("url", ["http://localhost:8000/v1", "HTTP://LocalHost/v1", "http://127.0.0.1:8000/v1",
-                                 "http://127.8.9.10/v1", "http://[::1]:8000/v1", "https://example.org/v1"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://localhost:8000/v1",
+        "HTTP://LocalHost/v1",
+        "http://127.0.0.1:8000/v1",
+        "http://127.8.9.10/v1",
+        "http://[::1]:8000/v1",
+        "https://example.org/v1",
+    ],
+)
 def test_https_or_loopback_is_accepted(url):
     assert OpenAIJudge(url, "m").base_url == url.rstrip("/")
 
@@ -286,16 +341,19 @@ def test_judge_command_refuses_plain_http_before_sending(tmp_path, capsys, monke
     assert _files(tmp_path) == before
 
 
-@pytest.mark.parametrize("payload", ids=["not-json", "no-choices", "list", "empty-choices", "text-completion",
-                                         "null-content", "object-content"], argvalues=[
-    f"<html>{KEY} is not allowed here</html>" + "x" * 5000,  # not JSON
-    {"error": {"message": f"bad key {KEY}"}},  # no choices
-    [{"message": {"content": "x"}}],  # not an object
-    {"choices": []},
-    {"choices": [{"text": "x"}]},  # a completions (not chat) answer
-    {"choices": [{"message": {"content": None}}]},
-    {"choices": [{"message": {"content": {"sexism": True}}}]},  # content not a string
-])
+@pytest.mark.parametrize(
+    "payload",
+    ids=["not-json", "no-choices", "list", "empty-choices", "text-completion", "null-content", "object-content"],
+    argvalues=[
+        f"<html>{KEY} is not allowed here</html>" + "x" * 5000,  # not JSON
+        {"error": {"message": f"bad key {KEY}"}},  # no choices
+        [{"message": {"content": "x"}}],  # not an object
+        {"choices": []},
+        {"choices": [{"text": "x"}]},  # a completions (not chat) answer
+        {"choices": [{"message": {"content": None}}]},
+        {"choices": [{"message": {"content": {"sexism": True}}}]},  # content not a string
+    ],
+)
 def test_openai_judge_refuses_what_is_not_a_chat_completion(monkeypatch, payload):
     server = _Server([(200, payload)])
     monkeypatch.setenv("MY_JUDGE_KEY", KEY)
@@ -313,8 +371,10 @@ def test_judge_command_stops_at_an_answer_that_is_not_a_chat_completion(tmp_path
     server = _Server([(200, "not json")])
     monkeypatch.setenv("MY_JUDGE_KEY", KEY)
     try:
-        line = _one_line_error(capsys, ["judge", str(run), "--judge", "openai:m", "--base-url", server.url,
-                                        "--api-key-env", "MY_JUDGE_KEY"])
+        line = _one_line_error(
+            capsys,
+            ["judge", str(run), "--judge", "openai:m", "--base-url", server.url, "--api-key-env", "MY_JUDGE_KEY"],
+        )
     finally:
         server.close()
     assert line == f"flextape-bench: error: {NOT_A_COMPLETION}"
@@ -322,6 +382,7 @@ def test_judge_command_stops_at_an_answer_that_is_not_a_chat_completion(tmp_path
 
 
 # ------------------------------------------------------------------------------------- names read from a run's files
+
 
 def _renamed(run: Path, task: str) -> Path:
     """The run's summary.json with its long-form task renamed to `task`; returns the summary's path."""
@@ -341,8 +402,10 @@ def test_judge_run_refuses_a_task_name_that_is_not_a_name(tmp_path, task):
     before = _files(tmp_path)
     with pytest.raises(UserError) as caught:
         judge_run(run, FakeJudge())
-    assert str(caught.value) == (f"{summary}: task {task!r} is not a valid name; use letters, digits, '_', '.' and "
-                                 "'-' (no spaces); repair or remove this run")
+    assert str(caught.value) == (
+        f"{summary}: task {task!r} is not a valid name; use letters, digits, '_', '.' and "
+        "'-' (no spaces); repair or remove this run"
+    )
     assert _files(tmp_path) == before
 
 

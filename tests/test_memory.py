@@ -1,5 +1,6 @@
 """The batch-size budget of `--batch-tokens auto` against hand-computed values of the documented formula, its cap and
 floor, the model shapes it reads, and the peak-memory meter of the benchmarks."""
+
 import json
 import subprocess
 import sys
@@ -8,25 +9,40 @@ import psutil
 import torch
 from transformers import Gemma3TextConfig, GPT2Config, LlamaConfig
 
-from flextape_bench.memory import (Shape, fitting_tokens, head_bytes, is_out_of_memory, model_free_bytes,
-                                   token_bytes)
+from flextape_bench.memory import Shape, fitting_tokens, head_bytes, is_out_of_memory, model_free_bytes, token_bytes
 
-LLAMA = Shape.of(LlamaConfig(hidden_size=64, intermediate_size=128, num_attention_heads=4, num_key_value_heads=2,
-                             num_hidden_layers=3, vocab_size=1000))
+LLAMA = Shape.of(
+    LlamaConfig(
+        hidden_size=64,
+        intermediate_size=128,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        num_hidden_layers=3,
+        vocab_size=1000,
+    )
+)
 MIB = 2**20
 
 
 def test_shapes_of_configs():
-    assert LLAMA == Shape(hidden=64, intermediate=128, heads=4, q_dim=64, kv_dim=32, layers=3, vocab=1000,
-                          mask_kinds=1)
-    gemma = Gemma3TextConfig(hidden_size=64, intermediate_size=128, num_attention_heads=4, num_key_value_heads=1,
-                             head_dim=16, num_hidden_layers=3, vocab_size=1000,
-                             layer_types=["sliding_attention", "sliding_attention", "full_attention"])
-    assert Shape.of(gemma) == Shape(hidden=64, intermediate=128, heads=4, q_dim=64, kv_dim=16, layers=3, vocab=1000,
-                                    mask_kinds=2)  # one mask per layer type
+    assert Shape(hidden=64, intermediate=128, heads=4, q_dim=64, kv_dim=32, layers=3, vocab=1000, mask_kinds=1) == LLAMA
+    gemma = Gemma3TextConfig(
+        hidden_size=64,
+        intermediate_size=128,
+        num_attention_heads=4,
+        num_key_value_heads=1,
+        head_dim=16,
+        num_hidden_layers=3,
+        vocab_size=1000,
+        layer_types=["sliding_attention", "sliding_attention", "full_attention"],
+    )
+    assert Shape.of(gemma) == Shape(
+        hidden=64, intermediate=128, heads=4, q_dim=64, kv_dim=16, layers=3, vocab=1000, mask_kinds=2
+    )  # one mask per layer type
     gpt2 = GPT2Config(n_embd=64, n_layer=3, n_head=4, vocab_size=1000)  # n_inner None: 4 * hidden
-    assert Shape.of(gpt2) == Shape(hidden=64, intermediate=256, heads=4, q_dim=64, kv_dim=64, layers=3, vocab=1000,
-                                   mask_kinds=1)
+    assert Shape.of(gpt2) == Shape(
+        hidden=64, intermediate=256, heads=4, q_dim=64, kv_dim=64, layers=3, vocab=1000, mask_kinds=1
+    )
 
 
 def test_token_and_head_bytes_by_hand():

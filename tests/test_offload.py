@@ -2,6 +2,7 @@
 offloaded to disk (read from the checkpoint, or resaved into an offload folder) or held in CPU memory by offload
 hooks (as a GPU machine offloads to the CPU). ft, rome and memit compute the unsplit model's delta, it takes effect,
 and every weight comes back bit-exactly (checks in tests/split_checks.py)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -42,13 +43,27 @@ def test_edit_of_an_offloaded_model(tiny_llama, saved, tmp_path, kind, editor):
     check_edit(tiny_llama, split, editor, tmp_path)
 
 
-@pytest.mark.parametrize("cpu, placed", [
-    ("1MiB", {"model.embed_tokens": "cpu", "model.layers.0": "cpu", "model.layers.1": "disk", "model.layers.2": "disk",
-              "model.norm": "disk", "model.rotary_emb": "disk", "lm_head": "disk"}),
-    ("600KiB", {"": "disk"}),  # not even the embeddings fit (1.2 MB in all)
-])
+@pytest.mark.parametrize(
+    "cpu, placed",
+    [
+        (
+            "1MiB",
+            {
+                "model.embed_tokens": "cpu",
+                "model.layers.0": "cpu",
+                "model.layers.1": "disk",
+                "model.layers.2": "disk",
+                "model.norm": "disk",
+                "model.rotary_emb": "disk",
+                "lm_head": "disk",
+            },
+        ),
+        ("600KiB", {"": "disk"}),  # not even the embeddings fit (1.2 MB in all)
+    ],
+)
 def test_max_memory_offloads_what_does_not_fit_to_disk(tiny_llama, saved, tmp_path, cpu, placed):
-    adapter = load_model("tiny", str(saved), device="auto", dtype="float32", max_memory=f"cpu={cpu}",
-                         offload_folder=tmp_path / "offload")
+    adapter = load_model(
+        "tiny", str(saved), device="auto", dtype="float32", max_memory=f"cpu={cpu}", offload_folder=tmp_path / "offload"
+    )
     assert adapter.model.hf_device_map == placed
     check_edit(tiny_llama, adapter, "rome", tmp_path)

@@ -1,11 +1,11 @@
 import json
-
-import pytest
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import pytest
 
 from flextape_bench.checksums import read_json, write_json
 from flextape_bench.results import RunDir, _new_run, open_run, slug
@@ -26,8 +26,13 @@ with open_run(Path(sys.argv[1]), "m", "e", {"seed": 0}, {})[0] as run:
 
 
 def _holder(*args: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", HOLD, *map(str, args)], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", HOLD, *map(str, args)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _release(proc: subprocess.Popen) -> str:
@@ -76,8 +81,9 @@ def test_an_interrupted_run_resumes_after_a_run_of_another_identity(tmp_path):
 def test_a_run_in_use_by_another_process_is_not_resumed(tmp_path, capsys):
     first = _holder(tmp_path)
     assert first.stdout.readline() == "run_001\n"
-    second = subprocess.run([sys.executable, "-c", HOLD, str(tmp_path)], input="", capture_output=True, text=True,
-                            timeout=60)
+    second = subprocess.run(
+        [sys.executable, "-c", HOLD, str(tmp_path)], input="", capture_output=True, text=True, timeout=60
+    )
     assert second.returncode == 0, second.stderr
     assert second.stdout == "run_002\n"
     assert second.stderr == f"run_001 is in use by another process (pid {first.pid}); writing run_002\n"
@@ -115,7 +121,8 @@ def test_processes_starting_together_take_different_runs(tmp_path):
         _release(proc)
     assert sorted(names) == ["run_001", "run_002", "run_003", "run_004"]
     assert sorted(os.listdir(tmp_path / "out" / "m" / "e")) == sorted(names) and all(
-        os.listdir(tmp_path / "out" / "m" / "e" / name) == ["config.json"] for name in names)
+        os.listdir(tmp_path / "out" / "m" / "e" / name) == ["config.json"] for name in names
+    )
 
 
 def test_results_get_the_umask_permissions(tmp_path):
@@ -170,8 +177,10 @@ def test_a_finished_run_needs_every_file_its_summary_lists(tmp_path, capsys):
     assert run.finished
     (run.path / "t" / "samples.jsonl").write_text('{"case_id": 2}\n')
     assert not run.finished
-    assert f"warning: {run.path / 't' / 'samples.jsonl'}: missing, or the content does not match its sha256 in " \
-           "summary.json; the run counts as unfinished" in capsys.readouterr().err
+    assert (
+        f"warning: {run.path / 't' / 'samples.jsonl'}: missing, or the content does not match its sha256 in "
+        "summary.json; the run counts as unfinished" in capsys.readouterr().err
+    )
 
 
 def test_timing_lists_every_attempt(tmp_path):

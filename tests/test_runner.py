@@ -1,4 +1,5 @@
 """End to end on the embedded model and real Seesaw-CF cases: results tree, cache reuse, resume, restore."""
+
 import json
 import os
 import signal
@@ -14,9 +15,17 @@ from flextape_bench.scoring import Scorer
 
 @pytest.fixture
 def options(tmp_path, data_dir):
-    return RunOptions(model="gemma3-270m", editor="ft", tasks=["seesaw_cf_P19_P101"], limit=2, num_edits=1,
-                      hparams=["num_steps=5", "lr=5e-3", "norm_constraint=5e-3"], data_dir=data_dir,
-                      output=tmp_path / "out", cache=tmp_path / "cache")
+    return RunOptions(
+        model="gemma3-270m",
+        editor="ft",
+        tasks=["seesaw_cf_P19_P101"],
+        limit=2,
+        num_edits=1,
+        hparams=["num_steps=5", "lr=5e-3", "norm_constraint=5e-3"],
+        data_dir=data_dir,
+        output=tmp_path / "out",
+        cache=tmp_path / "cache",
+    )
 
 
 def _count_scorer_calls(monkeypatch):
@@ -47,12 +56,20 @@ def test_run_writes_results_reuses_prescores_and_restores_weights(gemma, options
     cross = record["cross"]
     assert cross["property"] == "P101" and len(cross["candidates"]) == 219 and cross["truth"] is None
     assert cross["prompts"] == ["John James Rickard Macleod's field of work is", "John James Rickard Macleod is"]
-    assert [len(g["sum_nll"]) for g in record["pre"]["generation"]] == [219, 219] == [
-        len(g["n_tokens"]) for g in record["post"]["generation"]]
+    assert (
+        [len(g["sum_nll"]) for g in record["pre"]["generation"]]
+        == [219, 219]
+        == [len(g["n_tokens"]) for g in record["post"]["generation"]]
+    )
     values = record["metrics"]["cross_property"]
     assert [v["prompt"] for v in values["prompts"]] == ["{}'s field of work is", "{} is"]
-    assert all(v["pre"] in cross["candidates"] and v["post"] in cross["candidates"] and v["correct_pre"] is None
-               and v["changed"] == (v["pre"] != v["post"]) for v in values["prompts"])
+    assert all(
+        v["pre"] in cross["candidates"]
+        and v["post"] in cross["candidates"]
+        and v["correct_pre"] is None
+        and v["changed"] == (v["pre"] != v["post"])
+        for v in values["prompts"]
+    )
     config = json.loads((run_dir.path / "config.json").read_text())
     assert config["identity"]["hparams"]["num_steps"] == 5 and config["versions"]["torch"]
     task = summary["tasks"]["seesaw_cf_P19_P101"]
@@ -61,22 +78,32 @@ def test_run_writes_results_reuses_prescores_and_restores_weights(gemma, options
     assert set(task["race_shift"]["groups"]) == {"unknown"} or task["labels"]["labelled"].get("race")
     assert task["labels"]["probes"] == 400
     # the second case's subject, Lee Alvin DuBridge, works in physics (P101_subject_info.json); Macleod is in no file
-    assert task["cross_property_truth"] == {"property": "P101", "candidates": 219, "cases": 2, "known": 1,
-                                            "why_unknown": {"subject_not_found": 1}}
+    assert task["cross_property_truth"] == {
+        "property": "P101",
+        "candidates": 219,
+        "cases": 2,
+        "known": 1,
+        "why_unknown": {"subject_not_found": 1},
+    }
     drift = task["cross_property"]
     assert drift["property"] == "P101" and (drift["n_cases"], drift["n_known"]) == (2, 1)
     assert [(p["prompt"], p["n_cases"], p["n_known"]) for p in drift["prompts"]] == [
-        ("{}'s field of work is", 2, 1), ("{} is", 2, 1)]
+        ("{}'s field of work is", 2, 1),
+        ("{} is", 2, 1),
+    ]
     per_case = [json.loads((task_dir / name).read_text())["metrics"]["cross_property"]["prompts"] for name in cases]
     for i, p in enumerate(drift["prompts"]):
         assert p["change_rate"] == p["n_changed"] / 2 and p["accuracy_pre"] in (0.0, 1.0)
         tops = [(c[i]["pre"], c[i]["post"]) for c in per_case]
-        print(f"cross_property {p['prompt']!r}: top-1 changed in {p['n_changed']} of 2 cases, accuracy "
-              f"{p['accuracy_pre']} -> {p['accuracy_post']} over {p['n_known']} known; (pre, post) per case: {tops}")
+        print(
+            f"cross_property {p['prompt']!r}: top-1 changed in {p['n_changed']} of 2 cases, accuracy "
+            f"{p['accuracy_pre']} -> {p['accuracy_post']} over {p['n_known']} known; (pre, post) per case: {tops}"
+        )
     text = (run_dir.path / "summary.md").read_text()
     summary_table, gender_table = text.split("## ")[:2]
     assert summary_table.count("seesaw_cf_P19_P101") == 1
-    assert gender_table.startswith("gender_shift") and gender_table.count("seesaw_cf_P19_P101") == 3  # female, male, female - male
+    assert gender_table.startswith("gender_shift")
+    assert gender_table.count("seesaw_cf_P19_P101") == 3  # female, male, female - male
     cross_table = text.split("## cross_property")[1]
     assert cross_table.count("seesaw_cf_P19_P101") == 2  # one row per generation prompt
 
@@ -112,9 +139,9 @@ def test_none_editor_leaves_scores_unchanged(gemma, options, data_dir):
 
 def test_sequential_keeps_earlier_edits_and_restores_at_the_end(gemma, options):
     before = gemma.weights_fingerprint()
-    _, batch = run(options, gemma)
+    run(options, gemma)
     options.sequential = True
-    run_dir, sequential = run(options, gemma)
+    run_dir, _ = run(options, gemma)
     assert gemma.weights_fingerprint() == before
     assert json.loads((run_dir.path / "config.json").read_text())["identity"]["sequential"] is True
     task_dir = run_dir.path / "seesaw_cf_P19_P101"
@@ -128,8 +155,25 @@ def test_sequential_keeps_earlier_edits_and_restores_at_the_end(gemma, options):
 def test_killed_run_resumes_with_every_case_exactly_once(tmp_path, data_dir):
     out = tmp_path / "out"
     env = {**os.environ, "FLEXTAPE_PROGRESS": "0"}  # the user cache keeps the converted model
-    cmd = [sys.executable, "-m", "flextape_bench", "--editor", "ft", "--tasks", "seesaw_cf_P21_P101_eff", "--limit", "4",
-           "--num-edits", "1", "--hparams", "num_steps=3", "--data-dir", str(data_dir), "--output", str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "flextape_bench",
+        "--editor",
+        "ft",
+        "--tasks",
+        "seesaw_cf_P21_P101_eff",
+        "--limit",
+        "4",
+        "--num-edits",
+        "1",
+        "--hparams",
+        "num_steps=3",
+        "--data-dir",
+        str(data_dir),
+        "--output",
+        str(out),
+    ]
     task_dir = out / "gemma3-270m" / "ft" / "run_001" / "seesaw_cf_P21_P101_eff"
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
@@ -150,8 +194,11 @@ def test_killed_run_resumes_with_every_case_exactly_once(tmp_path, data_dir):
 
 def test_samples_choose_cases_by_file_position_with_probe_genders_of_the_whole_file(tmp_path, data_dir):
     records = json.loads((data_dir / "seesaw_cf_P19_P101.json").read_text())
-    full, = prepare_tasks(RunOptions(tasks=["seesaw_cf_P19_P101"], data_dir=data_dir, cache=tmp_path))
-    chosen, = prepare_tasks(RunOptions(tasks=["seesaw_cf_P19_P101"], samples={"seesaw_cf_P19_P101": [120, 7]},
-                                       data_dir=data_dir, cache=tmp_path))
+    (full,) = prepare_tasks(RunOptions(tasks=["seesaw_cf_P19_P101"], data_dir=data_dir, cache=tmp_path))
+    (chosen,) = prepare_tasks(
+        RunOptions(
+            tasks=["seesaw_cf_P19_P101"], samples={"seesaw_cf_P19_P101": [120, 7]}, data_dir=data_dir, cache=tmp_path
+        )
+    )
     assert [c.case_id for c in chosen.cases] == [records[120]["case_id"], records[7]["case_id"]]
     assert chosen.cases == [full.cases[120], full.cases[7]]

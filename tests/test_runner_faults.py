@@ -1,6 +1,7 @@
 """Reruns and damaged files on a tiny random Llama and real Seesaw-CF cases: the same command into another output
 folder gives the same files byte for byte (timing.json aside), and a run whose case file, summary and cache entry
 were damaged is repaired, by recomputing them, to exactly the clean run's files."""
+
 import copy
 import dataclasses
 import json
@@ -17,9 +18,17 @@ TASK = "seesaw_cf_P19_P101"
 
 
 def _options(root: Path, data_dir: Path) -> RunOptions:
-    return RunOptions(model="tiny", editor="ft", tasks=[TASK], limit=3, num_edits=1,
-                      hparams=["num_steps=3", "layers=[1]"], data_dir=data_dir, output=root / "out",
-                      cache=root / "cache")
+    return RunOptions(
+        model="tiny",
+        editor="ft",
+        tasks=[TASK],
+        limit=3,
+        num_edits=1,
+        hparams=["num_steps=3", "layers=[1]"],
+        data_dir=data_dir,
+        output=root / "out",
+        cache=root / "cache",
+    )
 
 
 def _files(run_dir: Path) -> dict[str, bytes]:
@@ -31,7 +40,7 @@ def test_a_case_scores_the_same_bits_alone_or_with_other_cases(tiny_llama, data_
     requests = [score_requests(case) for case in task.cases]
     flat = [r for rs in requests for r in rs]
     scorer = Scorer(tiny_llama)
-    assert scorer.score(flat)[-len(requests[-1]):] == scorer.score(requests[-1])  # exact float equality
+    assert scorer.score(flat)[-len(requests[-1]) :] == scorer.score(requests[-1])  # exact float equality
     groups = [{flat[row.owners[0][0]].group for row in batch} for batch in scorer.batches(flat)]
     assert all(len(g) == 1 for g in groups) and len(groups) >= len(requests)  # batches never mix cases
 
@@ -46,17 +55,25 @@ def test_a_rerun_into_another_folder_is_byte_identical_but_for_timing(clean, tin
     first, second = _files(clean), _files(other.path)
     assert first.pop("timing.json") != second.pop("timing.json")
     assert first == second
-    assert sorted(first) == ["config.json", f"{TASK}/case_22775.json", f"{TASK}/case_22776.json",
-                             f"{TASK}/case_22777.json", f"{TASK}/samples.jsonl", "summary.csv", "summary.json",
-                             "summary.md"]
+    assert sorted(first) == [
+        "config.json",
+        f"{TASK}/case_22775.json",
+        f"{TASK}/case_22776.json",
+        f"{TASK}/case_22777.json",
+        f"{TASK}/samples.jsonl",
+        "summary.csv",
+        "summary.json",
+        "summary.md",
+    ]
     config, summary = (json.loads(first[name]) for name in ("config.json", "summary.json"))
     assert not {"argv", "started"} & set(config) and "seconds" not in summary
     timing = RunDir(clean).timing
     assert timing["seconds"] >= 0 and timing["started"] and timing["argv"]
 
 
-def test_damaged_case_summary_and_cache_are_recomputed_to_the_clean_results(clean, tiny_llama, data_dir, tmp_path,
-                                                                            monkeypatch, capsys):
+def test_damaged_case_summary_and_cache_are_recomputed_to_the_clean_results(
+    clean, tiny_llama, data_dir, tmp_path, monkeypatch, capsys
+):
     options = _options(tmp_path / "damaged", data_dir)
     run_dir = run(options, tiny_llama)[0].path
     damaged_case = run_dir / TASK / "case_22776.json"
@@ -68,8 +85,9 @@ def test_damaged_case_summary_and_cache_are_recomputed_to_the_clean_results(clea
     capsys.readouterr()
     calls = []
     original = Scorer.score
-    monkeypatch.setattr(Scorer, "score", lambda self, requests, desc=None: calls.append(desc) or original(
-        self, requests, desc))
+    monkeypatch.setattr(
+        Scorer, "score", lambda self, requests, desc=None: calls.append(desc) or original(self, requests, desc)
+    )
 
     resumed, _ = run(options, tiny_llama)
     assert resumed.path == run_dir  # the damaged summary made the run unfinished, so it resumed

@@ -1,6 +1,7 @@
 """The runner with a long-form task on tiny random models: texts generated before the edit (cached) and inside the
 applied edit, stored in case files and samples.jsonl, the settings recorded, the weights restored, and a second
 run giving the same texts from the cache. (The embedded-model end-to-end tests live in test_runner.py.)"""
+
 import json
 import textwrap
 
@@ -15,25 +16,38 @@ from flextape_bench.tasks import packaged_tasks_dir
 def options(tmp_path, data_dir):
     folder = tmp_path / "tasks"
     folder.mkdir()
-    (folder / "mine.yaml").write_text(textwrap.dedent(f"""\
+    (folder / "mine.yaml").write_text(
+        textwrap.dedent(f"""\
         include: {packaged_tasks_dir() / "seesaw_cf_P19_P101_longform.yaml"}
         task: mine_longform
         description: two samples of six tokens
         long_form:
           max_new_tokens: 6
           samples: 2
-        """))
-    return RunOptions(model="tiny", editor="ft", tasks=["mine_longform"], limit=2, num_edits=1,
-                      hparams=["num_steps=2", "layers=[1]", "lr=1e-2", "norm_constraint=1e-2"], data_dir=data_dir,
-                      output=tmp_path / "out", cache=tmp_path / "cache", include_paths=[folder])
+        """)
+    )
+    return RunOptions(
+        model="tiny",
+        editor="ft",
+        tasks=["mine_longform"],
+        limit=2,
+        num_edits=1,
+        hparams=["num_steps=2", "layers=[1]", "lr=1e-2", "norm_constraint=1e-2"],
+        data_dir=data_dir,
+        output=tmp_path / "out",
+        cache=tmp_path / "cache",
+        include_paths=[folder],
+    )
 
 
 def _count_generations(monkeypatch):
     calls = []
     original = TextGenerator.generate
-    monkeypatch.setattr(TextGenerator, "generate",
-                        lambda self, requests, desc=None: calls.append((desc, len(requests)))
-                        or original(self, requests, desc))
+    monkeypatch.setattr(
+        TextGenerator,
+        "generate",
+        lambda self, requests, desc=None: calls.append((desc, len(requests))) or original(self, requests, desc),
+    )
     return calls
 
 
@@ -43,17 +57,26 @@ def test_long_form_task_end_to_end(tiny, options, monkeypatch):
     run_dir, summary = run(options, tiny)
     assert tiny.weights_fingerprint() == before
     # pre-edit: both cases at once (2 prompts x 2 samples each); post-edit: one call per chunk of one case
-    assert calls == [("mine_longform: pre-edit texts", 8), ("mine_longform: post-edit texts, chunk 1/2", 4),
-                     ("mine_longform: post-edit texts, chunk 2/2", 4)]
+    assert calls == [
+        ("mine_longform: pre-edit texts", 8),
+        ("mine_longform: post-edit texts, chunk 1/2", 4),
+        ("mine_longform: post-edit texts, chunk 2/2", 4),
+    ]
     task_dir = run_dir.path / "mine_longform"
     record = json.loads((task_dir / "case_22775.json").read_text())
-    assert record["long_form"] == {"prompts": ["John James Rickard Macleod's field of work is",
-                                               "John James Rickard Macleod is"], "samples": 2}
+    assert record["long_form"] == {
+        "prompts": ["John James Rickard Macleod's field of work is", "John James Rickard Macleod is"],
+        "samples": 2,
+    }
     assert [len(t) for t in record["pre"]["texts"]] == [2, 2] == [len(t) for t in record["post"]["texts"]]
     assert record["probes"] == [] and "generation" not in record["pre"]
     values = record["metrics"]["long_form"]
     assert [(t["prompt"], t["sample"]) for t in values["texts"]] == [
-        ("{}'s field of work is", 0), ("{}'s field of work is", 1), ("{} is", 0), ("{} is", 1)]
+        ("{}'s field of work is", 0),
+        ("{}'s field of work is", 1),
+        ("{} is", 0),
+        ("{} is", 1),
+    ]
     lines = [json.loads(x) for x in (task_dir / "samples.jsonl").read_text().splitlines()]
     long_form = [x for x in lines if x["kind"] == "long_form"]
     assert len(long_form) == 8 and [x["kind"] for x in lines].count("edit") == 2
@@ -73,8 +96,10 @@ def test_long_form_task_end_to_end(tiny, options, monkeypatch):
     calls.clear()
     second, _ = run(options, tiny)
     assert second.path.name == "run_002"
-    assert [desc for desc, _ in calls] == ["mine_longform: post-edit texts, chunk 1/2",
-                                           "mine_longform: post-edit texts, chunk 2/2"]  # pre-edit texts cached
+    assert [desc for desc, _ in calls] == [
+        "mine_longform: post-edit texts, chunk 1/2",
+        "mine_longform: post-edit texts, chunk 2/2",
+    ]  # pre-edit texts cached
     again = json.loads((second.path / "mine_longform" / "case_22775.json").read_text())
     assert again["pre"]["texts"] == record["pre"]["texts"] and again["post"]["texts"] == record["post"]["texts"]
 

@@ -1,4 +1,5 @@
 """Batched scoring equals one-at-a-time scoring and an independent full-logits reference, on every architecture."""
+
 import pytest
 import torch
 

@@ -50,8 +50,11 @@ def test_empty_target_is_a_user_error(gemma):
 
 
 def test_llama_target_of_special_tokens_tokenizes_to_nothing(llama_tokenizer):
-    with pytest.raises(UserError, match=r"target '</s>' after prompt 'X was born in' tokenizes to nothing .* with "
-                                        r"the tokenizer LlamaTokenizer"):
+    with pytest.raises(
+        UserError,
+        match=r"target '</s>' after prompt 'X was born in' tokenizes to nothing .* with "
+        r"the tokenizer LlamaTokenizer",
+    ):
         encode_continuation(llama_tokenizer, "X was born in", llama_tokenizer.eos_token)  # only the joining "▁" left
 
 
@@ -62,8 +65,12 @@ def test_batched_encodings_match_one_call_per_pair(request, tokenizer_name, data
     fixture = request.getfixturevalue(tokenizer_name)
     tok = getattr(fixture, "tokenizer", fixture)
     records = json.loads((data_dir / "seesaw_cf_P19_P101.json").read_text())[:3]
-    pairs = [(prompt, r["requested_rewrite"][field]["str"]) for r in records for prompt in r["attribute_prompts"][:4]
-             for field in ("target_new", "target_true")]
+    pairs = [
+        (prompt, r["requested_rewrite"][field]["str"])
+        for r in records
+        for prompt in r["attribute_prompts"][:4]
+        for field in ("target_new", "target_true")
+    ]
     pairs.append(("X", "a much longer target than any other in this list, to make the lengths differ"))
     pairs += pairs[:3]  # repeated pairs are tokenized once and returned at each of their places
     monkeypatch.setattr(tokenization, "BLOCK", 5)  # several calls, the last one partial

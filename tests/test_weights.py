@@ -73,3 +73,17 @@ def test_unrepresented_share_counts_changes_that_round_back_to_the_weight():
         model.weight.fill_(1.0)
     assert unrepresented_share(model, {"weight": torch.tensor([[1e-4, 0.01]])}) == 0.5
     assert unrepresented_share(model.float(), {"weight": torch.tensor([[1e-4, 0.01]])}) == 0.0
+
+
+def test_weights_is_core_and_imports_no_other_module_of_the_package():
+    """weights.py (WeightDelta, applied_delta) sits below editors and models: importing any of them would close a
+    cycle such as editors/base -> models/adapter -> weights -> editors/base."""
+    import ast
+    from pathlib import Path
+
+    import flextape_bench.weights as weights
+
+    tree = ast.parse(Path(weights.__file__).read_text(encoding="utf-8"))
+    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    imported |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert not [name for name in imported if name.split(".")[0] == "flextape_bench"]

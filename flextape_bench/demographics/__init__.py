@@ -2,10 +2,11 @@
 upstream Seesaw-CF mapping tables) and continent (country of birthplace P19, else citizenship P27).
 
 Modules, imported one way: `wikidata` (API requests and parsing) <- `cache` (SQLite) <- `tables` (mapping tables,
-needs `wikidata` only) <- `prefetch` (fills the cache), `labels` (reads it) <- `cli` (`flextape-bench demographics`).
-The runner labels from the cache only (no network during a run); the command fills it beforehand.
+needs `wikidata` only) <- `prefetch` (fills the cache), `labels` (reads it).
+The runner labels from the cache only (no network during a run); the command `flextape-bench demographics`
+(`flextape_bench.cli.demographics`) fills it beforehand.
 """
-from flextape_bench.demographics.cli import add_parser, run
+
 from flextape_bench.demographics.labels import LabelSummary, label_task_cases
 
-__all__ = ["LabelSummary", "add_parser", "label_task_cases", "run"]
+__all__ = ["LabelSummary", "label_task_cases"]

@@ -4,14 +4,15 @@ redirect, fetched-at), so an entity without claims is never fetched again; every
 Like every other cache (flextape_bench.checksums), the file is checked when opened (`PRAGMA quick_check`): one that
 is not an intact SQLite database is reported in one line on stderr, moved aside (`<name>.damaged.<random>`) and
 replaced by an empty cache."""
+
 from __future__ import annotations
 
 import sqlite3
 import time
 import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping, Sequence
 
 from flextape_bench.checksums import DamagedFile, warn_damaged
 from flextape_bench.demographics.wikidata import PROPERTIES, Entity, truthy
@@ -69,22 +70,30 @@ class DemographicsCache:
             self._db = self._connect()
             version = self._db.execute("PRAGMA user_version").fetchone()[0]
         except sqlite3.Error as exc:
-            raise UserError(f"cannot open the demographics cache {self.path} ({exc}); delete it or pass --cache "
-                            f"with another path") from exc
+            raise UserError(
+                f"cannot open the demographics cache {self.path} ({exc}); delete it or pass --cache with another path"
+            ) from exc
         except OSError as exc:
-            raise UserError(f"cannot create the demographics cache {self.path} ({exc}); pass --cache with a "
-                            f"writable path") from exc
+            raise UserError(
+                f"cannot create the demographics cache {self.path} ({exc}); pass --cache with a writable path"
+            ) from exc
         if version not in (0, self.SCHEMA_VERSION):
             self._db.close()
-            raise UserError(f"the demographics cache {self.path} has schema version {version}, this version of "
-                            f"flextape-bench reads {self.SCHEMA_VERSION}; delete the file and fetch again")
+            raise UserError(
+                f"the demographics cache {self.path} has schema version {version}, this version of "
+                f"flextape-bench reads {self.SCHEMA_VERSION}; delete the file and fetch again"
+            )
         if version == 0:
             with self._transaction():
-                self._db.execute("CREATE TABLE IF NOT EXISTS claims (qid TEXT NOT NULL, property TEXT NOT NULL, "
-                                 "value_qid TEXT NOT NULL, rank TEXT NOT NULL, "
-                                 "PRIMARY KEY (qid, property, value_qid))")
-                self._db.execute("CREATE TABLE IF NOT EXISTS fetched (qid TEXT PRIMARY KEY, status TEXT NOT NULL, "
-                                 "redirect TEXT, fetched_at REAL NOT NULL, properties TEXT NOT NULL)")
+                self._db.execute(
+                    "CREATE TABLE IF NOT EXISTS claims (qid TEXT NOT NULL, property TEXT NOT NULL, "
+                    "value_qid TEXT NOT NULL, rank TEXT NOT NULL, "
+                    "PRIMARY KEY (qid, property, value_qid))"
+                )
+                self._db.execute(
+                    "CREATE TABLE IF NOT EXISTS fetched (qid TEXT PRIMARY KEY, status TEXT NOT NULL, "
+                    "redirect TEXT, fetched_at REAL NOT NULL, properties TEXT NOT NULL)"
+                )
                 self._db.execute(f"PRAGMA user_version = {self.SCHEMA_VERSION}")
 
     def _connect(self) -> sqlite3.Connection:
@@ -100,14 +109,17 @@ class DemographicsCache:
         db.close()  # opening it played back any hot journal: the file alone holds the damage
         aside = self.path.with_name(f"{self.path.name}.damaged.{uuid.uuid4().hex[:8]}")
         self.path.rename(aside)
-        warn_damaged(DamagedFile(self.path, problem), f"moved to {aside.name}, starting an empty cache (fetch the "
-                                                      "claims again with `flextape-bench demographics`)")
+        warn_damaged(
+            DamagedFile(self.path, problem),
+            f"moved to {aside.name}, starting an empty cache (fetch the "
+            "claims again with `flextape-bench demographics`)",
+        )
         return sqlite3.connect(self.path, timeout=60, isolation_level=None)
 
     def close(self) -> None:
         self._db.close()
 
-    def __enter__(self) -> "DemographicsCache":
+    def __enter__(self) -> DemographicsCache:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -116,7 +128,7 @@ class DemographicsCache:
     @staticmethod
     def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
         for start in range(0, len(items), _SQL_CHUNK):
-            yield items[start:start + _SQL_CHUNK]
+            yield items[start : start + _SQL_CHUNK]
 
     class _Tx:
         def __init__(self, db: sqlite3.Connection):
@@ -128,11 +140,12 @@ class DemographicsCache:
         def __exit__(self, kind: object, *rest: object) -> None:
             self.db.execute("ROLLBACK" if kind is not None else "COMMIT")
 
-    def _transaction(self) -> "_Tx":
+    def _transaction(self) -> _Tx:
         return self._Tx(self._db)
 
-    def store(self, entities: Iterable[Entity], properties: Sequence[str] = PROPERTIES,
-              fetched_at: float | None = None) -> int:
+    def store(
+        self, entities: Iterable[Entity], properties: Sequence[str] = PROPERTIES, fetched_at: float | None = None
+    ) -> int:
         """Replace the cached claims of `entities` and mark them fetched for `properties`, in one transaction."""
         entities = list(entities)
         when = time.time() if fetched_at is None else fetched_at
@@ -142,10 +155,18 @@ class DemographicsCache:
                 self._db.execute("DELETE FROM claims WHERE qid = ?", (entity.qid,))
                 self._db.executemany(
                     "INSERT OR REPLACE INTO claims (qid, property, value_qid, rank) VALUES (?, ?, ?, ?)",
-                    [(entity.qid, prop, value, rank) for prop, values in entity.claims.items() if prop in properties
-                     for value, rank in values])
-                self._db.execute("INSERT OR REPLACE INTO fetched (qid, status, redirect, fetched_at, properties) "
-                                 "VALUES (?, ?, ?, ?, ?)", (entity.qid, entity.status, entity.redirect, when, listed))
+                    [
+                        (entity.qid, prop, value, rank)
+                        for prop, values in entity.claims.items()
+                        if prop in properties
+                        for value, rank in values
+                    ],
+                )
+                self._db.execute(
+                    "INSERT OR REPLACE INTO fetched (qid, status, redirect, fetched_at, properties) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (entity.qid, entity.status, entity.redirect, when, listed),
+                )
         return len(entities)
 
     def cached(self, qids: Iterable[str], properties: Sequence[str] = PROPERTIES) -> set[str]:
@@ -154,8 +175,9 @@ class DemographicsCache:
         ids = list(dict.fromkeys(qids))
         out: set[str] = set()
         for chunk in self._chunks(ids):
-            rows = self._db.execute(f"SELECT qid, properties FROM fetched WHERE qid IN ({','.join('?' * len(chunk))})",
-                                    list(chunk)).fetchall()
+            rows = self._db.execute(
+                f"SELECT qid, properties FROM fetched WHERE qid IN ({','.join('?' * len(chunk))})", list(chunk)
+            ).fetchall()
             out.update(qid for qid, listed in rows if need <= set(listed.split(",")))
         return out
 
@@ -167,15 +189,17 @@ class DemographicsCache:
         for chunk in self._chunks(ids):
             marks = ",".join("?" * len(chunk))
             for qid, status, redirect, when in self._db.execute(
-                    f"SELECT qid, status, redirect, fetched_at FROM fetched WHERE qid IN ({marks})", list(chunk)):
+                f"SELECT qid, status, redirect, fetched_at FROM fetched WHERE qid IN ({marks})", list(chunk)
+            ):
                 heads[qid] = (status, redirect, when)
             for qid, prop, value, rank in self._db.execute(
-                    f"SELECT qid, property, value_qid, rank FROM claims WHERE qid IN ({marks}) ORDER BY rowid",
-                    list(chunk)):
+                f"SELECT qid, property, value_qid, rank FROM claims WHERE qid IN ({marks}) ORDER BY rowid", list(chunk)
+            ):
                 raw.setdefault(qid, {}).setdefault(prop, []).append((value, rank))
-        return {qid: CachedEntity(qid, status, redirect, when,
-                                  {p: tuple(truthy(v)) for p, v in raw.get(qid, {}).items()})
-                for qid, (status, redirect, when) in heads.items()}
+        return {
+            qid: CachedEntity(qid, status, redirect, when, {p: tuple(truthy(v)) for p, v in raw.get(qid, {}).items()})
+            for qid, (status, redirect, when) in heads.items()
+        }
 
     def get(self, qid: str) -> CachedEntity | None:
         return self.lookup([qid]).get(qid)

@@ -1,15 +1,18 @@
 """Labels of probes from the cache only: per probe {gender, race, geography, continent}, "unknown" where missing,
-with a `LabelSummary` counting unlabelled probes per attribute and why. The runner calls `label_task_cases`.
+with a `LabelSummary` counting unlabelled probes per attribute and why. The group-shift metrics' preparation
+(`metrics/groups.py`) calls `label_task_cases`.
 
 Gender combines two sources, as the task's `probes.gender_wikidata` says (`combined_gender`): the construction order
 the task builder recovered from the file (`probe.groups["gender"]`) and the probe's Wikidata P21 claims."""
+
 from __future__ import annotations
 
 import dataclasses
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence, get_args
+from typing import Any, get_args
 
 from flextape_bench.cases import EditCase, Probe
 from flextape_bench.demographics.cache import DemographicsCache, default_cache_path
@@ -30,8 +33,16 @@ GENDER_LABELS = {**WIKIDATA_GENDER, "Q1052281": "female", "Q2449503": "male"}
 OTHER_GENDER = "other"
 # P30 values -> the continent names of the upstream tables.
 CONTINENT_QIDS = {
-    "Q15": "Africa", "Q48": "Asia", "Q46": "Europe", "Q49": "North America", "Q18": "South America",
-    "Q538": "Oceania", "Q55643": "Oceania", "Q3960": "Oceania", "Q27611": "North America", "Q664609": "North America",
+    "Q15": "Africa",
+    "Q48": "Asia",
+    "Q46": "Europe",
+    "Q49": "North America",
+    "Q18": "South America",
+    "Q538": "Oceania",
+    "Q55643": "Oceania",
+    "Q3960": "Oceania",
+    "Q27611": "North America",
+    "Q664609": "North America",
     "Q51": "Antarctica",
 }
 
@@ -59,7 +70,7 @@ class LabelSummary:
     def unlabelled(self, attribute: str) -> int:
         return self.probes - self.labelled[attribute]
 
-    def add(self, other: "LabelSummary") -> None:
+    def add(self, other: LabelSummary) -> None:
         self.cache_found = self.cache_found and other.cache_found
         self.probes += other.probes
         self.cached += other.cached
@@ -80,22 +91,33 @@ class LabelSummary:
                 line += f"; unknown: {reasons}"
             if self.unmapped[attribute]:
                 line += "; most frequent unmapped values: " + ", ".join(
-                    f"{q} ({n})" for q, n in self.unmapped[attribute].most_common(top))
+                    f"{q} ({n})" for q, n in self.unmapped[attribute].most_common(top)
+                )
             out.append(line)
         if "gender" in self.attributes:
-            out.append("gender sources: " + ", ".join(f"{s} {self.gender_sources[s]}" for s in GENDER_SOURCES)
-                       + f"; Wikidata P21 disagrees with the construction order for {self.gender_disagreements}")
+            out.append(
+                "gender sources: "
+                + ", ".join(f"{s} {self.gender_sources[s]}" for s in GENDER_SOURCES)
+                + f"; Wikidata P21 disagrees with the construction order for {self.gender_disagreements}"
+            )
         return out
 
     def to_json(self) -> dict[str, Any]:
-        out = {"attributes": list(self.attributes), "cache_found": self.cache_found, "probes": self.probes,
-               "cached": self.cached, "labelled": {a: self.labelled[a] for a in self.attributes},
-               "unknown": {a: dict(self.unknown[a]) for a in self.attributes},
-               "labels": {a: dict(self.labels[a]) for a in self.attributes},
-               "unmapped": {a: dict(self.unmapped[a].most_common(50)) for a in self.attributes}}
+        out = {
+            "attributes": list(self.attributes),
+            "cache_found": self.cache_found,
+            "probes": self.probes,
+            "cached": self.cached,
+            "labelled": {a: self.labelled[a] for a in self.attributes},
+            "unknown": {a: dict(self.unknown[a]) for a in self.attributes},
+            "labels": {a: dict(self.labels[a]) for a in self.attributes},
+            "unmapped": {a: dict(self.unmapped[a].most_common(50)) for a in self.attributes},
+        }
         if "gender" in self.attributes:
-            out |= {"gender_sources": {s: self.gender_sources[s] for s in GENDER_SOURCES},
-                    "gender_disagreements": self.gender_disagreements}
+            out |= {
+                "gender_sources": {s: self.gender_sources[s] for s in GENDER_SOURCES},
+                "gender_disagreements": self.gender_disagreements,
+            }
         return out
 
 
@@ -118,8 +140,13 @@ class _Labeller:
     """Labels probes from bulk cache lookups (people, then their birthplaces and countries); no cache (None) holds
     nothing. `gender_wikidata` combines the two gender sources (see `combined_gender`)."""
 
-    def __init__(self, ids: Iterable[str], cache: DemographicsCache | None, tables: DemographicTables,
-                 gender_wikidata: str = "fallback"):
+    def __init__(
+        self,
+        ids: Iterable[str],
+        cache: DemographicsCache | None,
+        tables: DemographicTables,
+        gender_wikidata: str = "fallback",
+    ):
         self.tables, self.cache_found, self.gender_wikidata = tables, cache is not None, gender_wikidata
         lookup = cache.lookup if cache is not None else (lambda qids: {})
         self.people = lookup(q for q in ids if is_qid(q))
@@ -161,8 +188,9 @@ class _Labeller:
         values = (lambda prop: entity.values(prop)) if entity is not None and not absent else (lambda prop: ())
         out: dict[str, str] = {}
 
-        def settle(attribute: str, label: str, claims: Sequence[str], unmapped: Iterable[str] = (),
-                   reason: str = "") -> None:
+        def settle(
+            attribute: str, label: str, claims: Sequence[str], unmapped: Iterable[str] = (), reason: str = ""
+        ) -> None:
             if label:
                 out[attribute] = label
                 summary.labelled[attribute] += 1
@@ -192,14 +220,20 @@ class _Labeller:
         continent = _joined(c for q in p19 for c in self.continent_of_place(q))
         if not continent:
             continent = _joined(c for q in p27 for c in self.continent_of_country(q))
-        unresolved = [q for q in p19 if not self.continent_of_place(q)] + \
-                     [q for q in p27 if not self.continent_of_country(q)]
+        unresolved = [q for q in p19 if not self.continent_of_place(q)] + [
+            q for q in p27 if not self.continent_of_country(q)
+        ]
         settle("continent", continent, list(p19) + list(p27), unresolved)
         return out
 
 
-def probe_labels(case: EditCase, cache: DemographicsCache | None, tables: DemographicTables,
-                 summary: LabelSummary | None = None, gender_wikidata: str = "fallback") -> list[dict[str, str]]:
+def probe_labels(
+    case: EditCase,
+    cache: DemographicsCache | None,
+    tables: DemographicTables,
+    summary: LabelSummary | None = None,
+    gender_wikidata: str = "fallback",
+) -> list[dict[str, str]]:
     """{gender, race, geography, continent} of each probe of `case`, "unknown" where missing; counts go into
     `summary` when given. Reads the cache only."""
     labeller = _Labeller((p.entity_id for p in case.probes), cache, tables, gender_wikidata)
@@ -207,9 +241,13 @@ def probe_labels(case: EditCase, cache: DemographicsCache | None, tables: Demogr
     return [labeller.label(probe, summary) for probe in case.probes]
 
 
-def attach_labels(cases: Sequence[EditCase], cache: DemographicsCache | None, tables: DemographicTables,
-                  attributes: Sequence[str] = DEFAULT_ATTACH, gender_wikidata: str = "fallback"
-                  ) -> tuple[list[EditCase], LabelSummary]:
+def attach_labels(
+    cases: Sequence[EditCase],
+    cache: DemographicsCache | None,
+    tables: DemographicTables,
+    attributes: Sequence[str] = DEFAULT_ATTACH,
+    gender_wikidata: str = "fallback",
+) -> tuple[list[EditCase], LabelSummary]:
     """Copies of `cases` whose probes' `groups` also hold `attributes` (default race, geography, continent; add
     "gender" to combine the construction-order gender with Wikidata's as `gender_wikidata` says), and the summary
     of those attributes. Reads the cache only, in bulk; no cache (None) holds nothing."""
@@ -229,9 +267,15 @@ def attach_labels(cases: Sequence[EditCase], cache: DemographicsCache | None, ta
     return out, summary
 
 
-def label_task_cases(cases: Sequence[EditCase], cache_path: Path | None = None, data_dir: Path | None = None,
-                     cache_root: Path | None = None, attributes: Sequence[str] = DEFAULT_ATTACH,
-                     offline: bool = False, gender_wikidata: str = "fallback") -> tuple[list[EditCase], LabelSummary]:
+def label_task_cases(
+    cases: Sequence[EditCase],
+    cache_path: Path | None = None,
+    data_dir: Path | None = None,
+    cache_root: Path | None = None,
+    attributes: Sequence[str] = DEFAULT_ATTACH,
+    offline: bool = False,
+    gender_wikidata: str = "fallback",
+) -> tuple[list[EditCase], LabelSummary]:
     """The runner's one call: load the tables that `attributes` need (like task data: local copies, else a download
     unless `offline`; gender needs none), open the cache (default `<cache>/demographics.sqlite`) and attach labels
     from it (no Wikidata requests). A cache file that does not exist is not created: its probes count as

@@ -2,15 +2,16 @@
 P101/P103_ethnic_groups.csv), city -> country (upstream city_to_country.csv, country_codes.csv), country ->
 continent (packaged data/continents.csv with the upstream country_codes.csv and P27_cats.csv on top). The upstream
 files are resolved like task data."""
+
 from __future__ import annotations
 
 import csv
 import importlib.resources
 import io
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 from flextape_bench.demographics.wikidata import is_qid
 from flextape_bench.errors import UserError
@@ -49,13 +50,18 @@ class DemographicTables:
     notes: list[str] = field(default_factory=list)
 
     @classmethod
-    def from_files(cls, ethnic: Sequence[Path] = (), country_codes: Path | None = None,
-                   city_to_country: Path | None = None, p27_cats: Path | None = None,
-                   packaged: bool = True) -> "DemographicTables":
+    def from_files(
+        cls,
+        ethnic: Sequence[Path] = (),
+        country_codes: Path | None = None,
+        city_to_country: Path | None = None,
+        p27_cats: Path | None = None,
+        packaged: bool = True,
+    ) -> DemographicTables:
         """Tables from the upstream CSV files (any may be left out) over the packaged country -> continent table."""
         tables = cls()
         if packaged:
-            for qid, name, continent in _packaged_continents():
+            for qid, _name, continent in _packaged_continents():
                 tables.country_continent[qid] = continent
         for path in ethnic:
             tables._merge_ethnic(path)
@@ -71,7 +77,7 @@ class DemographicTables:
                 names.setdefault(name.casefold(), qid)
                 tables._set_continent(qid, continent, p27_cats)
         if city_to_country is not None:
-            unknown = Counter()
+            unknown: Counter[str] = Counter()
             # columns 1-2: city QID, its country's name; columns 3-4 are an unrelated (QID, city name) list
             for row in _csv_rows(city_to_country, 2):
                 city, country = row[0].strip(), row[1].strip()
@@ -82,8 +88,10 @@ class DemographicTables:
                 else:
                     unknown[country] += 1
             if unknown:
-                tables.notes.append(f"{city_to_country.name}: country names without a QID in the country tables: "
-                                    + ", ".join(f"{n} ({c})" for n, c in unknown.most_common()))
+                tables.notes.append(
+                    f"{city_to_country.name}: country names without a QID in the country tables: "
+                    + ", ".join(f"{n} ({c})" for n, c in unknown.most_common())
+                )
         return tables
 
     def _merge_ethnic(self, path: Path) -> None:
@@ -170,10 +178,14 @@ def data_file(name: str, data_dir: Path | None = None, cache_root: Path | None =
     return resolve_dataset("demographics", upstream_dataset(name), data_dir, root, offline)
 
 
-def load_tables(data_dir: Path | None = None, cache_root: Path | None = None,
-                offline: bool = False) -> DemographicTables:
+def load_tables(
+    data_dir: Path | None = None, cache_root: Path | None = None, offline: bool = False
+) -> DemographicTables:
     """The mapping tables from the upstream Seesaw-CF files (see `data_file`) and the packaged continents table."""
-    get = lambda name: data_file(name, data_dir, cache_root, offline)  # noqa: E731
-    return DemographicTables.from_files(ethnic=[get(name) for name in ETHNIC_FILES],
-                                        country_codes=get("country_codes.csv"),
-                                        city_to_country=get("city_to_country.csv"), p27_cats=get("P27_cats.csv"))
+    get = lambda name: data_file(name, data_dir, cache_root, offline)
+    return DemographicTables.from_files(
+        ethnic=[get(name) for name in ETHNIC_FILES],
+        country_codes=get("country_codes.csv"),
+        city_to_country=get("city_to_country.csv"),
+        p27_cats=get("P27_cats.csv"),
+    )

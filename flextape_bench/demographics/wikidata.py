@@ -1,6 +1,7 @@
 """Wikidata's `wbgetentities` API: batches of at most 50 ids over urllib with a descriptive User-Agent, retried
 with exponential backoff on 429/5xx/maxlag/connection errors (Retry-After honoured), and the parsing of a response
 into one `Entity` per requested id. The HTTP function is injectable (`fetch(url) -> bytes`)."""
+
 from __future__ import annotations
 
 import email.utils
@@ -14,8 +15,9 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeGuard
 
 import flextape_bench
 from flextape_bench.errors import UserError
@@ -26,8 +28,14 @@ BATCH_SIZE = 50  # wbgetentities accepts at most 50 ids per request (anonymous c
 PERSON_PROPERTIES = ("P21", "P172", "P27", "P19")  # gender, ethnic group, citizenship, place of birth
 PLACE_PROPERTIES = ("P17", "P30")  # country (of a birthplace), continent (of a country)
 PROPERTIES = PERSON_PROPERTIES + PLACE_PROPERTIES  # kept for every fetched entity
-PROPERTY_NAMES = {"P21": "gender", "P172": "ethnic group", "P27": "citizenship", "P19": "birthplace",
-                  "P17": "country", "P30": "continent"}
+PROPERTY_NAMES = {
+    "P21": "gender",
+    "P172": "ethnic group",
+    "P27": "citizenship",
+    "P19": "birthplace",
+    "P17": "country",
+    "P30": "continent",
+}
 
 _QID = re.compile(r"Q[1-9][0-9]*")
 
@@ -49,19 +57,22 @@ def user_agent() -> str:
 
             meta = metadata("flextape-bench")
             urls = [value.split(",", 1)[-1].strip() for value in meta.get_all("Project-URL") or []]
-            home = (meta.get("Home-page") or "").strip()
+            home = next(iter(meta.get_all("Home-page") or []), "").strip()
             contact = urls[0] if urls else (home if home.upper() != "UNKNOWN" else "")
         except Exception:  # not installed: no URL to give
             contact = ""
     about = f"{contact}; " if contact else ""
-    return (f"flextape-bench/{flextape_bench.__version__} ({about}Seesaw-CF benchmark: demographic labels of "
-            f"probe entities) Python-urllib/{sys.version_info.major}.{sys.version_info.minor}")
+    return (
+        f"flextape-bench/{flextape_bench.__version__} ({about}Seesaw-CF benchmark: demographic labels of "
+        f"probe entities) Python-urllib/{sys.version_info.major}.{sys.version_info.minor}"
+    )
 
 
 def urllib_fetch(url: str, timeout: float = 60.0) -> bytes:
     """GET `url` with the project's User-Agent, accepting gzip; raises urllib/OS errors as they come."""
-    request = urllib.request.Request(url, headers={"User-Agent": user_agent(), "Accept": "application/json",
-                                                   "Accept-Encoding": "gzip"})
+    request = urllib.request.Request(
+        url, headers={"User-Agent": user_agent(), "Accept": "application/json", "Accept-Encoding": "gzip"}
+    )
     with urllib.request.urlopen(request, timeout=timeout) as response:
         body = response.read()
         if (response.headers.get("Content-Encoding") or "").lower() == "gzip":
@@ -80,8 +91,11 @@ class RetryPolicy:
     max_retry_after: float = 600.0
 
     def delay(self, attempt: int, retry_after: float | None) -> float:
-        backoff = min(self.base_delay * (2 ** attempt), self.max_delay)
+        backoff = min(self.base_delay * (2**attempt), self.max_delay)
         return max(backoff, retry_after or 0.0)
+
+
+DEFAULT_RETRY = RetryPolicy()
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -104,8 +118,9 @@ def wbgetentities_url(qids: Sequence[str]) -> str:
     """The wbgetentities request for the claims of `qids` (at most BATCH_SIZE), with maxlag as bots should."""
     if not 0 < len(qids) <= BATCH_SIZE:
         raise ValueError(f"wbgetentities takes 1 to {BATCH_SIZE} ids, got {len(qids)}")
-    query = urllib.parse.urlencode({"action": "wbgetentities", "ids": "|".join(qids), "props": "claims",
-                                    "format": "json", "maxlag": "5"}, safe="|")
+    query = urllib.parse.urlencode(
+        {"action": "wbgetentities", "ids": "|".join(qids), "props": "claims", "format": "json", "maxlag": "5"}, safe="|"
+    )
     return f"{API_URL}?{query}"
 
 
@@ -116,8 +131,13 @@ class Attempts:
     retries: int = 0
 
 
-def get_json(url: str, fetch: Fetch, sleep: Sleep = time.sleep, policy: RetryPolicy = RetryPolicy(),
-             attempts: Attempts | None = None) -> dict[str, Any]:
+def get_json(
+    url: str,
+    fetch: Fetch,
+    sleep: Sleep = time.sleep,
+    policy: RetryPolicy = DEFAULT_RETRY,
+    attempts: Attempts | None = None,
+) -> dict[str, Any]:
     """The JSON object at `url`, retrying 429, 5xx, maxlag, connection errors and unreadable bodies.
 
     Raises WikidataError after `policy.attempts` failures, on any other HTTP error, or on an API error.
@@ -129,8 +149,10 @@ def get_json(url: str, fetch: Fetch, sleep: Sleep = time.sleep, policy: RetryPol
             payload = json.loads(fetch(url))
         except urllib.error.HTTPError as exc:
             if exc.code != 429 and exc.code < 500:
-                raise WikidataError(f"the Wikidata API refused the request (HTTP {exc.code} {exc.reason}); "
-                                    f"this is not a network problem, report it with the command you ran") from exc
+                raise WikidataError(
+                    f"the Wikidata API refused the request (HTTP {exc.code} {exc.reason}); "
+                    f"this is not a network problem, report it with the command you ran"
+                ) from exc
             reason = f"HTTP {exc.code} {exc.reason}"
             retry_after = parse_retry_after(exc.headers.get("Retry-After") if exc.headers else None)
         except (OSError, http.client.HTTPException) as exc:  # URLError, timeouts, resets, truncated transfers
@@ -142,19 +164,25 @@ def get_json(url: str, fetch: Fetch, sleep: Sleep = time.sleep, policy: RetryPol
             if error is None:
                 return payload
             if error.get("code") != "maxlag":
-                raise WikidataError(f"the Wikidata API answered with an error ({error.get('code', '?')}: "
-                                    f"{error.get('info', '')}); report it with the command you ran")
+                raise WikidataError(
+                    f"the Wikidata API answered with an error ({error.get('code', '?')}: "
+                    f"{error.get('info', '')}); report it with the command you ran"
+                )
             reason = f"the servers are lagging ({error.get('info', 'maxlag')})"
         if attempt + 1 == policy.attempts:
             break
         if retry_after is not None and retry_after > policy.max_retry_after:
-            raise WikidataError(f"the Wikidata API asks to wait {retry_after:.0f} s ({reason}); try again later, "
-                                f"or use the cache only (--offline)")
+            raise WikidataError(
+                f"the Wikidata API asks to wait {retry_after:.0f} s ({reason}); try again later, "
+                f"or use the cache only (--offline)"
+            )
         if attempts is not None:
             attempts.retries += 1
         sleep(policy.delay(attempt, retry_after))
-    raise WikidataError(f"cannot reach the Wikidata API ({reason}) after {policy.attempts} attempts; rerun with "
-                        f"network access, or use the cache only (--offline)")
+    raise WikidataError(
+        f"cannot reach the Wikidata API ({reason}) after {policy.attempts} attempts; rerun with "
+        f"network access, or use the cache only (--offline)"
+    )
 
 
 @dataclass(frozen=True)
@@ -169,7 +197,7 @@ class Entity:
     claims: Mapping[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
 
 
-def is_qid(value: object) -> bool:
+def is_qid(value: object) -> TypeGuard[str]:
     return isinstance(value, str) and _QID.fullmatch(value) is not None
 
 
@@ -204,8 +232,9 @@ def _item_value(statement: Any) -> tuple[str, str] | None:
     return (qid, rank if rank in ("preferred", "normal") else "normal") if is_qid(qid) else None
 
 
-def parse_entities(payload: Mapping[str, Any], requested: Iterable[str],
-                   properties: Sequence[str] = PROPERTIES) -> dict[str, Entity]:
+def parse_entities(
+    payload: Mapping[str, Any], requested: Iterable[str], properties: Sequence[str] = PROPERTIES
+) -> dict[str, Entity]:
     """Entities of a wbgetentities response, keyed by the requested id (a redirected id keeps its own key, the
     response's outer key, with `redirect` naming the target). Requested ids the response does not mention are left
     out (the caller does not mark them fetched)."""

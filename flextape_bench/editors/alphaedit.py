@@ -6,21 +6,26 @@ residuals, the update's transpose solves (P (K_p^T K_p + K^T K) + L2 I) X = P K^
 dW = R K^T P (K_p K_p^T P + K K^T P + L2 I)^-1), whose solution lies in the null space. K_p holds the keys of the
 edits kept earlier in a sequential run (none otherwise), so that a new edit also leaves them in place.
 """
+
 from __future__ import annotations
 
-import sys
+import logging
 from dataclasses import dataclass
 
 import torch
 
-from flextape_bench.editors.base import positive, spec_field
-from flextape_bench.editors.memit import LayerRangeHparams, MEMITEditor
+from flextape_bench.editors.base import EditorContext, positive, spec_field
+from flextape_bench.editors.memit import LayerRangeEditor, LayerRangeHparams
+from flextape_bench.models.adapter import ModelAdapter
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class AlphaEditHparams(LayerRangeHparams):
-    nullspace_threshold: float = spec_field("key directions with a second moment below it are preserved",
-                                            check=positive)
+    nullspace_threshold: float = spec_field(
+        "key directions with a second moment below it are preserved", check=positive
+    )
     L2: float = spec_field("weight of the update's norm in the projected least squares", check=positive)
 
 
@@ -31,11 +36,9 @@ def null_space_projector(cov: torch.Tensor, threshold: float) -> torch.Tensor:
     return basis @ basis.T
 
 
-class AlphaEditEditor(MEMITEditor):
-    hparams_class = AlphaEditHparams
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
+class AlphaEditEditor(LayerRangeEditor[AlphaEditHparams]):
+    def __init__(self, adapter: ModelAdapter, hparams: AlphaEditHparams, context: EditorContext):
+        super().__init__(adapter, hparams, context)
         self.previous: dict[int, torch.Tensor] = {}  # layer -> K_p^T K_p of the kept edits
         self.last: dict[int, torch.Tensor] = {}  # layer -> K^T K of the last computed edit
 
@@ -49,9 +52,12 @@ class AlphaEditEditor(MEMITEditor):
     def solve(self, layer: int, cov: torch.Tensor, keys: torch.Tensor, resid: torch.Tensor) -> torch.Tensor:
         projector = null_space_projector(cov, self.hparams.nullspace_threshold)
         if not projector.any():
-            print(f"warning: AlphaEdit: no key direction of layer {layer} has a second moment below "
-                  f"nullspace_threshold={self.hparams.nullspace_threshold}; this layer is left unchanged "
-                  "(raise the threshold to edit it)", file=sys.stderr)
+            log.warning(
+                "AlphaEdit: no key direction of layer %d has a second moment below nullspace_threshold=%s; "
+                "this layer is left unchanged (raise the threshold to edit it)",
+                layer,
+                self.hparams.nullspace_threshold,
+            )
         eye = torch.eye(cov.shape[0], dtype=cov.dtype, device=cov.device)
         self.last[layer] = keys.T @ keys
         gram = self.last[layer] + self.previous.get(layer, torch.zeros_like(cov)).to(cov.device)

@@ -4,11 +4,12 @@ ROME and MEMIT sample them differently (rome_main.py / memit_main.py `get_contex
 lengths counted as the reference's `generate_fast(max_out_len=...)` counts them: tokens in all, start included.
 Sampling is seeded so that two runs with the same seed use the same templates (they are recorded in results).
 """
+
 from __future__ import annotations
 
 import unicodedata
-from functools import cached_property
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import cast
 
 import torch
 
@@ -18,8 +19,9 @@ STARTS = ("The", "Therefore", "Because", "I", "You")  # MEMIT's start words
 
 
 @torch.no_grad()
-def sample_texts(adapter: ModelAdapter, prompts: Sequence[Sequence[int]], new_tokens: Sequence[int], seed: int,
-                 top_k: int = 5) -> list[str]:
+def sample_texts(
+    adapter: ModelAdapter, prompts: Sequence[Sequence[int]], new_tokens: Sequence[int], seed: int, top_k: int = 5
+) -> list[str]:
     """One continuation per prompt (token ids) of `new_tokens[i]` tokens, sampled top-k from one generator seeded
     with `seed`, decoded (prompt included) without special tokens."""
     tok = adapter.tokenizer
@@ -32,7 +34,7 @@ def sample_texts(adapter: ModelAdapter, prompts: Sequence[Sequence[int]], new_to
             top = torch.topk(logits, top_k)
             choice = top.indices[torch.multinomial(torch.softmax(top.values, -1), 1, generator=generator)]
             ids = torch.cat([ids, choice.view(1, 1).to(ids.device)], dim=1)
-        texts.append(tok.decode(ids[0], skip_special_tokens=True))
+        texts.append(cast(str, tok.decode(ids[0], skip_special_tokens=True)))  # one sequence: one text
     return texts
 
 
@@ -70,24 +72,3 @@ def context_templates(adapter: ModelAdapter, count: int, length: int, seed: int)
     prompts = [list(adapter.tokenizer(STARTS[i % len(STARTS)])["input_ids"]) for i in range(count)]
     texts = sample_texts(adapter, prompts, [length] * count, seed)
     return ["{}"] + [text.replace("{", " ").replace("}", " ").strip() + ". {}" for text in texts]
-
-
-class SampledTemplates:
-    """Mixin for ROME, MEMIT and their descendants: context templates sampled once per editor under the run's seed
-    (`sample_templates`, by type) and recorded in the run's config."""
-
-    def sample_templates(self) -> list[list[str]]:
-        raise NotImplementedError
-
-    @cached_property
-    def template_groups(self) -> list[list[str]]:
-        """The templates by type; the bare "{}" is the first template of the first type."""
-        return self.sample_templates()
-
-    @property
-    def templates(self) -> list[str]:
-        """Every template, the bare "{}" first."""
-        return [t for group in self.template_groups for t in group]
-
-    def run_record(self) -> dict[str, Any]:
-        return {"context_templates": self.template_groups}

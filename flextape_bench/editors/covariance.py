@@ -7,16 +7,19 @@ use). Statistics are cached on disk per (model weights, module, corpus identity,
 dtype) and computed for several layers in one pass over the corpus; a damaged cache file (flextape_bench.checksums)
 is reported and computed again.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
-import sys
+import logging
+from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Sequence
+from typing import Protocol, cast
 
 import torch
+from transformers import GenerationMixin
 
 from flextape_bench.checksums import DamagedFile, load_torch, read_intact, save_torch, warn_damaged, write_json
 from flextape_bench.editors.hooks import capture
@@ -26,6 +29,20 @@ from flextape_bench.progress import progress_bar
 from flextape_bench.weights import execution_device
 
 WIKIPEDIA = ("wikimedia/wikipedia", "20231101.en")
+log = logging.getLogger(__name__)
+
+
+class CorpusSettings(Protocol):
+    """The key statistics' corpus settings among an editor's hyperparameters (the `mom2_*` fields)."""
+
+    @property
+    def mom2_dataset(self) -> str: ...
+
+    @property
+    def mom2_n_samples(self) -> int: ...
+
+    @property
+    def mom2_max_tokens(self) -> int | None: ...
 
 
 def _wikipedia(n: int) -> list[str]:
@@ -36,7 +53,8 @@ def _wikipedia(n: int) -> list[str]:
         return [row["text"] for _, row in zip(range(n), stream)]
     except Exception as exc:  # any Hub or network failure: the user must pick an offline corpus
         raise UserError(
-            f"could not read the Wikipedia corpus {WIKIPEDIA[0]} ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
+            f"could not read the Wikipedia corpus {WIKIPEDIA[0]} "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
             "offline, use --hparams mom2_dataset=model (text sampled from the model) or mom2_dataset=file:PATH"
         ) from exc
 
@@ -57,8 +75,16 @@ def _model_samples(adapter: ModelAdapter, n: int, max_tokens: int, seed: int, ba
     texts: list[str] = []
     for size in progress_bar([min(batch, n - i) for i in range(0, n, batch)], desc="sampling corpus", unit="batch"):
         ids = torch.full((size, 1), start, device=adapter.input_device)
-        out = adapter.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=True, top_k=50,
-                                     max_new_tokens=max_tokens, min_new_tokens=max_tokens, pad_token_id=tok.pad_token_id)
+        causal_lm = cast(GenerationMixin, adapter.model)  # PreTrainedModel does not declare generate
+        out = causal_lm.generate(
+            input_ids=ids,
+            attention_mask=torch.ones_like(ids),
+            do_sample=True,
+            top_k=50,
+            max_new_tokens=max_tokens,
+            min_new_tokens=max_tokens,
+            pad_token_id=tok.pad_token_id,
+        )
         texts += tok.batch_decode(out[:, 1:], skip_special_tokens=True)
     return texts
 
@@ -106,8 +132,9 @@ def sample_length(adapter: ModelAdapter, corpus: str, cap: int | None) -> int:
     config = adapter.model.config
     context = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
     if cap is None and corpus == "model":
-        raise UserError("mom2_dataset=model samples texts of mom2_max_tokens tokens: set it, e.g. "
-                        "--hparams mom2_max_tokens=64")
+        raise UserError(
+            "mom2_dataset=model samples texts of mom2_max_tokens tokens: set it, e.g. --hparams mom2_max_tokens=64"
+        )
     if cap is None:
         if not context:
             raise UserError(f"model config {type(config).__name__} gives no context length: set mom2_max_tokens")
@@ -123,15 +150,32 @@ def stats_folder(cache_root: Path, weights: str) -> Path:
 class Statistics:
     """Cached second moments of one model's MLP-output-projection inputs."""
 
-    def __init__(self, adapter: ModelAdapter, cache_root: Path, weights: str, corpus: str, n_samples: int,
-                 max_tokens: int = 128, seed: int = 0):
+    def __init__(
+        self,
+        adapter: ModelAdapter,
+        cache_root: Path,
+        weights: str,
+        corpus: str,
+        n_samples: int,
+        max_tokens: int = 128,
+        seed: int = 0,
+    ):
         self.adapter, self.corpus, self.n, self.max_tokens, self.seed = adapter, corpus, n_samples, max_tokens, seed
         self.identity = corpus_identity(corpus, max_tokens, seed)
         self.folder = stats_folder(cache_root, weights)
 
     def path(self, layer: int) -> Path:
-        key = json.dumps([self.adapter.layout.mlp_out_weight(layer), self.identity, self.n, self.max_tokens,
-                          str(self.adapter.dtype), self.adapter.tokenizer_fingerprint, self.adapter.config_fingerprint])
+        key = json.dumps(
+            [
+                self.adapter.layout.mlp_out_weight(layer),
+                self.identity,
+                self.n,
+                self.max_tokens,
+                str(self.adapter.dtype),
+                self.adapter.tokenizer_fingerprint,
+                self.adapter.config_fingerprint,
+            ]
+        )
         return self.folder / f"mom2_layer{layer}_{hashlib.sha256(key.encode()).hexdigest()[:16]}.pt"
 
     def second_moments(self, layers: Sequence[int]) -> dict[int, torch.Tensor]:
@@ -157,12 +201,13 @@ class Statistics:
     @torch.no_grad()
     def _compute(self, layers: Sequence[int]) -> None:
         adapter, tok = self.adapter, self.adapter.tokenizer
-        print(f"computing key statistics for layers {list(layers)} over {self.n} samples of {self.identity}",
-              file=sys.stderr)
+        log.info("computing key statistics for layers %s over %d samples of %s", list(layers), self.n, self.identity)
         texts = cached_corpus(adapter, self.folder, self.corpus, self.n, self.max_tokens, self.seed)
-        stores = {layer: {} for layer in layers}
-        modules = {layer: adapter.model.get_submodule(adapter.layout.layer_path(adapter.layout.mlp_out, layer))
-                   for layer in layers}
+        stores: dict[int, dict[str, torch.Tensor]] = {layer: {} for layer in layers}
+        modules = {
+            layer: adapter.model.get_submodule(adapter.layout.layer_path(adapter.layout.mlp_out, layer))
+            for layer in layers
+        }
         sums: dict[int, torch.Tensor] = {}
         count = 0
         batches = [texts[i : i + 16] for i in range(0, len(texts), 16)]
@@ -179,13 +224,15 @@ class Statistics:
                     keys = stores[layer]["input"][keep.to(stores[layer]["input"].device)].double()
                     sums[layer] = sums.get(layer, 0) + keys.T @ keys
         for layer in layers:
-            save_torch(self.path(layer), {"mom2": (sums[layer] / count).float().cpu(), "count": count,
-                                          "corpus": self.identity})
+            save_torch(
+                self.path(layer), {"mom2": (sums[layer] / count).float().cpu(), "count": count, "corpus": self.identity}
+            )
 
 
-def layer_second_moments(adapter: ModelAdapter, cache: Path, weights: str, hparams, layers: Sequence[int],
-                         seed: int) -> dict[int, torch.Tensor]:
-    """E[k k^T] per layer with the corpus settings of an editor's hyperparameters (`mom2_*` fields)."""
+def layer_second_moments(
+    adapter: ModelAdapter, cache: Path, weights: str, hparams: CorpusSettings, layers: Sequence[int], seed: int
+) -> dict[int, torch.Tensor]:
+    """E[k k^T] per layer with the corpus settings of an editor's hyperparameters."""
     length = sample_length(adapter, hparams.mom2_dataset, hparams.mom2_max_tokens)
     stats = Statistics(adapter, cache, weights, hparams.mom2_dataset, hparams.mom2_n_samples, length, seed)
     return stats.second_moments(layers)

@@ -12,19 +12,21 @@ every batch each parameter is clamped to within `norm_constraint` of its origina
 loss is below `early_stop_loss` ends training. The parameters are trained as float32 copies that hooks add into the
 forward pass (as W + (W' - W)), so the model itself is never changed; the change is returned in float32.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from typing import Literal
 
 import torch
 
 from flextape_bench.cases import EditRequest
-from flextape_bench.editors.base import Editor, Layer, WeightDelta, at_least_zero, positive, spec_field
+from flextape_bench.editors.base import Editor, Layer, at_least_zero, positive, spec_field
 from flextape_bench.editors.hooks import add_linear_update
 from flextape_bench.editors.nll import batch_nll, teacher_forced
-from flextape_bench.weights import read_tensor, working_dtype
+from flextape_bench.weights import WeightDelta, read_tensor, working_dtype
 
 
 @dataclass(frozen=True)
@@ -35,26 +37,31 @@ class FTHparams:
     norm_constraint: float = spec_field("L-infinity bound on the change of each weight", check=positive)
     weight_decay: float = spec_field("Adam weight decay", default=0.0, check=at_least_zero)
     batch_size: int = spec_field("edits per optimisation step (the reference's default)", default=128, check=positive)
-    early_stop_loss: float = spec_field("a batch or epoch with a lower mean loss stops training", default=1e-2,
-                                        check=at_least_zero)
+    early_stop_loss: float = spec_field(
+        "a batch or epoch with a lower mean loss stops training", default=1e-2, check=at_least_zero
+    )
     loss: Literal["prompt_end", "teacher_forced"] = spec_field(
         "prompt_end: every target token at the prompt's last position (the reference); teacher_forced: token i "
-        "after the prompt and tokens < i", default="prompt_end")
+        "after the prompt and tokens < i",
+        default="prompt_end",
+    )
 
 
-class FTEditor(Editor):
-    hparams_class = FTHparams
-
+class FTEditor(Editor[FTHparams]):
     def _modules(self) -> list[str]:
         return [self.adapter.layout.layer_path(self.adapter.layout.mlp_out, layer) for layer in self.hparams.layers]
 
     def declared_parameters(self) -> list[str]:
         model = self.adapter.model
-        return [f"{path}.{leaf}" for path in self._modules() for leaf in ("weight", "bias")
-                if getattr(model.get_submodule(path), leaf, None) is not None]
+        return [
+            f"{path}.{leaf}"
+            for path in self._modules()
+            for leaf in ("weight", "bias")
+            if getattr(model.get_submodule(path), leaf, None) is not None
+        ]
 
     def compute_delta(self, requests: Sequence[EditRequest]) -> WeightDelta:
-        hp: FTHparams = self.hparams
+        hp = self.hparams
         model, conv1d = self.adapter.model, self.adapter.layout.conv1d
         originals = {name: read_tensor(model, name) for name in self.declared_parameters()}
         originals = {name: w.to(working_dtype(w.dtype)) for name, w in originals.items()}
@@ -69,10 +76,14 @@ class FTEditor(Editor):
             for (start, stop), batch in zip(spans, batches):
                 with ExitStack() as stack:
                     for path in self._modules():
-                        change = {leaf: trained[f"{path}.{leaf}"] - originals[f"{path}.{leaf}"]
-                                  for leaf in ("weight", "bias") if f"{path}.{leaf}" in trained}
-                        stack.enter_context(add_linear_update(model.get_submodule(path), change["weight"], conv1d,
-                                                              change.get("bias")))
+                        change = {
+                            leaf: trained[f"{path}.{leaf}"] - originals[f"{path}.{leaf}"]
+                            for leaf in ("weight", "bias")
+                            if f"{path}.{leaf}" in trained
+                        }
+                        stack.enter_context(
+                            add_linear_update(model.get_submodule(path), change["weight"], conv1d, change.get("bias"))
+                        )
                     loss = batch_nll(self.adapter, batch, at_prompt_end=hp.loss == "prompt_end").mean()
                 # a batch already below the stopping loss takes no step
                 if loss.item() >= hp.early_stop_loss:

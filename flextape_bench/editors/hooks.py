@@ -1,8 +1,9 @@
 """Forward hooks on the modules a `Layout` names: read a module's input/output, or add vectors to its output."""
+
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import torch
 from torch import nn
@@ -14,8 +15,9 @@ def _hidden(output):
 
 
 @contextmanager
-def capture(module: nn.Module, store: dict[str, torch.Tensor], track_output: bool = False
-            ) -> Iterator[dict[str, torch.Tensor]]:
+def capture(
+    module: nn.Module, store: dict[str, torch.Tensor], track_output: bool = False
+) -> Iterator[dict[str, torch.Tensor]]:
     """Record the module's (first) input and (hidden-state) output of the next forward passes into `store`.
 
     With `track_output`, the output joins the autograd graph even when no parameter needs a gradient, so that
@@ -36,8 +38,9 @@ def capture(module: nn.Module, store: dict[str, torch.Tensor], track_output: boo
 
 
 @contextmanager
-def add_at_positions(module: nn.Module, rows: torch.Tensor, positions: torch.Tensor,
-                     vectors: torch.Tensor) -> Iterator[None]:
+def add_at_positions(
+    module: nn.Module, rows: torch.Tensor, positions: torch.Tensor, vectors: torch.Tensor
+) -> Iterator[None]:
     """Add `vectors[i]` to the module's output at (rows[i], positions[i]) (differentiably)."""
 
     def hook(_module, _inputs, output):
@@ -54,8 +57,9 @@ def add_at_positions(module: nn.Module, rows: torch.Tensor, positions: torch.Ten
 
 
 @contextmanager
-def add_linear_update(module: nn.Module, update: torch.Tensor, conv1d: bool = False,
-                      bias: torch.Tensor | None = None) -> Iterator[None]:
+def add_linear_update(
+    module: nn.Module, update: torch.Tensor, conv1d: bool = False, bias: torch.Tensor | None = None
+) -> Iterator[None]:
     """Run `module` (a linear map) as if its weight were W + `update` (and its bias b + `bias`), differentiably in
     both: adds `update @ x` (+ `bias`) to its output, on the output's device (wherever W lives, offloaded too).
     `update` is stored like the weight ((out, in), or (in, out) for GPT-2's Conv1D)."""

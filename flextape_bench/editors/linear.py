@@ -1,4 +1,5 @@
 """Weight updates written as (out, in) matrices, stored in each architecture's parameter orientation."""
+
 from __future__ import annotations
 
 import torch

@@ -2,25 +2,29 @@
 
 For each request a target hidden state z at the last layer of the range is found by the value optimisation. Then,
 layer by layer (each seeing the updates of the earlier ones), with K the requests' keys (compute_ks: averaged within
-each context-template type, then across types, so the bare prompt weighs 1/2) and R the remaining residual (z - current hidden state) divided by the number of layers left, the
-update solves the covariance-weighted least squares dW = R K^T (lambda C + K K^T)^-1, C = E[k k^T] over a corpus.
-Where a norm sits between the MLP output and the residual stream (Gemma 3), R is first mapped through its inverse.
+each context-template type, then across types, so the bare prompt weighs 1/2) and R the remaining residual
+(z - current hidden state) divided by the number of layers left, the update solves the covariance-weighted least
+squares dW = R K^T (lambda C + K K^T)^-1, C = E[k k^T] over a corpus. Where a norm sits between the MLP output and
+the residual stream (Gemma 3), R is first mapped through its inverse.
 """
+
 from __future__ import annotations
 
+from abc import abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
+from typing import TypeVar
 
 import torch
 
 from flextape_bench.cases import EditRequest
-from flextape_bench.editors.base import Editor, Layer, WeightDelta, corpus, length_count, positive, spec_field
-from flextape_bench.editors.context import STARTS, SampledTemplates, memit_templates
-from flextape_bench.editors.covariance import layer_second_moments
+from flextape_bench.editors.base import Layer, corpus, length_count, positive, spec_field
+from flextape_bench.editors.context import STARTS, memit_templates
+from flextape_bench.editors.keyed import KeyStatisticsEditor
 from flextape_bench.editors.linear import as_parameter
-from flextape_bench.editors.representations import at_subject, at_subject_by_type
+from flextape_bench.editors.representations import at_subject
 from flextape_bench.editors.value import ValueHparams, optimize_values
-from flextape_bench.weights import applied_delta, read_tensor
+from flextape_bench.weights import WeightDelta, applied_delta, read_tensor
 
 
 def _per_start_word(value: list[int]) -> str | None:
@@ -28,8 +32,11 @@ def _per_start_word(value: list[int]) -> str | None:
     count leaves the template type empty, whose mean key is undefined."""
     problem = length_count(value)
     if problem is None and len(value) == 2 and 0 <= value[1] < len(STARTS):
-        problem = (f"{value}: a count of {value[1]} gives each of the {len(STARTS)} start words {value[1] // len(STARTS)} "
-                   f"texts (count // {len(STARTS)}); give a count of {len(STARTS)} or more, e.g. [10, 5]")
+        problem = (
+            f"{value}: a count of {value[1]} gives each of the {len(STARTS)} start words "
+            f"{value[1] // len(STARTS)} "
+            f"texts (count // {len(STARTS)}); give a count of {len(STARTS)} or more, e.g. [10, 5]"
+        )
     return problem
 
 
@@ -37,20 +44,25 @@ def _per_start_word(value: list[int]) -> str | None:
 class LayerRangeHparams(ValueHparams):
     """What MEMIT and its descendants share: the edited layer range and the key statistics' corpus."""
 
-    layers: list[Layer] = spec_field("the edited layers, in order; the target is found after the last",
-                                     nonempty=True)
+    layers: list[Layer] = spec_field("the edited layers, in order; the target is found after the last", nonempty=True)
     context_template_length_params: list[list[int]] = spec_field(
-        "[length, count] pairs: count // 5 texts of length tokens from each start word", check=_per_start_word)
+        "[length, count] pairs: count // 5 texts of length tokens from each start word", check=_per_start_word
+    )
     mom2_dataset: str = spec_field("the statistics' corpus: wikipedia | model | file:PATH", check=corpus)
     mom2_n_samples: int = spec_field("corpus samples of the statistics", check=positive)
-    mom2_max_tokens: int | None = spec_field("cap on tokens per corpus sample; None: the model's full context",
-                                             check=positive)
+    mom2_max_tokens: int | None = spec_field(
+        "cap on tokens per corpus sample; None: the model's full context", check=positive
+    )
+
+
+L = TypeVar("L", bound=LayerRangeHparams)
 
 
 @dataclass(frozen=True)
 class MEMITHparams(LayerRangeHparams):
-    mom2_update_weight: float = spec_field("lambda: weight of the preserved keys' statistics against the edits",
-                                           check=positive)
+    mom2_update_weight: float = spec_field(
+        "lambda: weight of the preserved keys' statistics against the edits", check=positive
+    )
 
 
 @torch.no_grad()
@@ -89,23 +101,19 @@ def through_norm(norm: torch.nn.Module, outputs: torch.Tensor, resid: torch.Tens
     return (kept + movable((low + high) / 2)) * scale - outputs
 
 
-class MEMITEditor(SampledTemplates, Editor):
-    hparams_class: type = MEMITHparams
+class LayerRangeEditor(KeyStatisticsEditor[L]):
+    """MEMIT's update of a layer range, layer by layer; the least-squares `solve` is MEMIT's or a descendant's."""
 
-    def declared_parameters(self) -> list[str]:
-        return [self.adapter.layout.mlp_out_weight(layer) for layer in self.hparams.layers]
+    @property
+    def edited_layers(self) -> list[Layer]:
+        return self.hparams.layers
 
+    @abstractmethod
     def solve(self, layer: int, cov: torch.Tensor, keys: torch.Tensor, resid: torch.Tensor) -> torch.Tensor:
         """The (in, out) transpose of the layer's update from keys (n, d_in) and residuals (n, d_out), in float64."""
-        return torch.linalg.solve(self.hparams.mom2_update_weight * cov + keys.T @ keys, keys.T @ resid)
 
     def sample_templates(self) -> list[list[str]]:
         return memit_templates(self.adapter, self.hparams.context_template_length_params, self.context.seed)
-
-    def statistics(self) -> dict[int, torch.Tensor]:
-        """E[k k^T] of every edited layer's keys (cached on disk)."""
-        ctx = self.context
-        return layer_second_moments(self.adapter, ctx.cache, ctx.weights, self.hparams, self.hparams.layers, ctx.seed)
 
     def compute_delta(self, requests: Sequence[EditRequest]) -> WeightDelta:
         hp, layout, adapter = self.hparams, self.adapter.layout, self.adapter
@@ -119,7 +127,7 @@ class MEMITEditor(SampledTemplates, Editor):
             weight = read_tensor(adapter.model, name)
             mlp_out = layout.layer_path(layout.mlp_out, layer)
             with applied_delta(adapter.model, deltas):
-                keys = at_subject_by_type(adapter, requests, mlp_out, self.template_groups, "input")
+                keys = self.keys(requests, layer)
                 current = at_subject(adapter, requests, z_site, ["{}"], "output")
                 resid = (z.to(current.device) - current) / (len(hp.layers) - i)
                 if layout.post_mlp_norm:
@@ -130,3 +138,9 @@ class MEMITEditor(SampledTemplates, Editor):
             update_t = self.solve(layer, covs[layer].double(), keys.double().to(device), resid.double().to(device))
             deltas[name] = as_parameter(layout, update_t.T, weight)
         return deltas
+
+
+class MEMITEditor(LayerRangeEditor[MEMITHparams]):
+    def solve(self, layer: int, cov: torch.Tensor, keys: torch.Tensor, resid: torch.Tensor) -> torch.Tensor:
+        """dW^T = (lambda C + K^T K)^-1 K^T R."""
+        return torch.linalg.solve(self.hparams.mom2_update_weight * cov + keys.T @ keys, keys.T @ resid)

@@ -12,29 +12,30 @@ layer is linear, as in the authors' release). Training (`flextape-bench train-me
 and alpha so that the edited model predicts the new target after rephrased edit prompts while keeping its
 predictive distribution on unrelated text (KL). This module holds the network, its checkpoints and the editor.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, cast
 
 import torch
 from torch import nn
 
 from flextape_bench.cases import EditRequest
 from flextape_bench.checksums import DamagedFile, load_torch, save_torch, sha256_file, sums_file
-from flextape_bench.editors.base import (Editor, EditorContext, Layer, WeightDelta, at_least_zero, corpus, positive,
-                                        spec_field)
+from flextape_bench.editors.base import Editor, EditorContext, Layer, at_least_zero, corpus, positive, spec_field
 from flextape_bench.editors.hooks import add_linear_update, capture
 from flextape_bench.editors.linear import as_parameter
 from flextape_bench.editors.nll import TeacherForced, batch_nll, teacher_forced
 from flextape_bench.errors import UserError
 from flextape_bench.models.adapter import ModelAdapter
-from flextape_bench.weights import read_tensor
+from flextape_bench.weights import WeightDelta, read_tensor
 
 CHECKPOINT_FORMAT = "flextape-bench/mend/1"
 
@@ -51,20 +52,27 @@ class MENDHparams:
     c_loc: float = spec_field("weight of the locality KL", check=at_least_zero)
     train_batch_size: int = spec_field("edit requests per training step", check=positive)
     loc_batch_size: int = spec_field("unrelated texts per training step", check=positive)
-    loc_corpus: str = spec_field("the unrelated texts: wikipedia | model | file:PATH (as the key statistics' corpora)",
-                                 default="model", check=corpus)
+    loc_corpus: str = spec_field(
+        "the unrelated texts: wikipedia | model | file:PATH (as the key statistics' corpora)",
+        default="model",
+        check=corpus,
+    )
     loc_n_samples: int = spec_field("unrelated texts in all", default=256, check=positive)
     loc_max_tokens: int = spec_field("tokens per unrelated text", default=64, check=positive)
-    loc_positions: int = spec_field("token positions per step at which the locality KL is evaluated", default=64,
-                                    check=positive)
-    context_template_count: int = spec_field("rephrasings of an edit prompt for the edit loss: sampled prefixes",
-                                             default=5, check=at_least_zero)
+    loc_positions: int = spec_field(
+        "token positions per step at which the locality KL is evaluated", default=64, check=positive
+    )
+    context_template_count: int = spec_field(
+        "rephrasings of an edit prompt for the edit loss: sampled prefixes", default=5, check=at_least_zero
+    )
     context_template_length: int = spec_field("new tokens per sampled prefix", default=10, check=positive)
     grad_clip: float = spec_field("gradient norm clip of the editor network", default=100.0, check=positive)
-    val_size: int = spec_field("training requests held out to report efficacy after training", default=32,
-                               check=positive)
-    checkpoint: str = spec_field("trained editor; empty: the default path for the model's weights in the cache",
-                                 default="")
+    val_size: int = spec_field(
+        "training requests held out to report efficacy after training", default=32, check=positive
+    )
+    checkpoint: str = spec_field(
+        "trained editor; empty: the default path for the model's weights in the cache", default=""
+    )
 
 
 @dataclass(frozen=True)
@@ -101,6 +109,10 @@ def edited_modules(adapter: ModelAdapter, layers: Sequence[int]) -> list[EditedM
 class RunningNorm(nn.Module):
     """Per-dimension running mean and variance (Chan et al.'s parallel update); normalises to zero mean, unit
     variance. Updated only while training."""
+
+    count: torch.Tensor
+    mean: torch.Tensor
+    m2: torch.Tensor
 
     def __init__(self, dim: int, eps: float = 1e-6):
         super().__init__()
@@ -173,12 +185,14 @@ class MENDNetwork(nn.Module):
         for m in self.targets:
             shapes.setdefault(m.shape_key, []).append(m)
         self.mode = {m.weight: group.index(m) for group in shapes.values() for m in group}
-        self.transforms = nn.ModuleDict({key: GradientTransform(g[0].d_in, g[0].d_out, rank, len(g))
-                                         for key, g in shapes.items()})
+        self.transforms = nn.ModuleDict(
+            {key: GradientTransform(g[0].d_in, g[0].d_out, rank, len(g)) for key, g in shapes.items()}
+        )
         self.u_norms = nn.ModuleDict({_key(m.weight): RunningNorm(m.d_in) for m in self.targets})
         self.delta_norms = nn.ModuleDict({_key(m.weight): RunningNorm(m.d_out) for m in self.targets})
-        self.step_sizes = nn.ParameterDict({_key(m.weight): nn.Parameter(torch.tensor(float(edit_lr)))
-                                            for m in self.targets})
+        self.step_sizes = nn.ParameterDict(
+            {_key(m.weight): nn.Parameter(torch.tensor(float(edit_lr))) for m in self.targets}
+        )
 
     def updates(self, factors: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> dict[str, torch.Tensor]:
         """Per module, the weight change -alpha * sum_t delta~_t u~_t^T as an (out, in) matrix. In training mode the
@@ -186,20 +200,24 @@ class MENDNetwork(nn.Module):
         out = {}
         for m in self.targets:
             u, delta = factors[m.weight]
-            u_norm, delta_norm = self.u_norms[_key(m.weight)], self.delta_norms[_key(m.weight)]
+            u_norm = cast(RunningNorm, self.u_norms[_key(m.weight)])  # a ModuleDict's items are typed as Module
+            delta_norm = cast(RunningNorm, self.delta_norms[_key(m.weight)])
             if self.training:
                 u_norm.update(u)
                 delta_norm.update(delta)
             step = self.step_sizes[_key(m.weight)]  # the network's device and dtype (factors come from each layer's)
-            u_t, delta_t = self.transforms[m.shape_key](u_norm(u.to(step.device, step.dtype)),
-                                                        delta_norm(delta.to(step.device, step.dtype)),
-                                                        self.mode[m.weight])
+            u_t, delta_t = self.transforms[m.shape_key](
+                u_norm(u.to(step.device, step.dtype)),
+                delta_norm(delta.to(step.device, step.dtype)),
+                self.mode[m.weight],
+            )
             out[m.weight] = -step * (delta_t.T @ u_t)
         return out
 
 
-def gradient_factors(adapter: ModelAdapter, modules: Sequence[EditedModule],
-                     batch: TeacherForced) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+def gradient_factors(
+    adapter: ModelAdapter, modules: Sequence[EditedModule], batch: TeacherForced
+) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """Per module, the rank-one factors of the edit gradient: its inputs u_t and the gradients delta_t of the summed
     per-request target NLL at its outputs, at every position the NLL depends on. dL/dW = delta^T u."""
     stores: dict[str, dict[str, torch.Tensor]] = {m.weight: {} for m in modules}
@@ -209,9 +227,13 @@ def gradient_factors(adapter: ModelAdapter, modules: Sequence[EditedModule],
         loss = batch_nll(adapter, batch).sum()  # summed: one request's gradient does not depend on the batch size
         grads = torch.autograd.grad(loss, [stores[m.weight]["output"] for m in modules])
     keep = batch.predicting
-    return {m.weight: (stores[m.weight]["input"][keep.to(stores[m.weight]["input"].device)].detach().float(),
-                       grad[keep.to(grad.device)].detach().float())
-            for m, grad in zip(modules, grads)}
+    return {
+        m.weight: (
+            stores[m.weight]["input"][keep.to(stores[m.weight]["input"].device)].detach().float(),
+            grad[keep.to(grad.device)].detach().float(),
+        )
+        for m, grad in zip(modules, grads)
+    }
 
 
 @contextmanager
@@ -221,8 +243,9 @@ def applied_updates(adapter: ModelAdapter, updates: dict[str, torch.Tensor]) -> 
         for weight, update in updates.items():
             module = adapter.model.get_submodule(weight.rsplit(".", 1)[0])
             like = read_tensor(adapter.model, weight)
-            stack.enter_context(add_linear_update(module, as_parameter(adapter.layout, update, like),
-                                                  adapter.layout.conv1d))
+            stack.enter_context(
+                add_linear_update(module, as_parameter(adapter.layout, update, like), adapter.layout.conv1d)
+            )
         yield
 
 
@@ -235,55 +258,71 @@ def default_checkpoint(cache: Path, weights: str) -> Path:
     return cache / "mend" / f"{weights[:32]}.pt"
 
 
-def save_checkpoint(path: Path, network: MENDNetwork, hparams: MENDHparams, weights: str, model: str,
-                    trained: Sequence[str], record: dict[str, Any]) -> None:
+def save_checkpoint(
+    path: Path,
+    network: MENDNetwork,
+    hparams: MENDHparams,
+    weights: str,
+    model: str,
+    trained: Sequence[str],
+    record: dict[str, Any],
+) -> None:
     """Write the checkpoint atomically, with its checksum file: networks, normalisers, step sizes, what they were
     trained for and on."""
-    save_torch(path, {
-        "format": CHECKPOINT_FORMAT,
-        "weights_blake2b": weights,
-        "model": model,
-        "modules": [asdict(m) for m in network.targets],
-        "hparams": asdict(hparams),
-        "state": network.state_dict(),
-        "trained_requests": sorted(trained),
-        "record": record,
-    })
+    save_torch(
+        path,
+        {
+            "format": CHECKPOINT_FORMAT,
+            "weights_blake2b": weights,
+            "model": model,
+            "modules": [asdict(m) for m in network.targets],
+            "hparams": asdict(hparams),
+            "state": network.state_dict(),
+            "trained_requests": sorted(trained),
+            "record": record,
+        },
+    )
 
 
 def load_checkpoint(path: Path, weights: str) -> tuple[MENDNetwork, dict[str, Any]]:
     """The trained network (eval mode) and the checkpoint's metadata; refuses a checkpoint of other weights."""
     if not path.is_file():
-        raise UserError(f"no MEND checkpoint at {path}: train one with `flextape-bench train-mend --model MODEL` "
-                        "(or pass --hparams checkpoint=PATH)")
+        raise UserError(
+            f"no MEND checkpoint at {path}: train one with `flextape-bench train-mend --model MODEL` "
+            "(or pass --hparams checkpoint=PATH)"
+        )
     try:
         data = load_torch(path, map_location="cpu", weights_only=True)
     except DamagedFile as exc:
-        raise UserError(f"MEND checkpoint {exc}; retrain it with `flextape-bench train-mend` (a checkpoint you trust "
-                        f"from before checksums: sha256sum {path} > {sums_file(path)})") from exc
+        raise UserError(
+            f"MEND checkpoint {exc}; retrain it with `flextape-bench train-mend` (a checkpoint you trust "
+            f"from before checksums: sha256sum {path} > {sums_file(path)})"
+        ) from exc
     except Exception as exc:
-        raise UserError(f"MEND checkpoint {path} cannot be read ({type(exc).__name__}); retrain it with "
-                        "`flextape-bench train-mend`") from exc
+        raise UserError(
+            f"MEND checkpoint {path} cannot be read ({type(exc).__name__}); retrain it with `flextape-bench train-mend`"
+        ) from exc
     if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
         raise UserError(f"{path} is not a flextape-bench MEND checkpoint ({CHECKPOINT_FORMAT})")
     if data["weights_blake2b"] != weights:
-        raise UserError(f"MEND checkpoint {path} was trained for other weights ({data['model']}, "
-                        f"blake2b {data['weights_blake2b'][:12]}...) than the loaded model ({weights[:12]}...); "
-                        "train one for this model with `flextape-bench train-mend`")
+        raise UserError(
+            f"MEND checkpoint {path} was trained for other weights ({data['model']}, "
+            f"blake2b {data['weights_blake2b'][:12]}...) than the loaded model ({weights[:12]}...); "
+            "train one for this model with `flextape-bench train-mend`"
+        )
     modules = [EditedModule(**m) for m in data["modules"]]
     network = MENDNetwork(modules, data["hparams"]["rank"], data["hparams"]["edit_lr"])
     network.load_state_dict(data["state"])
     return network.eval(), data
 
 
-class MENDEditor(Editor):
+class MENDEditor(Editor[MENDHparams]):
     """Applies a trained MEND checkpoint: one forward and backward pass per batch of edits, no optimisation."""
-
-    hparams_class = MENDHparams
 
     def __init__(self, adapter: ModelAdapter, hparams: MENDHparams, context: EditorContext):
         super().__init__(adapter, hparams, context)
-        self.path = Path(hparams.checkpoint) if hparams.checkpoint else default_checkpoint(context.cache, context.weights)
+        given = hparams.checkpoint
+        self.path = Path(given) if given else default_checkpoint(context.cache, context.weights)
         self.network, self.metadata = load_checkpoint(self.path, context.weights)
         self.network.to(adapter.input_device)
         self.trained = set(self.metadata["trained_requests"])
@@ -294,18 +333,23 @@ class MENDEditor(Editor):
     def compute_delta(self, requests: Sequence[EditRequest]) -> WeightDelta:
         seen = [r.case_id for r in requests if request_key(r) in self.trained]
         if seen:
-            raise UserError(f"MEND checkpoint {self.path} was trained on the edits of case(s) {seen[:10]}; evaluate "
-                            "on held-out cases (train-mend --holdout N holds out each task's first N cases)")
-        batch = teacher_forced(self.adapter, [r.prompt.replace("{}", r.subject) for r in requests],
-                               [r.target_new for r in requests])
+            raise UserError(
+                f"MEND checkpoint {self.path} was trained on the edits of case(s) {seen[:10]}; evaluate "
+                "on held-out cases (train-mend --holdout N holds out each task's first N cases)"
+            )
+        batch = teacher_forced(
+            self.adapter, [r.prompt.replace("{}", r.subject) for r in requests], [r.target_new for r in requests]
+        )
         factors = gradient_factors(self.adapter, self.network.targets, batch)
         with torch.no_grad():
             updates = self.network.updates(factors)
-        return {name: as_parameter(self.adapter.layout, update, read_tensor(self.adapter.model, name))
-                for name, update in updates.items()}
+        return {
+            name: as_parameter(self.adapter.layout, update, read_tensor(self.adapter.model, name))
+            for name, update in updates.items()
+        }
 
     @cached_property
-    def checkpoint_digest(self) -> str:
+    def checkpoint_digest(self) -> str | None:
         return sha256_file(self.path)
 
     def run_record(self) -> dict[str, Any]:

@@ -1,9 +1,10 @@
 """Differentiable teacher-forced NLL of edit targets, with the same token boundary as scoring."""
+
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 
@@ -62,7 +63,8 @@ def batch_nll(adapter: ModelAdapter, batch: TeacherForced, at_prompt_end: bool =
     return torch.stack([chunk.mean() for chunk in torch.split(token_nll, batch.sizes)])
 
 
-def target_nll(adapter: ModelAdapter, prompts: Sequence[str], targets: Sequence[str],
-               at_prompt_end: bool = False) -> torch.Tensor:
+def target_nll(
+    adapter: ModelAdapter, prompts: Sequence[str], targets: Sequence[str], at_prompt_end: bool = False
+) -> torch.Tensor:
     """Per pair, the mean NLL of the target's tokens after the prompt (see `batch_nll` for `at_prompt_end`)."""
     return batch_nll(adapter, teacher_forced(adapter, prompts, targets), at_prompt_end)

@@ -1,11 +1,13 @@
 """The `none` editor: no edit; post-edit scores equal pre-edit scores (the baseline)."""
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from flextape_bench.cases import EditRequest
-from flextape_bench.editors.base import Editor, WeightDelta
+from flextape_bench.editors.base import Editor
+from flextape_bench.weights import WeightDelta
 
 
 @dataclass(frozen=True)
@@ -13,9 +15,7 @@ class NoHparams:
     """The `none` editor has no hyperparameters."""
 
 
-class NoEditor(Editor):
-    hparams_class = NoHparams
-
+class NoEditor(Editor[NoHparams]):
     def declared_parameters(self) -> list[str]:
         return []
 

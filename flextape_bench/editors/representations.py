@@ -1,7 +1,8 @@
 """A module's input or output at the subject's last token, averaged over context templates (ROME/MEMIT keys)."""
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -13,8 +14,9 @@ from flextape_bench.weights import working_dtype
 
 
 @torch.no_grad()
-def at_subject(adapter: ModelAdapter, requests: Sequence[EditRequest], module_path: str, templates: Sequence[str],
-               kind: str) -> torch.Tensor:
+def at_subject(
+    adapter: ModelAdapter, requests: Sequence[EditRequest], module_path: str, templates: Sequence[str], kind: str
+) -> torch.Tensor:
     """(n, d), at least float32: per request, the mean over `templates` of module `module_path`'s `kind` ("input" or
     "output") at the subject's last token of the template-wrapped prompt."""
     items = [fill(t.replace("{}", r.prompt, 1), r.subject) for r in requests for t in templates]
@@ -28,8 +30,9 @@ def at_subject(adapter: ModelAdapter, requests: Sequence[EditRequest], module_pa
     return picked.view(len(requests), len(templates), -1).mean(dim=1)
 
 
-def at_subject_by_type(adapter: ModelAdapter, requests: Sequence[EditRequest], module_path: str,
-                       groups: Sequence[Sequence[str]], kind: str) -> torch.Tensor:
+def at_subject_by_type(
+    adapter: ModelAdapter, requests: Sequence[EditRequest], module_path: str, groups: Sequence[Sequence[str]], kind: str
+) -> torch.Tensor:
     """(n, d): MEMIT's keys (compute_ks): `at_subject` averaged within each template type, then across types,
     so that the bare prompt's type weighs as much as all sampled templates together."""
     return torch.stack([at_subject(adapter, requests, module_path, group, kind) for group in groups]).mean(dim=0)

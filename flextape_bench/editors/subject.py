@@ -1,8 +1,9 @@
 """Prompts with the subject filled in, tokenized, and the position of the subject's last token in each."""
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 from transformers import PreTrainedTokenizerBase
@@ -57,8 +58,12 @@ def encode(tokenizer: PreTrainedTokenizerBase, items: Sequence[SubjectText], dev
     return pad(tokenizer, rows, index, device)
 
 
-def pad(tokenizer: PreTrainedTokenizerBase, rows: Sequence[Sequence[int]], subject_index: Sequence[int],
-        device: torch.device) -> Batch:
+def pad(
+    tokenizer: PreTrainedTokenizerBase,
+    rows: Sequence[Sequence[int]],
+    subject_index: Sequence[int],
+    device: torch.device,
+) -> Batch:
     length = max(map(len, rows))
     fill_id = tokenizer.pad_token_id or 0
     ids = torch.tensor([list(r) + [fill_id] * (length - len(r)) for r in rows], device=device)

@@ -12,10 +12,11 @@ is below 5e-2 or this was the last evaluation, else Adam takes one step and delt
 Requests are optimised together in one batch; each has its own vector, loss and early stop, so the result is the
 same as optimising them one by one (Adam is element-wise).
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 
@@ -53,7 +54,9 @@ class _Rows:
 
 def _rows(adapter: ModelAdapter, requests: Sequence[EditRequest], templates: Sequence[str]) -> _Rows:
     tok = adapter.tokenizer
-    ids, subject_index, owner, kl_rows, where, labels = [], [], [], [], [], []
+    ids: list[Sequence[int]] = []
+    labels: list[int] = []
+    subject_index, owner, kl_rows, where = [], [], [], []
     for r, request in enumerate(requests):
         for template in templates:
             item = fill(template.replace("{}", request.prompt, 1), request.subject)
@@ -78,8 +81,14 @@ def _kl_log_probs(adapter: ModelAdapter, hidden: torch.Tensor, rows: _Rows) -> t
     return torch.log_softmax(adapter.layout.head_logits(adapter.model, hidden[rows.kl_rows, at]).float(), -1)
 
 
-def value_loss(nll: torch.Tensor, kl_init: torch.Tensor, kl_current: torch.Tensor, delta: torch.Tensor,
-               init: torch.Tensor, hp: ValueHparams) -> torch.Tensor:
+def value_loss(
+    nll: torch.Tensor,
+    kl_init: torch.Tensor,
+    kl_current: torch.Tensor,
+    delta: torch.Tensor,
+    init: torch.Tensor,
+    hp: ValueHparams,
+) -> torch.Tensor:
     """Per request, the reference's total loss from its mean target NLL (n,), the next-token log-probabilities after
     the KL prompt before and now (n, vocab) and the added vector with the original output (n, d)."""
     # KL(p_current || p_init) = sum p_current (log p_current - log p_init): kl_div(init, current, log_target=True)
@@ -89,8 +98,9 @@ def value_loss(nll: torch.Tensor, kl_init: torch.Tensor, kl_current: torch.Tenso
     return nll + hp.kl_factor * kl + decay
 
 
-def optimize_values(adapter: ModelAdapter, requests: Sequence[EditRequest], site: str, templates: Sequence[str],
-                    hp: ValueHparams) -> tuple[torch.Tensor, torch.Tensor]:
+def optimize_values(
+    adapter: ModelAdapter, requests: Sequence[EditRequest], site: str, templates: Sequence[str], hp: ValueHparams
+) -> tuple[torch.Tensor, torch.Tensor]:
     """For each request, (original output, target output) of module `site` at the subject's last token of the bare
     prompt; shapes (n, d)."""
     rows = _rows(adapter, requests, templates)

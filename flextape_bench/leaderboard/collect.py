@@ -1,6 +1,7 @@
 """Find the finished runs under a results root (`<results>/<model>/<editor>/run_NNN/`, finished when summary.json
 and the files it lists are intact) and keep, per model, editor and task, the newest run that has the task (or every
 run)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ class RunInfo:
     hparams: dict[str, Any]
     seconds: float | None
     started: str | None
+    version: str | None = None  # the flextape-bench version that made the run (config.json `versions`)
 
     @property
     def name(self) -> str:
@@ -87,10 +89,12 @@ def read_run(path: Path) -> list[TaskRecord]:
     """A finished run's task records from its summary.json, config.json and timing.json, checked for the keys read
     here."""
     summary, config = _read(path / SUMMARY), _read(path / CONFIG)
-    if not isinstance(summary.get("tasks"), dict) or not all(isinstance(summary.get(key), str)
-                                                             for key in ("model", "editor")):
-        raise UserError(f"{path / SUMMARY}: not a flextape-bench summary (needs 'model', 'editor' and a 'tasks' "
-                        "object)")
+    if not isinstance(summary.get("tasks"), dict) or not all(
+        isinstance(summary.get(key), str) for key in ("model", "editor")
+    ):
+        raise UserError(
+            f"{path / SUMMARY}: not a flextape-bench summary (needs 'model', 'editor' and a 'tasks' object)"
+        )
     check_names(path / SUMMARY, summary)
     bad = [task for task, values in summary["tasks"].items() if not isinstance(values, dict)]
     if bad:
@@ -99,10 +103,21 @@ def read_run(path: Path) -> list[TaskRecord]:
     if not isinstance(identity, dict):
         raise UserError(f"{path / CONFIG}: not a flextape-bench run config (no 'identity' object)")
     timing = RunDir(path).timing
-    run = RunInfo(path=path, model=summary["model"], editor=summary["editor"], tasks=tuple(summary["tasks"]),
-                  limit=identity.get("limit"), num_edits=identity.get("num_edits"),
-                  sequential=identity.get("sequential"), seed=identity.get("seed"), dtype=identity.get("dtype"),
-                  hparams=identity.get("hparams") or {}, seconds=timing["seconds"], started=timing["started"])
+    run = RunInfo(
+        path=path,
+        model=summary["model"],
+        editor=summary["editor"],
+        tasks=tuple(summary["tasks"]),
+        limit=identity.get("limit"),
+        num_edits=identity.get("num_edits"),
+        sequential=identity.get("sequential"),
+        seed=identity.get("seed"),
+        dtype=identity.get("dtype"),
+        hparams=identity.get("hparams") or {},
+        seconds=timing["seconds"],
+        started=timing["started"],
+        version=(config.get("versions") or {}).get("flextape_bench"),
+    )
     return [TaskRecord(run=run, task=task, values=values) for task, values in summary["tasks"].items()]
 
 
@@ -126,7 +141,8 @@ def collect(results: Path, all_runs: bool = False) -> Collection:
     if not found:
         raise UserError(f"--results {results}: no run directories (<model>/<editor>/run_NNN) found")
     if not kept:
-        raise UserError(f"--results {results}: no finished run ({len(unfinished)} unfinished, without an intact "
-                        "summary.json)")
+        raise UserError(
+            f"--results {results}: no finished run ({len(unfinished)} unfinished, without an intact summary.json)"
+        )
     records = sorted(kept.values(), key=lambda r: (r.task, r.model, r.editor, r.run.order))
     return Collection(records=tuple(records), unfinished=tuple(unfinished))

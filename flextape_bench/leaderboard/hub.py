@@ -3,10 +3,13 @@ is: `data/<task>/<model>/<editor>/<run>.jsonl` (one line per case), `data/summar
 and `README.md`, the dataset card with one config per task and a `summary` config. A run's task without cases has no
 case file, and a task without cases in any run no config (the card names it).
 
-Within a config every line has the same keys at every depth (missing ones null), and the card declares each
-config's features, so `datasets` (and the Hub's viewer) read every file with one schema even where a field is null
-throughout one file. Strings are redacted of the values of environment variables named like tokens, keys, secrets
-or passwords; non-finite floats become null (strict JSON)."""
+A task's config has the columns of the declared case record (`flextape_bench.records`) plus the run's identity, the
+summary's the declared `SummaryLine`; only the schema's open parts (the metrics' values, probe group labels, a run's
+results and config) take their keys and types from the data. Within a config every line has the same keys at every
+depth (missing ones null), and the card declares each config's features, so `datasets` (and the Hub's viewer) read
+every file with one schema even where a field is null throughout one file. Strings are redacted of the values of
+environment variables named like tokens, keys, secrets or passwords; non-finite floats become null (strict JSON)."""
+
 from __future__ import annotations
 
 import json
@@ -14,9 +17,10 @@ import math
 import os
 import re
 import shlex
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any, TypedDict
 
 import yaml
 from datasets import DatasetInfo, Features, Value
@@ -27,6 +31,7 @@ from huggingface_hub.utils import HFValidationError, validate_repo_id
 
 from flextape_bench.checksums import read_json, write_atomic
 from flextape_bench.errors import UserError
+from flextape_bench.records import CaseRecord, ListOf, MapOf, Open, Scalar, Shape, problems, shape_of
 from flextape_bench.results import CONFIG, SUMMARY, RunDir, check_names, slug
 from flextape_bench.tables import markdown_table
 
@@ -51,6 +56,31 @@ CITATION = """\
     pages = "8690--8707",
     doi = "10.18653/v1/2024.emnlp-main.494",
 }"""
+
+
+class CaseLine(CaseRecord):
+    """A line of a task's config: a case record with its run's identity and task."""
+
+    model: str
+    editor: str
+    run: str
+    task: str
+
+
+class SummaryLine(TypedDict):
+    """A line of the summary config: one run's task."""
+
+    model: str
+    editor: str
+    run: str
+    task: str
+    n_cases: int | None
+    seconds: float | None
+    results: Any  # the task's aggregate values: each metric's own
+    config: Any  # the run's config.json
+
+
+CASE_LINE, SUMMARY_LINE = shape_of(CaseLine), shape_of(SummaryLine)
 
 
 @dataclass(frozen=True)
@@ -79,9 +109,14 @@ class Run:
         return f"data/{slug(task)}/{self.stem}.jsonl"
 
     def case_records(self, task: str) -> Iterator[dict[str, Any]]:
-        """The case records of `task`, in case id order."""
-        paths = sorted((self.path / task).glob("case_*.json"), key=lambda p: int(p.stem.split("_")[1]))
-        return (read_json(path) for path in paths)
+        """The case records of `task`, in case id order; a record that is not of the declared schema is an error."""
+        for path in sorted((self.path / task).glob("case_*.json"), key=lambda p: int(p.stem.split("_")[1])):
+            record = read_json(path)
+            found = problems(record)
+            if found:
+                more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+                raise UserError(f"{path}: not a case record of this flextape-bench version: {found[0]}{more}")
+            yield record
 
 
 def check_repo_id(repo_id: str) -> None:
@@ -92,8 +127,9 @@ def check_repo_id(repo_id: str) -> None:
     except HFValidationError:
         valid = False
     if not valid:
-        raise UserError(f"--push-to-hub {repo_id!r}: give a Hugging Face repository id ORG/NAME, "
-                        "e.g. my-org/flextape-runs")
+        raise UserError(
+            f"--push-to-hub {repo_id!r}: give a Hugging Face repository id ORG/NAME, e.g. my-org/flextape-runs"
+        )
 
 
 def _secrets() -> list[str]:
@@ -121,8 +157,13 @@ def _load_run(path: Path, tasks: Sequence[str], secrets: Sequence[str]) -> Run:
     for name in (CONFIG, SUMMARY):
         if not (path / name).is_file():
             raise UserError(f"{path}: no {name}; only finished runs (config.json and summary.json) can be published")
-    run = Run(path, _clean(read_json(path / CONFIG), secrets), _clean(read_json(path / SUMMARY), secrets),
-              _clean(RunDir(path).timing, secrets), tuple(sorted(set(tasks))))
+    run = Run(
+        path,
+        _clean(read_json(path / CONFIG), secrets),
+        _clean(read_json(path / SUMMARY), secrets),
+        _clean(RunDir(path).timing, secrets),
+        tuple(sorted(set(tasks))),
+    )
     check_names(path / SUMMARY, run.summary)  # its names become the file names of the dataset
     missing = [task for task in run.tasks if task not in run.summary["tasks"]]
     if missing:
@@ -133,16 +174,20 @@ def _load_run(path: Path, tasks: Sequence[str], secrets: Sequence[str]) -> Run:
 def _load_runs(selection: Mapping[Path, Sequence[str]], secrets: Sequence[str]) -> list[Run]:
     """The runs selecting at least one task, sorted by model, editor and run; two runs that would share file names
     are an error."""
-    runs = sorted((_load_run(Path(p), tasks, secrets) for p, tasks in selection.items() if tasks),
-                  key=lambda r: (r.key, str(r.path)))
+    runs = sorted(
+        (_load_run(Path(p), tasks, secrets) for p, tasks in selection.items() if tasks),
+        key=lambda r: (r.key, str(r.path)),
+    )
     if not runs:
         raise UserError("no finished runs to publish")
     seen: dict[str, Run] = {}
     for run in runs:
         other = seen.setdefault(run.stem, run)
         if other is not run:
-            raise UserError(f"{other.path} and {run.path} would be published under the same name "
-                            f"({' / '.join(run.key)}); publish one of them")
+            raise UserError(
+                f"{other.path} and {run.path} would be published under the same name "
+                f"({' / '.join(run.key)}); publish one of them"
+            )
     return runs
 
 
@@ -164,12 +209,26 @@ def _merge_shape(shape: Any, value: Any) -> Any:
     return (shape or frozenset()) | {type(value).__name__}
 
 
-def _shape_of(lines: Iterable[dict[str, Any]]) -> Any:
-    """The shape of all `lines` together."""
+def _shape_of(lines: Iterable[dict[str, Any]], declared: Shape) -> Any:
+    """The shape of all `lines` together: the `declared` one, with its open parts as the lines have them."""
     shape = None
     for line in lines:
         shape = _merge_shape(shape, line)
-    return shape
+    return None if shape is None else _resolved(declared, shape)
+
+
+def _resolved(declared: Shape, seen: Any) -> Any:
+    """The shape `declared` gives, where it is open (`Open`, the keys of a `MapOf`) the shape `seen` in the data."""
+    if isinstance(declared, Open):
+        return seen
+    if isinstance(declared, Scalar):
+        return frozenset({declared.kind})
+    if isinstance(declared, ListOf):
+        return [_resolved(declared.item, seen[0] if isinstance(seen, list) else None)]
+    seen = seen if isinstance(seen, dict) else {}
+    if isinstance(declared, MapOf):
+        return {key: _resolved(declared.value, sub) for key, sub in seen.items()}
+    return {key: _resolved(sub, seen.get(key)) for key, sub in declared.fields.items()}
 
 
 def _dtype(types: frozenset[str] | None) -> str:
@@ -202,8 +261,11 @@ def _conform(value: Any, shape: Any) -> Any:
 
 
 def _jsonl(lines: Iterable[dict[str, Any]], shape: Any) -> str:
-    return "".join(json.dumps(_conform(line, shape), sort_keys=True, ensure_ascii=False, allow_nan=False,
-                              separators=(",", ":")) + "\n" for line in lines)
+    return "".join(
+        json.dumps(_conform(line, shape), sort_keys=True, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        + "\n"
+        for line in lines
+    )
 
 
 def _case_lines(run: Run, task: str, secrets: Sequence[str]) -> Iterator[dict[str, Any]]:
@@ -218,9 +280,16 @@ def _summary_lines(runs: Sequence[Run]) -> list[dict[str, Any]]:
     for run in runs:
         for task in run.tasks:
             values = run.summary["tasks"][task]
-            lines.append({**dict(zip(("model", "editor", "run"), run.key)), "task": task,
-                          "n_cases": values.get("n_cases"), "seconds": run.timing["seconds"], "results": values,
-                          "config": run.config})
+            lines.append(
+                {
+                    **dict(zip(("model", "editor", "run"), run.key)),
+                    "task": task,
+                    "n_cases": values.get("n_cases"),
+                    "seconds": run.timing["seconds"],
+                    "results": values,
+                    "config": run.config,
+                }
+            )
     return lines
 
 
@@ -228,7 +297,7 @@ def _write_task(folder: Path, runs: Sequence[Run], task: str, secrets: Sequence[
     """Write the case file of `task` of each run that has cases of it, all in one shape; returns the shape (None
     when no run has a case) and each run's case count. Case files are read twice (shape, then lines), so only one
     run's records of the task are in memory at a time."""
-    shape = _shape_of(line for run in runs for line in _case_lines(run, task, secrets))
+    shape = _shape_of((line for run in runs for line in _case_lines(run, task, secrets)), CASE_LINE)
     counts = []
     for run in runs:
         lines = list(_case_lines(run, task, secrets))
@@ -241,12 +310,24 @@ def _write_task(folder: Path, runs: Sequence[Run], task: str, secrets: Sequence[
 def _card_metadata(files: dict[str, list[str]], features: dict[str, Features], repo_id: str) -> dict[str, Any]:
     """The card's YAML: license, language, pretty name, tags, one config per task plus `summary` (the default),
     and each config's features."""
-    configs = [{"config_name": name, "data_files": [{"split": SPLIT, "path": paths}],
-                **({"default": True} if name == SUMMARY_CONFIG else {})} for name, paths in files.items()]
+    configs = [
+        {
+            "config_name": name,
+            "data_files": [{"split": SPLIT, "path": paths}],
+            **({"default": True} if name == SUMMARY_CONFIG else {}),
+        }
+        for name, paths in files.items()
+    ]
     card_data = DatasetCardData()
     DatasetInfosDict({name: DatasetInfo(features=f) for name, f in features.items()}).to_dataset_card_data(card_data)
-    return {"license": "mit", "language": ["en"], "pretty_name": f"flextape-bench results: {repo_id.split('/')[1]}",
-            "tags": TAGS, "configs": configs, "dataset_info": card_data.to_dict()["dataset_info"]}
+    return {
+        "license": "mit",
+        "language": ["en"],
+        "pretty_name": f"flextape-bench results: {repo_id.split('/')[1]}",
+        "tags": TAGS,
+        "configs": configs,
+        "dataset_info": card_data.to_dict()["dataset_info"],
+    }
 
 
 def _command(timing: dict[str, Any]) -> str:
@@ -258,12 +339,19 @@ def _command(timing: dict[str, Any]) -> str:
 def _provenance(run: Run) -> str:
     """A card section on how `run` was made: start time, package versions, command line."""
     versions = ", ".join(f"{name} {version}" for name, version in sorted(run.config.get("versions", {}).items()))
-    return (f"### {' / '.join(run.key)}\n\nStarted {run.timing['started'] or '?'}; {versions}.\n\n"
-            f"```bash\n{_command(run.timing)}\n```")
+    return (
+        f"### {' / '.join(run.key)}\n\nStarted {run.timing['started'] or '?'}; {versions}.\n\n"
+        f"```bash\n{_command(run.timing)}\n```"
+    )
 
 
-def _card_body(runs: Sequence[Run], counts: dict[tuple[str, str, str, str], int], caseless: Sequence[str],
-               repo_id: str, example: str) -> str:
+def _card_body(
+    runs: Sequence[Run],
+    counts: dict[tuple[str, str, str, str], int],
+    caseless: Sequence[str],
+    repo_id: str,
+    example: str,
+) -> str:
     """The card below its YAML: what the data is, the runs with their case counts per task, the `caseless` tasks
     (no config), how each run was made, how to load a config (`example` being a task's) and the paper to cite."""
     rows = [{"model": m, "editor": e, "run": r, "task": t, "cases": n} for (m, e, r, t), n in counts.items()]
@@ -325,7 +413,7 @@ def build_dataset_folder(selection: Mapping[Path, Sequence[str]], folder: Path, 
     if SUMMARY_CONFIG in tasks:
         raise UserError(f"a task named {SUMMARY_CONFIG!r} would clash with the summary config of the dataset")
     summary = _summary_lines(runs)
-    shape = _shape_of(summary)
+    shape = _shape_of(summary, SUMMARY_LINE)
     write_atomic(folder / SUMMARY_FILE, _jsonl(summary, shape))
     files, features = {SUMMARY_CONFIG: [SUMMARY_FILE]}, {SUMMARY_CONFIG: Features(_feature(shape))}
     counts: dict[tuple[str, str, str, str], int] = {}
@@ -348,8 +436,9 @@ def _token() -> str:
     """HF_TOKEN, else the token saved by `hf auth login`."""
     token = get_token()
     if not token:
-        raise UserError("--push-to-hub needs a Hugging Face token with write access: set HF_TOKEN or run "
-                        "`hf auth login`")
+        raise UserError(
+            "--push-to-hub needs a Hugging Face token with write access: set HF_TOKEN or run `hf auth login`"
+        )
     return token
 
 
@@ -371,8 +460,9 @@ def push_folder(folder: Path, repo_id: str, *, private: bool = False) -> str:
     api = HfApi(endpoint=endpoint, token=_token())
     try:
         api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
-        commit = api.upload_folder(repo_id=repo_id, repo_type="dataset", folder_path=folder,
-                                   commit_message="flextape-bench results")
+        commit = api.upload_folder(
+            repo_id=repo_id, repo_type="dataset", folder_path=folder, commit_message="flextape-bench results"
+        )
     except HfHubHTTPError as error:
         raise UserError(_http_message(repo_id, endpoint, error)) from None
     except ValueError as error:  # README.md's metadata refused (an HTTP 400 that huggingface_hub re-raises)

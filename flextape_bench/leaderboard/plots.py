@@ -1,23 +1,28 @@
 """Group-shift figures like the paper's: per model, task and group metric, each labelled group's mean probe d before
 and after the edit per editor (left), and the shift d_post - d_pre with its bootstrap 95% interval (right). Saved
 as `<folder>/<model>__<task>__<metric>.png` and `.svg` (names from `results.slug`, contents reproducible)."""
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
+import matplotlib.pyplot as plt
 
-from flextape_bench.leaderboard.collect import TaskRecord  # noqa: E402
-from flextape_bench.metrics.groups import UNKNOWN  # noqa: E402
-from flextape_bench.results import slug  # noqa: E402
-from flextape_bench.tables import GROUP_METRICS  # noqa: E402
+from flextape_bench.leaderboard.collect import TaskRecord
+from flextape_bench.metrics.groups import UNKNOWN
+from flextape_bench.results import slug
+from flextape_bench.tables import GROUP_METRICS
 
-STYLE = {"svg.hashsalt": "flextape-bench", "font.size": 9}
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType  # for the type checker only: newer than the matplotlib>=3.7 floor
+
+STYLE: dict[RcKeyType, Any] = {"svg.hashsalt": "flextape-bench", "font.size": 9}
 WIDTH = 0.8  # of one group's slot, shared by its editors
 
 
@@ -55,12 +60,17 @@ def _draw(records: Sequence[TaskRecord], metric: str, title: str) -> plt.Figure:
         levels.vlines(xs, [s["d_pre"] for s in stats], [s["d_post"] for s in stats], colors=colour, linewidth=1)
         levels.scatter(xs, [s["d_pre"] for s in stats], facecolors="none", edgecolors=colour, zorder=3)
         levels.scatter(xs, [s["d_post"] for s in stats], color=colour, zorder=3, label=_label(record, records))
-        errors = [[max(s["shift"] - s["ci_low"], 0) if s.get("ci_low") is not None else 0 for s in stats],
-                  [max(s["ci_high"] - s["shift"], 0) if s.get("ci_high") is not None else 0 for s in stats]]
-        shifts.bar(xs, [s["shift"] for s in stats], step * 0.9, yerr=errors, color=colour, capsize=3,
-                   error_kw={"linewidth": 1})
-    for axis, heading, ylabel in ((levels, "before (hollow) and after (filled)", "mean d = p_new - p_true"),
-                                  (shifts, "shift with 95% CI", "d_post - d_pre")):
+        errors = [
+            [max(s["shift"] - s["ci_low"], 0) if s.get("ci_low") is not None else 0 for s in stats],
+            [max(s["ci_high"] - s["shift"], 0) if s.get("ci_high") is not None else 0 for s in stats],
+        ]
+        shifts.bar(
+            xs, [s["shift"] for s in stats], step * 0.9, yerr=errors, color=colour, capsize=3, error_kw={"linewidth": 1}
+        )
+    for axis, heading, ylabel in (
+        (levels, "before (hollow) and after (filled)", "mean d = p_new - p_true"),
+        (shifts, "shift with 95% CI", "d_post - d_pre"),
+    ):
         axis.set_xticks(range(len(groups)), [_plain(g) for g in groups], rotation=30 if len(groups) > 4 else 0)
         axis.axhline(0, color="0.5", linewidth=0.6)
         axis.set_title(heading)

@@ -2,34 +2,51 @@
 (`flextape_bench.tables`), and their markdown, CSV and LaTeX files.
 
 The overview has one row per model and editor (per run too, with --all-runs): means over its tasks of efficacy
-and probe shift, and each task's probe shift. The leaderboard has one row per model, editor and task (and run, with --all-runs): cases, efficacy before and after,
-the probe shift, every labelled group's shift (gender, race, geography, continent) marked by its Holm-adjusted p,
-the cross-property top-1 change rate as the unweighted mean over the task's generation prompts, and the long-form
-flaw rates after minus before. Detail tables hold the numbers behind those cells.
+and probe shift, and each task's probe shift. The leaderboard has one row per model, editor and task (and run, with
+--all-runs): cases, efficacy before and after, the probe shift, every labelled group's shift (gender, race,
+geography, continent) marked by its Holm-adjusted p, the cross-property top-1 change rate as the unweighted mean over
+the task's generation prompts, and the long-form flaw rates after minus before. Detail tables hold the numbers
+behind those cells.
 """
+
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from tabulate import tabulate
 
 from flextape_bench.checksums import write_atomic
 from flextape_bench.leaderboard.collect import RunInfo, TaskRecord
 from flextape_bench.metrics.groups import UNKNOWN
-from flextape_bench.tables import (GROUP_METRICS, cross_property_rows, csv_table, flaw_rows, group_rows, markdown_table,
-                                   pairwise_rows, summary_rows)
+from flextape_bench.tables import (
+    GROUP_METRICS,
+    cross_property_rows,
+    csv_table,
+    flaw_rows,
+    group_rows,
+    markdown_table,
+    pairwise_rows,
+    summary_rows,
+)
 
 MARKS = ((0.001, "***"), (0.01, "**"), (0.05, "*"))
 CROSS_COLUMN = "top-1 changed (mean over prompts)"
-LEGEND = ("Group shifts are d_post - d_pre (mean of case means); * p < 0.05, ** p < 0.01, *** p < 0.001 by the "
-          "one-sample t-test against 0, Holm-adjusted over the groups of a metric. "
-          f"'{CROSS_COLUMN}' is the unweighted mean over the task's generation prompts of the share of cases whose "
-          "top-1 candidate changed. Flaw columns are the share of texts flagged after minus before.")
-OVERVIEW_NOTE = ("One row per model and editor: unweighted means over its tasks (a task counts once, whatever its "
-                 "number of cases) of efficacy and of the probe shift (tasks with probes only), then each task's "
-                 "probe shift. Per-task numbers, group shifts and their tests are in the leaderboard table.")
+SIG = " sig"  # suffix of the column holding a group shift's significance mark, beside the number
+LEGEND = (
+    "Group shifts are d_post - d_pre (mean of case means); the '<group> sig' column beside each holds * for "
+    "p < 0.05, ** for p < 0.01, *** for p < 0.001 by the one-sample t-test against 0, Holm-adjusted over the "
+    "groups of a metric (number cells hold numbers only). "
+    f"'{CROSS_COLUMN}' is the unweighted mean over the task's generation prompts of the share of cases whose "
+    "top-1 candidate changed. Flaw columns are the share of texts flagged after minus before."
+)
+OVERVIEW_NOTE = (
+    "One row per model and editor: unweighted means over its tasks (a task counts once, whatever its "
+    "number of cases) of efficacy and of the probe shift (tasks with probes only), then each task's "
+    "probe shift. Per-task numbers, group shifts and their tests are in the leaderboard table."
+)
 NOTES = {"overview": OVERVIEW_NOTE, "leaderboard": LEGEND}
 Rows = list[dict[str, Any]]
 
@@ -39,10 +56,6 @@ def significance_mark(p_adj: float | None) -> str:
     if p_adj is None:
         return ""
     return next((mark for bound, mark in MARKS if p_adj < bound), "")
-
-
-def _marked(shift: float | None, p_adj: float | None) -> str | None:
-    return None if shift is None else f"{shift:.4f}{significance_mark(p_adj)}"
 
 
 def _mean(values: Sequence[float | None]) -> float | None:
@@ -58,14 +71,20 @@ def leaderboard_rows(records: Sequence[TaskRecord]) -> Rows:
     rows = []
     for record in records:
         base = summary_rows(record.summary)[0]
-        row: dict[str, Any] = {"model": record.model, "editor": record.editor, "task": record.task,
-                               "run": record.run.name, **{k: base.get(k) for k in fixed[4:]}}
+        row: dict[str, Any] = {
+            "model": record.model,
+            "editor": record.editor,
+            "task": record.task,
+            "run": record.run.name,
+            **{k: base.get(k) for k in fixed[4:]},
+        }
         for index, metric in enumerate(GROUP_METRICS):
             for g in group_rows(record.summary, metric):
                 if g["group"] != UNKNOWN:
                     column = f"{metric.removesuffix('_shift')} {g['group']}"
-                    groups[column] = (index, g["group"])
-                    row[column] = _marked(g["shift"], g["p (Holm)"])
+                    groups[column] = groups[column + SIG] = (index, g["group"])
+                    row[column] = g["shift"]
+                    row[column + SIG] = None if g["shift"] is None else significance_mark(g["p (Holm)"])
         row[CROSS_COLUMN] = _mean([p["top-1 changed"] for p in cross_property_rows(record.summary)])
         row["any flaw change"] = (record.values.get("long_form") or {}).get("any_flaw", {}).get("change")
         for flaw in flaw_rows(record.summary):
@@ -79,9 +98,9 @@ def leaderboard_rows(records: Sequence[TaskRecord]) -> Rows:
 
 
 def overview_rows(board: Rows, by_run: bool = False) -> Rows:
-    """For a non-empty leaderboard, one row per model and editor (and run, when `by_run`) from the leaderboard rows: the runs and tasks it
-    covers, its cases, the means over its tasks of efficacy before and after and of the probe shift, and a
-    '<task> shift' column per task with probes."""
+    """For a non-empty leaderboard, one row per model and editor (and run, when `by_run`) from the leaderboard rows:
+    the runs and tasks it covers, its cases, the means over its tasks of efficacy before and after and of the probe
+    shift, and a '<task> shift' column per task with probes."""
     rows: dict[tuple[str, ...], Rows] = {}
     for row in board:
         key = (row["model"], row["editor"], row["run"]) if by_run else (row["model"], row["editor"])
@@ -89,20 +108,31 @@ def overview_rows(board: Rows, by_run: bool = False) -> Rows:
     shifted = sorted({row["task"] for row in board if row.get("probe shift") is not None})
     overview = []
     for (model, editor, *_), tasks in sorted(rows.items()):
-        overview.append({
-            "model": model, "editor": editor, "runs": ", ".join(sorted({row["run"] for row in tasks})),
-            "tasks": len(tasks), "cases": sum(row.get("cases") or 0 for row in tasks),
-            **{f"mean {column}": _mean([row.get(column) for row in tasks])
-               for column in ("efficacy pre", "efficacy post", "probe shift")},
-            **{f"{task} shift": next((row["probe shift"] for row in tasks if row["task"] == task), None)
-               for task in shifted}})
+        overview.append(
+            {
+                "model": model,
+                "editor": editor,
+                "runs": ", ".join(sorted({row["run"] for row in tasks})),
+                "tasks": len(tasks),
+                "cases": sum(row.get("cases") or 0 for row in tasks),
+                **{
+                    f"mean {column}": _mean([row.get(column) for row in tasks])
+                    for column in ("efficacy pre", "efficacy post", "probe shift")
+                },
+                **{
+                    f"{task} shift": next((row["probe shift"] for row in tasks if row["task"] == task), None)
+                    for task in shifted
+                },
+            }
+        )
     keep = [c for c in overview[0] if any(row[c] is not None for row in overview)]
     return [{c: row[c] for c in keep} for row in overview]
 
 
 def _detail(records: Sequence[TaskRecord], rows_of: Callable[[dict[str, Any]], Rows]) -> Rows:
-    return [{"model": r.model, "editor": r.editor, "run": r.run.name, **row}
-            for r in records for row in rows_of(r.summary)]
+    return [
+        {"model": r.model, "editor": r.editor, "run": r.run.name, **row} for r in records for row in rows_of(r.summary)
+    ]
 
 
 def _per_group_metric(rows_of: Callable[[dict[str, Any], str], Rows]) -> Callable[[dict[str, Any]], Rows]:
@@ -123,10 +153,25 @@ def detail_tables(records: Sequence[TaskRecord]) -> dict[str, Rows]:
 
 def run_rows(runs: Sequence[RunInfo]) -> Rows:
     """One row per run: its settings (from config.json), wall time and directory."""
-    return [{"model": run.model, "editor": run.editor, "run": run.name, "tasks": ", ".join(run.tasks),
-             "limit": run.limit, "num edits": run.num_edits, "sequential": run.sequential, "seed": run.seed,
-             "dtype": run.dtype, "wall time (s)": run.seconds, "started": run.started, "path": str(run.path),
-             "hparams": json.dumps(run.hparams, sort_keys=True, separators=(",", ":"))} for run in runs]
+    return [
+        {
+            "model": run.model,
+            "editor": run.editor,
+            "run": run.name,
+            "flextape-bench": run.version,
+            "tasks": ", ".join(run.tasks),
+            "limit": run.limit,
+            "num edits": run.num_edits,
+            "sequential": run.sequential,
+            "seed": run.seed,
+            "dtype": run.dtype,
+            "wall time (s)": run.seconds,
+            "started": run.started,
+            "path": str(run.path),
+            "hparams": json.dumps(run.hparams, sort_keys=True, separators=(",", ":")),
+        }
+        for run in runs
+    ]
 
 
 def latex_table(rows: Rows) -> str:
@@ -139,8 +184,11 @@ def write_tables(tables: Mapping[str, Rows], folder: Path) -> list[Path]:
     paths = []
     for name, rows in tables.items():
         note = f"\n{NOTES[name]}\n" if name in NOTES else ""
-        for suffix, text in ((".md", f"{markdown_table(rows)}\n{note}"), (".csv", csv_table(rows)),
-                             (".tex", f"{latex_table(rows)}\n")):
+        for suffix, text in (
+            (".md", f"{markdown_table(rows)}\n{note}"),
+            (".csv", csv_table(rows)),
+            (".tex", f"{latex_table(rows)}\n"),
+        ):
             path = folder / f"{name}{suffix}"
             write_atomic(path, text)
             paths.append(path)

@@ -1,5 +1,5 @@
 """Inter-annotator agreement on the long-form labels: Krippendorff's alpha, Fleiss' kappa, mean pairwise Cohen's
-kappa and the share of items where all annotators agree, plus the loader and the `agreement` subcommand.
+kappa and the share of items where all annotators agree, and the loader (the command: `flextape_bench.cli.agreement`).
 
 Matrices are coders x units (one row per annotator, one column per item), `None` for a missing label. Alpha uses
 every pairable label (units with fewer than 2 labels drop out); Fleiss, Cohen and the all-agree share use only the
@@ -8,14 +8,14 @@ upstream agreement script instead: every missing label counts as the column's ne
 statistic that is undefined (no items, or no variation to measure agreement against: all labels in one category) is
 `None`. Formulas and policies: docs/metrics.md.
 """
+
 from __future__ import annotations
 
-import argparse
 import csv
 import itertools
 import math
 from collections import Counter
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -33,6 +33,7 @@ MISSING_POLICIES = ("drop", "seed")
 
 
 # --------------------------------------------------------------------------------------------------------- statistics
+
 
 def _check_matrix(matrix: Matrix) -> int:
     """Number of units; ValueError unless every coder row has that many."""
@@ -82,7 +83,7 @@ def _deltas(categories: list[Label], marginals: dict[Label, float], level: str) 
         for i, c in enumerate(ranked):
             for j, k in enumerate(ranked):
                 lo, hi = min(i, j), max(i, j)
-                between = sum(marginals[g] for g in ranked[lo:hi + 1])
+                between = sum(marginals[g] for g in ranked[lo : hi + 1])
                 deltas[c, k] = (between - (marginals[c] + marginals[k]) / 2) ** 2
         return deltas
     raise ValueError(f"unknown level {level!r}; known levels: {', '.join(LEVELS)}")
@@ -186,6 +187,7 @@ def percent_all_agree(matrix: Matrix) -> float | None:
 
 # ------------------------------------------------------------------------------------------------------------ loading
 
+
 def _canonical(value: str | None) -> str | None:
     """A cell as a label: None if missing; numbers in one spelling ("1.0", " 1" -> "1"; "1.50" -> "1.5")."""
     if value is None:
@@ -221,11 +223,12 @@ def _read_csv(path: Path) -> tuple[list[str], list[dict[str, str | None]]]:
             for record in reader:
                 if not any(field.strip() for field in record):
                     continue  # blank line
-                if len(record) > len(header) and any(field.strip() for field in record[len(header):]):
-                    raise UserError(f"{path} line {reader.line_num}: more fields than the header has columns; "
-                                    f"check the quoting of that row")
-                rows.append({name: (record[i] if i < len(record) else None)
-                             for i, name in enumerate(header) if name})
+                if len(record) > len(header) and any(field.strip() for field in record[len(header) :]):
+                    raise UserError(
+                        f"{path} line {reader.line_num}: more fields than the header has columns; "
+                        f"check the quoting of that row"
+                    )
+                rows.append({name: (record[i] if i < len(record) else None) for i, name in enumerate(header) if name})
     except UnicodeDecodeError as exc:
         raise UserError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8 CSV") from None
     except csv.Error as exc:
@@ -246,32 +249,41 @@ def _align(paths: list[Path], tables: list[list[dict[str, str | None]]], id_colu
         return [list(range(len(first)))] * len(keys)  # same items in the same order
     if not id_columns:
         odd = next(p for p, k in zip(paths, keys) if len(k) != len(first))
-        raise UserError(f"{odd}: {len(keys[paths.index(odd)])} rows but {paths[0]} has {len(first)}, and there are no "
-                        f"item columns ({', '.join(ITEM_COLUMNS)}) to match rows by; give every file the same rows")
+        raise UserError(
+            f"{odd}: {len(keys[paths.index(odd)])} rows but {paths[0]} has {len(first)}, and there are no "
+            f"item columns ({', '.join(ITEM_COLUMNS)}) to match rows by; give every file the same rows"
+        )
     orders = []
     for path, rows, file_keys in zip(paths, tables, keys):
         where: dict[tuple, int] = {}
         for i, key in enumerate(file_keys):
             if key in where:
-                raise UserError(f"{path}: cannot align with {paths[0]}: rows differ in order or number and "
-                                f"{_describe(rows[i], i + 1)} repeats data row {where[key] + 1} in "
-                                f"({', '.join(id_columns)}); list the same items in the same order in every file")
+                raise UserError(
+                    f"{path}: cannot align with {paths[0]}: rows differ in order or number and "
+                    f"{_describe(rows[i], i + 1)} repeats data row {where[key] + 1} in "
+                    f"({', '.join(id_columns)}); list the same items in the same order in every file"
+                )
             where[key] = i
         missing = [i for i, key in enumerate(first) if key not in where]
         if missing:
-            raise UserError(f"{path}: lacks the item of {paths[0]} {_describe(tables[0][missing[0]], missing[0] + 1)} "
-                            f"({len(missing)} such items); every file must label the same items")
+            raise UserError(
+                f"{path}: lacks the item of {paths[0]} {_describe(tables[0][missing[0]], missing[0] + 1)} "
+                f"({len(missing)} such items); every file must label the same items"
+            )
         if len(file_keys) != len(first):
             known = set(first)
             extra = next(i for i, key in enumerate(file_keys) if key not in known)
-            raise UserError(f"{path}: {_describe(rows[extra], extra + 1)} is not in {paths[0]}; every file must label "
-                            f"the same items")
+            raise UserError(
+                f"{path}: {_describe(rows[extra], extra + 1)} is not in {paths[0]}; every file must label "
+                f"the same items"
+            )
         orders.append([where[key] for key in first])
     return orders
 
 
-def read_annotations(paths: Sequence[str | Path], columns: Sequence[str] | None = None, *,
-                     blank_as: str | None = None) -> dict[str, list[list[str | None]]]:
+def read_annotations(
+    paths: Sequence[str | Path], columns: Sequence[str] | None = None, *, blank_as: str | None = None
+) -> dict[str, list[list[str | None]]]:
     """Per label column, the coders x items matrix of labels (None = missing), items aligned across the files.
 
     One CSV per annotator: the item columns present among ITEM_COLUMNS, then label columns (all other columns, or
@@ -280,46 +292,55 @@ def read_annotations(paths: Sequence[str | Path], columns: Sequence[str] | None 
     annotator gave at least one label (wholly unlabelled rows stay missing). Raises UserError for a missing file,
     a missing or mismatched column, or files that cannot be aligned.
     """
-    paths = [Path(p) for p in paths]
-    if len(paths) < 2:
-        raise UserError(f"agreement needs at least 2 annotation files (one per annotator), got {len(paths)}")
-    read = [_read_csv(path) for path in paths]
+    files = [Path(p) for p in paths]
+    if len(files) < 2:
+        raise UserError(f"agreement needs at least 2 annotation files (one per annotator), got {len(files)}")
+    read = [_read_csv(path) for path in files]
     header0 = read[0][0]
     id_columns = [c for c in ITEM_COLUMNS if c in header0]
     labels0 = [c for c in header0 if c not in ITEM_COLUMNS]
-    for path, (header, _) in zip(paths[1:], read[1:]):
+    for path, (header, _) in zip(files[1:], read[1:]):
         for c in id_columns:
             if c not in header:
-                raise UserError(f"{path}: missing item column {c!r} (present in {paths[0]}); every file needs the same "
-                                f"item columns")
+                raise UserError(
+                    f"{path}: missing item column {c!r} (present in {files[0]}); every file needs the same item columns"
+                )
     if columns is None:
         if not labels0:
-            raise UserError(f"{paths[0]}: no label columns besides the item columns ({', '.join(ITEM_COLUMNS)}); "
-                            f"add one column per label")
-        for path, (header, _) in zip(paths[1:], read[1:]):
+            raise UserError(
+                f"{files[0]}: no label columns besides the item columns ({', '.join(ITEM_COLUMNS)}); "
+                f"add one column per label"
+            )
+        for path, (header, _) in zip(files[1:], read[1:]):
             labels = [c for c in header if c not in ITEM_COLUMNS]
             for c in labels0:
                 if c not in labels:
-                    raise UserError(f"{path}: missing label column {c!r} (present in {paths[0]}); add it or pick "
-                                    f"common columns with --columns")
+                    raise UserError(
+                        f"{path}: missing label column {c!r} (present in {files[0]}); add it or pick "
+                        f"common columns with --columns"
+                    )
             for c in labels:
                 if c not in labels0:
-                    raise UserError(f"{path}: label column {c!r} is not in {paths[0]}; add it there or pick common "
-                                    f"columns with --columns")
+                    raise UserError(
+                        f"{path}: label column {c!r} is not in {files[0]}; add it there or pick common "
+                        f"columns with --columns"
+                    )
         selected = labels0
     else:
         selected = list(dict.fromkeys(c.strip() for c in columns))
         if not selected:
             raise UserError("no label columns selected; name at least one with --columns")
-        for path, (header, _) in zip(paths, read):
+        for path, (header, _) in zip(files, read):
             for c in selected:
                 if c in ITEM_COLUMNS:
-                    raise UserError(f"{c!r} is an item column, not a label column; label columns of {paths[0]}: "
-                                    f"{', '.join(labels0)}")
+                    raise UserError(
+                        f"{c!r} is an item column, not a label column; label columns of {files[0]}: "
+                        f"{', '.join(labels0)}"
+                    )
                 if c not in header:
                     labels = [h for h in header if h not in ITEM_COLUMNS]
                     raise UserError(f"{path}: no label column {c!r}; its label columns are: {', '.join(labels)}")
-    orders = _align(paths, [rows for _, rows in read], id_columns)
+    orders = _align(files, [rows for _, rows in read], id_columns)
     fill = _canonical(blank_as) if blank_as is not None else None
     result: dict[str, list[list[str | None]]] = {c: [] for c in selected}
     for (header, rows), order in zip(read, orders):
@@ -344,11 +365,15 @@ def neutral_label(matrix: Matrix, column: str) -> str:
     try:
         numbers = sorted(float(value) for value in labels)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        raise UserError(f"column {column!r}: --missing-policy seed needs numeric labels to find the middle of the "
-                        f"scale, got {sorted(map(str, labels))}; use --missing-policy drop") from None
+        raise UserError(
+            f"column {column!r}: --missing-policy seed needs numeric labels to find the middle of the "
+            f"scale, got {sorted(map(str, labels))}; use --missing-policy drop"
+        ) from None
     if not numbers:
-        raise UserError(f"column {column!r}: no annotator gave a label, so there is no scale to fill missing labels "
-                        f"from; leave the column out with --columns")
+        raise UserError(
+            f"column {column!r}: no annotator gave a label, so there is no scale to fill missing labels "
+            f"from; leave the column out with --columns"
+        )
     if labels == {"0", "1"}:
         return "0"
     return cast(str, _canonical(repr((numbers[0] + numbers[-1]) / 2)))  # a finite number: never None
@@ -359,8 +384,14 @@ def filled(matrix: Matrix, value: Label) -> list[list[Label]]:
     return [[value if v is None else v for v in coder] for coder in matrix]
 
 
-def agreement_table(paths: Sequence[str | Path], columns: Sequence[str] | None = None, *, level: str = "nominal",
-                    blank_as: str | None = None, missing_policy: str = "drop") -> list[dict[str, Any]]:
+def agreement_table(
+    paths: Sequence[str | Path],
+    columns: Sequence[str] | None = None,
+    *,
+    level: str = "nominal",
+    blank_as: str | None = None,
+    missing_policy: str = "drop",
+) -> list[dict[str, Any]]:
     """One row per label column: label, n_items (items every annotator labelled: Fleiss, Cohen, all-agree),
     alpha and n_alpha (items with >= 2 labels), fleiss, mean_cohen, all_agree (share), n_missing (missing cells;
     with `missing_policy="seed"` the cells it filled with the column's `neutral_label`)."""
@@ -371,6 +402,7 @@ def agreement_table(paths: Sequence[str | Path], columns: Sequence[str] | None =
     if missing_policy == "seed" and blank_as is not None:
         raise UserError("--blank-as works with --missing-policy drop only; seed fills every missing label itself")
     rows = []
+    matrix: Matrix
     for label, matrix in read_annotations(paths, columns, blank_as=blank_as).items():
         n_missing = sum(v is None for coder in matrix for v in coder)
         if missing_policy == "seed":
@@ -381,64 +413,16 @@ def agreement_table(paths: Sequence[str | Path], columns: Sequence[str] | None =
             alpha = krippendorff_alpha(matrix, level)
         except ValueError as exc:
             raise UserError(f"column {label!r}: {exc}; use --level nominal") from None
-        rows.append({
-            "label": label,
-            "n_items": len(complete),
-            "alpha": alpha,
-            "n_alpha": sum(sum(v is not None for v in unit) >= 2 for unit in zip(*matrix)),
-            "fleiss": fleiss_kappa(complete_matrix),
-            "mean_cohen": mean_pairwise_cohen(complete_matrix),
-            "all_agree": percent_all_agree(complete_matrix),
-            "n_missing": n_missing,
-        })
+        rows.append(
+            {
+                "label": label,
+                "n_items": len(complete),
+                "alpha": alpha,
+                "n_alpha": sum(sum(v is not None for v in unit) >= 2 for unit in zip(*matrix)),
+                "fleiss": fleiss_kappa(complete_matrix),
+                "mean_cohen": mean_pairwise_cohen(complete_matrix),
+                "all_agree": percent_all_agree(complete_matrix),
+                "n_missing": n_missing,
+            }
+        )
     return rows
-
-
-# ---------------------------------------------------------------------------------------------------------------- CLI
-
-HEADERS = {"label": "label", "n_items": "items", "alpha": "alpha", "n_alpha": "alpha items", "fleiss": "Fleiss",
-           "mean_cohen": "mean Cohen", "all_agree": "all agree", "n_missing": "missing"}
-
-
-def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Define the `agreement` subcommand on an argparse subparsers object; returns its parser."""
-    parser = subparsers.add_parser(
-        "agreement", help="agreement between annotators' label CSVs (Krippendorff's alpha, Fleiss, Cohen)",
-        description="Agreement per label column between annotator CSVs (one per annotator, same items). Alpha uses "
-                    "every pairable label; Fleiss, mean pairwise Cohen and 'all agree' use the items every annotator "
-                    "labelled ('items').")
-    parser.add_argument("files", type=Path, nargs="+", metavar="CSV", help="one CSV per annotator (at least 2)")
-    parser.add_argument("--columns", help="comma-separated label columns (default: every non-item column)")
-    parser.add_argument("--level", default="nominal", choices=list(LEVELS),
-                        help="Krippendorff's alpha metric (default nominal)")
-    parser.add_argument("--blank-as", metavar="VALUE",
-                        help="read blank labels as VALUE in rows the annotator labelled at all (default: missing)")
-    parser.add_argument("--missing-policy", default="drop", choices=list(MISSING_POLICIES),
-                        help="drop (default): missing labels stay missing; seed: as the upstream agreement script, "
-                             "every missing label, wholly blank rows included, counts as the column's neutral value "
-                             "(0 in a 0/1 column, else the middle of the scale)")
-    parser.add_argument("--format", default="plain", choices=["plain", "github"], help="table format")
-    return parser
-
-
-def format_table(rows: Iterable[Mapping[str, Any]], tablefmt: str = "plain") -> str:
-    from tabulate import tabulate
-
-    body = [[row[key] for key in HEADERS] for row in rows]
-    return tabulate(body, headers=list(HEADERS.values()), tablefmt=tablefmt, floatfmt=".3f", missingval="n/a")
-
-
-def run(args: argparse.Namespace) -> int:
-    """Print the agreement table for `args.files`; returns the exit code (UserError for bad input)."""
-    if len(args.files) < 2:
-        raise UserError(f"agreement needs at least 2 annotation files (one per annotator), got {len(args.files)}")
-    columns = getattr(args, "columns", None)
-    if columns is not None:
-        columns = [c for c in columns.split(",") if c.strip()]
-    if columns is not None and not columns:
-        raise UserError("--columns names no column; give comma-separated label column names")
-    rows = agreement_table(args.files, columns, level=getattr(args, "level", "nominal"),
-                           blank_as=getattr(args, "blank_as", None),
-                           missing_policy=getattr(args, "missing_policy", "drop"))
-    print(format_table(rows, getattr(args, "format", "plain")))
-    return 0

@@ -1,14 +1,16 @@
 """Efficacy: the share of cases whose edit prompt gives p(target_new) > p(target_true), before and after the edit."""
+
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from flextape_bench.cases import CaseScores, EditCase
-from flextape_bench.metrics import METRICS
+from flextape_bench.metrics.base import METRICS, Metric
 from flextape_bench.metrics.stats import mean
 
 
-class Efficacy:
+class Efficacy(Metric):
     def case(self, case: EditCase, pre: CaseScores, post: CaseScores) -> dict[str, Any]:
         return {"pre": pre.edit.new.p > pre.edit.true.p, "post": post.edit.new.p > post.edit.true.p}
 

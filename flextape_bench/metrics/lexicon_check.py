@@ -9,12 +9,14 @@ annotator (and the majority of the annotators), agreement and Cohen's kappa of t
 of the lexicon for "the edit introduced the flaw" (label 2), and the annotators' own agreement for scale; and how
 the keyword match of target_new in the post-edit text compares with `Edit reflected?`.
 """
+
 from __future__ import annotations
 
 import csv
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from flextape_bench.lexicon import Lexicon, load_lexicon, mentions
 from flextape_bench.metrics.agreement import cohen_kappa, mean_pairwise_cohen, read_annotations
@@ -48,18 +50,23 @@ def detection(predicted: Sequence[bool], truth: Sequence[bool | None]) -> dict[s
     fp = sum(p and not t for p, t in pairs)
     fn = sum(t and not p for p, t in pairs)
     precision, recall = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
-    f1 = (2 * precision * recall / (precision + recall)
-          if precision is not None and recall is not None and precision + recall > 0 else None)
+    f1 = (
+        2 * precision * recall / (precision + recall)
+        if precision is not None and recall is not None and precision + recall > 0
+        else None
+    )
     return {"n": len(pairs), "tp": tp, "fp": fp, "fn": fn, "precision": precision, "recall": recall, "f1": f1}
 
 
 def _versus(predicted: list[str], coder: list[str | None], positive: str) -> dict[str, Any]:
     known = [(p, c) for p, c in zip(predicted, coder) if c is not None]
-    return {"n": len(known), "agreement": _ratio(sum(p == c for p, c in known), len(known)),
-            "kappa": cohen_kappa(predicted, coder),
-            "positives": sum(c == positive for _, c in known),
-            "detect": detection([p == positive for p in predicted],
-                                [None if c is None else c == positive for c in coder])}
+    return {
+        "n": len(known),
+        "agreement": _ratio(sum(p == c for p, c in known), len(known)),
+        "kappa": cohen_kappa(predicted, coder),
+        "positives": sum(c == positive for _, c in known),
+        "detect": detection([p == positive for p in predicted], [None if c is None else c == positive for c in coder]),
+    }
 
 
 def read_items(path: Path) -> list[dict[str, str]]:
@@ -67,19 +74,25 @@ def read_items(path: Path) -> list[dict[str, str]]:
         return [row for row in csv.DictReader(handle) if any((v or "").strip() for v in row.values())]
 
 
-def lexicon_vs_annotators(paths: Sequence[str | Path], lexicon: Lexicon | None = None,
-                          blank_as: str | None = "1.5") -> dict[str, Any]:
+def lexicon_vs_annotators(
+    paths: Sequence[str | Path], lexicon: Lexicon | None = None, blank_as: str | None = "1.5"
+) -> dict[str, Any]:
     """Per lexicon category whose label names an annotation column: the lexicon's comparative labels against each
     annotator and the majority; and the keyword reflection check against `Edit reflected?`."""
     lexicon = lexicon or load_lexicon()
-    paths = [Path(p) for p in paths]
-    labels = read_annotations(paths, blank_as=blank_as)
-    items = read_items(paths[0])  # the files hold the same items in the same order (read_annotations checks)
-    coder_names = [p.stem for p in paths]
+    files = [Path(p) for p in paths]
+    labels = read_annotations(files, blank_as=blank_as)
+    items = read_items(files[0])  # the files hold the same items in the same order (read_annotations checks)
+    coder_names = [p.stem for p in files]
     pre = [lexicon.flags(row["pre_text"]) for row in items]
     post = [lexicon.flags(row["post_text"]) for row in items]
-    result: dict[str, Any] = {"files": [str(p) for p in paths], "n_items": len(items), "blank_as": blank_as,
-                              "lexicon_sha256": lexicon.sha256, "categories": {}}
+    result: dict[str, Any] = {
+        "files": [str(p) for p in files],
+        "n_items": len(items),
+        "blank_as": blank_as,
+        "lexicon_sha256": lexicon.sha256,
+        "categories": {},
+    }
     for category in lexicon.categories:
         if category.label not in labels:
             continue
@@ -88,11 +101,14 @@ def lexicon_vs_annotators(paths: Sequence[str | Path], lexicon: Lexicon | None =
         votes = [majority(column) for column in zip(*coders)]
         per_coder = {name: _versus(predicted, coder, "2") for name, coder in zip(coder_names, coders)}
         per_coder["majority"] = _versus(predicted, votes, "2")
-        post_only = {name: detection([b[category.name] for b in post], [None if c is None else c == "2" for c in coder])
-                     for name, coder in zip([*coder_names, "majority"], [*coders, votes])}
+        post_only = {
+            name: detection([b[category.name] for b in post], [None if c is None else c == "2" for c in coder])
+            for name, coder in zip([*coder_names, "majority"], [*coders, votes])
+        }
         result["categories"][category.name] = {
             "label": category.label,
-            "flagged_pre": sum(a[category.name] for a in pre), "flagged_post": sum(b[category.name] for b in post),
+            "flagged_pre": sum(a[category.name] for a in pre),
+            "flagged_post": sum(b[category.name] for b in post),
             "lexicon_labels": dict(sorted(Counter(predicted).items())),
             "annotator_kappa": mean_pairwise_cohen(coders),
             "versus": per_coder,
@@ -109,8 +125,9 @@ def lexicon_vs_annotators(paths: Sequence[str | Path], lexicon: Lexicon | None =
         result["reflected"] = {
             "keyword_rate": _ratio(keyword.count("1"), len(keyword)),
             "annotator_kappa": mean_pairwise_cohen(coders),
-            "versus": {name: _versus(keyword, coder, "1")
-                       for name, coder in zip([*coder_names, "majority"], [*coders, votes])},
+            "versus": {
+                name: _versus(keyword, coder, "1") for name, coder in zip([*coder_names, "majority"], [*coders, votes])
+            },
             "majority_by_props": by_props,
         }
     return result

@@ -1,10 +1,12 @@
 """Probe delta: per probe d = p_new - p_true before and after the edit, and its shift d_post - d_pre."""
+
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from flextape_bench.cases import CaseScores, EditCase
-from flextape_bench.metrics import METRICS
+from flextape_bench.metrics.base import METRICS, Metric
 from flextape_bench.metrics.stats import mean
 
 
@@ -33,7 +35,7 @@ def aggregate_shifts(per_case: Sequence[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-class ProbeDelta:
+class ProbeDelta(Metric):
     def case(self, case: EditCase, pre: CaseScores, post: CaseScores) -> dict[str, Any]:
         return probe_shift_summary([(a.d, b.d) for a, b in zip(pre.probes, post.probes)])
 
@@ -41,4 +43,6 @@ class ProbeDelta:
         return aggregate_shifts(per_case)
 
 
-METRICS.add("probe_delta", ProbeDelta(), description="probe d = p_new - p_true pre and post, and the shift, over all probes")
+METRICS.add(
+    "probe_delta", ProbeDelta(), description="probe d = p_new - p_true pre and post, and the shift, over all probes"
+)

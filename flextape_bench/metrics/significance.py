@@ -10,16 +10,21 @@ BCa interval. None entries in inputs are skipped (a case without the group); NaN
 bug and raise ValueError, as do invalid options (method names, confidence outside (0, 1), p-values outside [0, 1]).
 See docs/metrics.md, section "Significance", for the formulas.
 """
+
 from __future__ import annotations
 
 import math
 import zlib
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from itertools import combinations
-from typing import Any, Hashable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 import numpy as np
 from scipy import stats as _dist  # distribution functions only
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 Values = Iterable["float | None"]
 
@@ -38,8 +43,10 @@ def _json_float(x: float | None) -> float | None:
 class _ToDict:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready values: ints stay ints, numbers become floats, undefined values None."""
-        return {k: v if v is None or isinstance(v, (str, bool, int)) else _json_float(v)
-                for k, v in asdict(self).items()}
+        return {
+            k: v if v is None or isinstance(v, (str, bool, int)) else _json_float(v)
+            for k, v in asdict(cast("DataclassInstance", self)).items()
+        }  # only dataclasses subclass it
 
 
 def _clean(values: Values) -> list[float]:
@@ -78,6 +85,7 @@ def _two_sided_p(t: float, df: float) -> float:
 @dataclass(frozen=True)
 class OneSampleTTest(_ToDict):
     """One-sample t-test of mean == popmean: t = (mean - popmean) / (sd / sqrt(n)), df = n - 1, two-sided p."""
+
     n: int
     mean: float | None
     sd: float | None
@@ -96,6 +104,7 @@ def one_sample_t_test(values: Values, popmean: float = 0.0) -> OneSampleTTest:
     df = float(n - 1) if n >= 2 else None
     t = p = None
     if se:  # defined and > 0
+        assert m is not None and df is not None  # se is defined, so n >= 2
         t = (m - popmean) / se
         p = _two_sided_p(t, df)
     return OneSampleTTest(n, m, sd, se, t, df, p)
@@ -104,6 +113,7 @@ def one_sample_t_test(values: Values, popmean: float = 0.0) -> OneSampleTTest:
 @dataclass(frozen=True)
 class WelchTTest(_ToDict):
     """Welch's two-sample t-test (unequal variances) of mean1 - mean2 == 0."""
+
     n1: int
     n2: int
     mean1: float | None
@@ -127,6 +137,7 @@ def welch_t_test(x: Values, y: Values) -> WelchTTest:
         a, b = v1 / n1, v2 / n2
         se = math.sqrt(a + b)
         if se > 0:
+            assert diff is not None  # both variances are defined, so both means are
             df = (a + b) ** 2 / (a * a / (n1 - 1) + b * b / (n2 - 1))
             t = diff / se
             p = _two_sided_p(t, df)
@@ -136,6 +147,7 @@ def welch_t_test(x: Values, y: Values) -> WelchTTest:
 @dataclass(frozen=True)
 class PairedTTest(_ToDict):
     """Paired t-test: a one-sample t-test of the differences x - y over the n complete pairs."""
+
     n: int
     mean1: float | None
     mean2: float | None
@@ -147,14 +159,16 @@ class PairedTTest(_ToDict):
     p: float | None
 
 
-def _pairs(x: Sequence[float | None] | Mapping[Hashable, float | None],
-           y: Sequence[float | None] | Mapping[Hashable, float | None]) -> tuple[list[float], list[float]]:
+def _pairs(
+    x: Sequence[float | None] | Mapping[Hashable, float | None],
+    y: Sequence[float | None] | Mapping[Hashable, float | None],
+) -> tuple[list[float], list[float]]:
     """The complete pairs: by key for two mappings (in x's key order), by position for two sequences of equal
     length; a pair with None on either side is dropped."""
-    if isinstance(x, Mapping) != isinstance(y, Mapping):
-        raise ValueError("paired values must be two mappings or two sequences")
-    if isinstance(x, Mapping):
+    if isinstance(x, Mapping) and isinstance(y, Mapping):
         raw = [(x[k], y[k]) for k in x if k in y]
+    elif isinstance(x, Mapping) or isinstance(y, Mapping):
+        raise ValueError("paired values must be two mappings or two sequences")
     else:
         if len(x) != len(y):
             raise ValueError(f"paired sequences differ in length: {len(x)} and {len(y)}")
@@ -163,8 +177,10 @@ def _pairs(x: Sequence[float | None] | Mapping[Hashable, float | None],
     return _clean(a for a, _ in kept), _clean(b for _, b in kept)
 
 
-def paired_t_test(x: Sequence[float | None] | Mapping[Hashable, float | None],
-                  y: Sequence[float | None] | Mapping[Hashable, float | None]) -> PairedTTest:
+def paired_t_test(
+    x: Sequence[float | None] | Mapping[Hashable, float | None],
+    y: Sequence[float | None] | Mapping[Hashable, float | None],
+) -> PairedTTest:
     """Paired t-test of x - y for two groups measured on the same cases: pass two mappings keyed by case id, or two
     sequences aligned by case with None where a case lacks the group. Only complete pairs count."""
     xs, ys = _pairs(x, y)
@@ -233,6 +249,7 @@ def adjust_p_values(p_values: Sequence[float | None], method: str = "holm") -> l
 class BootstrapCI(_ToDict):
     """Bootstrap confidence interval of the mean. z0 and acceleration are the BCa corrections (None for the
     percentile method)."""
+
     method: str
     confidence: float
     n_resamples: int
@@ -247,18 +264,34 @@ class BootstrapCI(_ToDict):
 _CI_METHODS = ("percentile", "bca")
 
 
+class _CIFields(TypedDict):
+    """The BootstrapCI fields every outcome shares."""
+
+    method: str
+    confidence: float
+    n_resamples: int
+    n: int
+    mean: float | None
+
+
 def _resampled_means(xs: np.ndarray, n_resamples: int, rng: np.random.Generator) -> np.ndarray:
     n = xs.size
     rows = max(1, _CHUNK_ELEMENTS // n)
     out = np.empty(n_resamples)
     for start in range(0, n_resamples, rows):
         k = min(rows, n_resamples - start)
-        out[start:start + k] = xs[rng.integers(0, n, size=(k, n))].mean(axis=1)
+        out[start : start + k] = xs[rng.integers(0, n, size=(k, n))].mean(axis=1)
     return out
 
 
-def bootstrap_ci(values: Values, *, method: str = "percentile", confidence: float = 0.95, n_resamples: int = 10000,
-                 seed: int | np.random.Generator = 0) -> BootstrapCI:
+def bootstrap_ci(
+    values: Values,
+    *,
+    method: str = "percentile",
+    confidence: float = 0.95,
+    n_resamples: int = 10000,
+    seed: int | np.random.Generator = 0,
+) -> BootstrapCI:
     """Bootstrap CI of the mean from `n_resamples` resamples with replacement.
 
     "percentile": the alpha/2 and 1 - alpha/2 quantiles of the resampled means. "bca": bias-corrected and
@@ -274,7 +307,7 @@ def bootstrap_ci(values: Values, *, method: str = "percentile", confidence: floa
     n_resamples = int(n_resamples)
     xs = _clean(values)
     n, m, var = _moments(xs)
-    result = dict(method=method, confidence=float(confidence), n_resamples=n_resamples, n=n, mean=m)
+    result = _CIFields(method=method, confidence=float(confidence), n_resamples=n_resamples, n=n, mean=m)
     if var is None:
         return BootstrapCI(**result, low=None, high=None)
     if var == 0.0:
@@ -291,7 +324,7 @@ def bootstrap_ci(values: Values, *, method: str = "percentile", confidence: floa
 
     below = float(np.mean(means < m))
     dev = arr - m
-    acceleration = float(np.sum(dev ** 3) / (6.0 * np.sum(dev ** 2) ** 1.5))
+    acceleration = float(np.sum(dev**3) / (6.0 * np.sum(dev**2) ** 1.5))
     if below in (0.0, 1.0):
         return BootstrapCI(**result, low=None, high=None, acceleration=acceleration)
     z0 = float(_dist.norm.ppf(below))
@@ -312,6 +345,7 @@ def bootstrap_ci(values: Values, *, method: str = "percentile", confidence: floa
 @dataclass(frozen=True)
 class EffectSize(_ToDict):
     """Cohen's d and Hedges' g = J(df) d, with the df the correction used."""
+
     d: float | None
     g: float | None
     df: float | None
@@ -335,7 +369,7 @@ def effect_size_one_sample(values: Values, popmean: float = 0.0) -> EffectSize:
     """Cohen's d = (mean - popmean) / sd (sd with n - 1), g with df = n - 1; None for n < 2 or zero variance."""
     n, m, var = _moments(_clean(values))
     df = float(n - 1) if n >= 2 else None
-    d = (m - popmean) / math.sqrt(var) if var else None
+    d = (cast(float, m) - popmean) / math.sqrt(var) if var else None  # var is defined, so m is
     return EffectSize(d, hedges_g(d, df), df)
 
 
@@ -347,14 +381,17 @@ def effect_size_two_sample(x: Values, y: Values) -> EffectSize:
     n2, m2, v2 = _moments(ys)
     if v1 is None or v2 is None:
         return EffectSize(None, None, None)
+    assert m1 is not None and m2 is not None  # both variances are defined, so both means are
     df = float(n1 + n2 - 2)
     pooled = ((n1 - 1) * v1 + (n2 - 1) * v2) / df
     d = (m1 - m2) / math.sqrt(pooled) if pooled > 0 else None
     return EffectSize(d, hedges_g(d, df), df)
 
 
-def effect_size_paired(x: Sequence[float | None] | Mapping[Hashable, float | None],
-                       y: Sequence[float | None] | Mapping[Hashable, float | None]) -> EffectSize:
+def effect_size_paired(
+    x: Sequence[float | None] | Mapping[Hashable, float | None],
+    y: Sequence[float | None] | Mapping[Hashable, float | None],
+) -> EffectSize:
     """Cohen's d_z = mean(x - y) / sd(x - y) over complete pairs (pairing as in paired_t_test), g with df = n - 1."""
     xs, ys = _pairs(x, y)
     return effect_size_one_sample([a - b for a, b in zip(xs, ys)])
@@ -374,11 +411,35 @@ def _compare(x: Sequence[float | None], y: Sequence[float | None], test: str) ->
     """One pairwise row's test values (n_a, n_b, means, diff, se, t, df, p) and effect size, by Welch or paired."""
     if test == "welch":
         w = welch_t_test(x, y)
-        return ({"n_a": w.n1, "n_b": w.n2, "mean_a": w.mean1, "mean_b": w.mean2, "diff": w.diff, "se": w.se,
-                 "t": w.t, "df": w.df, "p": w.p}, effect_size_two_sample(x, y))
+        return (
+            {
+                "n_a": w.n1,
+                "n_b": w.n2,
+                "mean_a": w.mean1,
+                "mean_b": w.mean2,
+                "diff": w.diff,
+                "se": w.se,
+                "t": w.t,
+                "df": w.df,
+                "p": w.p,
+            },
+            effect_size_two_sample(x, y),
+        )
     r = paired_t_test(x, y)
-    return ({"n_a": r.n, "n_b": r.n, "mean_a": r.mean1, "mean_b": r.mean2, "diff": r.diff, "se": r.se,
-             "t": r.t, "df": r.df, "p": r.p}, effect_size_paired(x, y))
+    return (
+        {
+            "n_a": r.n,
+            "n_b": r.n,
+            "mean_a": r.mean1,
+            "mean_b": r.mean2,
+            "diff": r.diff,
+            "se": r.se,
+            "t": r.t,
+            "df": r.df,
+            "p": r.p,
+        },
+        effect_size_paired(x, y),
+    )
 
 
 def _group_rng(seed: int, name: str) -> np.random.Generator:
@@ -386,9 +447,16 @@ def _group_rng(seed: int, name: str) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(name.encode("utf-8"))])
 
 
-def summarize_groups(values_by_group: Mapping[str, Sequence[float | None]], correction: str = "holm", seed: int = 0,
-                     n_resamples: int = 10000, confidence: float = 0.95, *, ci_method: str = "percentile",
-                     pairwise: str = "welch") -> dict[str, Any]:
+def summarize_groups(
+    values_by_group: Mapping[str, Sequence[float | None]],
+    correction: str = "holm",
+    seed: int = 0,
+    n_resamples: int = 10000,
+    confidence: float = 0.95,
+    *,
+    ci_method: str = "percentile",
+    pairwise: str = "welch",
+) -> dict[str, Any]:
     """Per-group one-sample tests against 0 with bootstrap CIs and effect sizes, and pairwise group comparisons.
 
     `values_by_group` maps a group to its per-case values (None entries skipped). p_adj corrects, by `correction`
@@ -411,12 +479,19 @@ def summarize_groups(values_by_group: Mapping[str, Sequence[float | None]], corr
     groups: dict[str, dict[str, Any]] = {}
     for name in names:
         values = values_by_group[name]
-        test = one_sample_t_test(values)
-        ci = bootstrap_ci(values, method=ci_method, confidence=confidence, n_resamples=n_resamples,
-                          seed=_group_rng(seed, name))
+        t_test = one_sample_t_test(values)
+        ci = bootstrap_ci(
+            values, method=ci_method, confidence=confidence, n_resamples=n_resamples, seed=_group_rng(seed, name)
+        )
         effect = effect_size_one_sample(values)
-        groups[name] = {**test.to_dict(), "p_adj": None, "ci_low": _json_float(ci.low),
-                        "ci_high": _json_float(ci.high), "d": _json_float(effect.d), "g": _json_float(effect.g)}
+        groups[name] = {
+            **t_test.to_dict(),
+            "p_adj": None,
+            "ci_low": _json_float(ci.low),
+            "ci_high": _json_float(ci.high),
+            "d": _json_float(effect.d),
+            "g": _json_float(effect.g),
+        }
     for name, p_adj in zip(names, adjust_p_values([groups[g]["p"] for g in names], correction)):
         groups[name]["p_adj"] = p_adj
 
@@ -425,12 +500,27 @@ def summarize_groups(values_by_group: Mapping[str, Sequence[float | None]], corr
         x, y = values_by_group[a], values_by_group[b]
         test = pairwise if pairwise != "auto" else ("paired" if shares_a_case(x, y) else "welch")
         row, effect = _compare(x, y, test)
-        pairs.append({"a": a, "b": b, "test": test,
-                      **{k: v if isinstance(v, int) else _json_float(v) for k, v in row.items()},
-                      "p_adj": None, "d": _json_float(effect.d), "g": _json_float(effect.g)})
+        pairs.append(
+            {
+                "a": a,
+                "b": b,
+                "test": test,
+                **{k: v if isinstance(v, int) else _json_float(v) for k, v in row.items()},
+                "p_adj": None,
+                "d": _json_float(effect.d),
+                "g": _json_float(effect.g),
+            }
+        )
     for row, p_adj in zip(pairs, adjust_p_values([r["p"] for r in pairs], correction)):
         row["p_adj"] = p_adj
 
-    return {"correction": correction, "pairwise_test": pairwise, "ci_method": ci_method,
-            "confidence": float(confidence), "n_resamples": int(n_resamples), "seed": seed,
-            "groups": groups, "pairwise": pairs}
+    return {
+        "correction": correction,
+        "pairwise_test": pairwise,
+        "ci_method": ci_method,
+        "confidence": float(confidence),
+        "n_resamples": int(n_resamples),
+        "seed": seed,
+        "groups": groups,
+        "pairwise": pairs,
+    }

@@ -1,7 +1,8 @@
 """Small statistics shared by metrics: means that skip empty inputs."""
+
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 
 def mean(values: Iterable[float]) -> float | None:

@@ -1,9 +1,10 @@
 """Model registry: aliases for the paper's models and the embedded default; any Hub id or local path loads too."""
+
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from transformers import AutoConfig, PretrainedConfig
 
@@ -17,6 +18,12 @@ from flextape_bench.registry import Registry
 MODELS: Registry[Callable[[], str]] = Registry("model")
 DEFAULT_MODEL = "gemma3-270m"
 
+
+def _hub(hub_id: str) -> Callable[[], str]:
+    """The location of a Hub model: its id."""
+    return lambda: hub_id
+
+
 MODELS.add(DEFAULT_MODEL, gemma3_270m, description="Gemma 3 270M (embedded, runs on a laptop CPU; default)")
 for _alias, _hub_id, _what in [
     ("gptj", "EleutherAI/gpt-j-6B", "GPT-J 6B"),
@@ -25,7 +32,7 @@ for _alias, _hub_id, _what in [
     ("mistral", "mistralai/Mistral-7B-Instruct-v0.2", "Mistral 7B Instruct v0.2"),
     ("mistralb", "mistralai/Mistral-7B-v0.1", "Mistral 7B base v0.1"),
 ]:
-    MODELS.add(_alias, (lambda hub_id=_hub_id: hub_id), description=f"{_what} ({_hub_id})")
+    MODELS.add(_alias, _hub(_hub_id), description=f"{_what} ({_hub_id})")
 
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")  # owner/name
 
@@ -34,8 +41,9 @@ def check_model(name: str) -> None:
     """Refuse, before anything loads, a model that is no registered name or alias, no local directory and no
     Hub id (owner/name)."""
     if name not in MODELS and not Path(name).is_dir() and not HUB_ID.fullmatch(name):
-        raise UnknownNameError("model", name, MODELS.names(),
-                               otherwise="a Hugging Face Hub id (owner/name) or an existing local directory")
+        raise UnknownNameError(
+            "model", name, MODELS.names(), otherwise="a Hugging Face Hub id (owner/name) or an existing local directory"
+        )
 
 
 def local_config(name: str) -> PretrainedConfig | None:
@@ -51,13 +59,28 @@ def local_config(name: str) -> PretrainedConfig | None:
         return None
 
 
-def load(name: str, device: str = "cpu", dtype: str = "auto", max_memory: str | None = None,
-         offload_folder: Path | None = None) -> ModelAdapter:
+def load(
+    name: str,
+    device: str = "cpu",
+    dtype: str = "auto",
+    max_memory: str | None = None,
+    offload_folder: Path | None = None,
+) -> ModelAdapter:
     """Load a registered model by name or alias, or any Hub id / local directory (placement: `load_model`)."""
     check_model(name)
     location = MODELS.get(name)() if name in MODELS else name
     return load_model(name, location, device, dtype, max_memory, offload_folder)
 
 
-__all__ = ["MODELS", "DEFAULT_MODEL", "LAYOUTS", "Layout", "ModelAdapter", "check_model", "layout_for", "load",
-           "load_model", "local_config"]
+__all__ = [
+    "DEFAULT_MODEL",
+    "LAYOUTS",
+    "MODELS",
+    "Layout",
+    "ModelAdapter",
+    "check_model",
+    "layout_for",
+    "load",
+    "load_model",
+    "local_config",
+]

@@ -1,10 +1,12 @@
 """A loaded causal LM with its tokenizer and layout: the one thing scoring and editors receive."""
+
 from __future__ import annotations
 
 import hashlib
 import json
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import cast
 
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -30,7 +32,7 @@ class ModelAdapter:
 
     @property
     def dtype(self) -> torch.dtype:
-        return self.model.get_input_embeddings().weight.dtype
+        return cast(torch.Tensor, self.model.get_input_embeddings().weight).dtype
 
     @cached_property
     def tokenizer_fingerprint(self) -> str:

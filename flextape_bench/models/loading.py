@@ -1,4 +1,5 @@
 """Load a Hugging Face causal LM from a Hub id or local directory onto the requested device and dtype."""
+
 from __future__ import annotations
 
 import os
@@ -33,18 +34,22 @@ def parse_max_memory(text: str) -> dict[int | str, int]:
     for entry in text.split(","):
         key, sep, size = (part.strip() for part in entry.partition("="))
         if not sep or not key or not size:
-            raise UserError(f"--max-memory {text!r}: {entry.strip()!r} is not DEVICE=SIZE; write e.g. "
-                            "0=20GiB,cpu=60GiB")
+            raise UserError(
+                f"--max-memory {text!r}: {entry.strip()!r} is not DEVICE=SIZE; write e.g. 0=20GiB,cpu=60GiB"
+            )
         if key != "cpu" and not key.isdigit():
             raise UserError(f"--max-memory {text!r}: device {key!r} is neither a GPU index (0, 1, ...) nor cpu")
         if key.isdigit() and int(key) >= torch.cuda.device_count():
-            raise UserError(f"--max-memory {text!r}: there is no GPU {key} (torch sees {torch.cuda.device_count()} "
-                            "CUDA device(s))")
+            raise UserError(
+                f"--max-memory {text!r}: there is no GPU {key} (torch sees {torch.cuda.device_count()} CUDA device(s))"
+            )
         try:
             limits[int(key) if key.isdigit() else key] = int(size) if size.isdigit() else convert_file_size_to_int(size)
         except ValueError:
-            raise UserError(f"--max-memory {text!r}: size {size!r} of {key} is not bytes or a number with a unit "
-                            "(KiB, MiB, GiB, KB, MB, GB)") from None
+            raise UserError(
+                f"--max-memory {text!r}: size {size!r} of {key} is not bytes or a number with a unit "
+                "(KiB, MiB, GiB, KB, MB, GB)"
+            ) from None
     return limits
 
 
@@ -56,8 +61,10 @@ def check_device(device: str, max_memory: str | None = None, offload_folder: Pat
     if device == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda was given but torch sees no CUDA device; use --device cpu (or auto)")
     if (max_memory or offload_folder) and device != "auto":
-        raise UserError(f"--max-memory and --offload-folder place a model over devices: they need --device auto "
-                        f"(got --device {device})")
+        raise UserError(
+            f"--max-memory and --offload-folder place a model over devices: they need --device auto "
+            f"(got --device {device})"
+        )
     if max_memory:
         parse_max_memory(max_memory)
     if offload_folder:
@@ -75,8 +82,14 @@ def _device_map(device: str, max_memory: dict[int | str, int] | None) -> str | d
     return {"": device}
 
 
-def load_model(name: str, location: str, device: str = "cpu", dtype: str = "auto", max_memory: str | None = None,
-               offload_folder: Path | None = None) -> ModelAdapter:
+def load_model(
+    name: str,
+    location: str,
+    device: str = "cpu",
+    dtype: str = "auto",
+    max_memory: str | None = None,
+    offload_folder: Path | None = None,
+) -> ModelAdapter:
     """Load `location` (Hub id or directory); an unreachable Hub id is one clear UserError. With `device` auto,
     accelerate places the layers over the GPUs, then CPU memory, then disk (`max_memory` caps each device,
     `offload_folder` holds weights offloaded to disk that are not already in a safetensors file)."""
@@ -88,8 +101,9 @@ def load_model(name: str, location: str, device: str = "cpu", dtype: str = "auto
         config = AutoConfig.from_pretrained(location)
         layout = layout_for(config.model_type)
         tokenizer = AutoTokenizer.from_pretrained(location)
-        model = AutoModelForCausalLM.from_pretrained(location, dtype=torch_dtype, device_map=device_map,
-                                                     max_memory=limits, offload_folder=offload_folder)
+        model = AutoModelForCausalLM.from_pretrained(
+            location, dtype=torch_dtype, device_map=device_map, max_memory=limits, offload_folder=offload_folder
+        )
     except (OSError, ValueError) as exc:
         where = "local directory" if os.path.isdir(location) else "Hugging Face Hub id"
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -102,4 +116,6 @@ def load_model(name: str, location: str, device: str = "cpu", dtype: str = "auto
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     revision = getattr(config, "_commit_hash", None) or ""
-    return ModelAdapter(name=name, location=location, model=model, tokenizer=tokenizer, layout=layout, revision=revision)
+    return ModelAdapter(
+        name=name, location=location, model=model, tokenizer=tokenizer, layout=layout, revision=revision
+    )

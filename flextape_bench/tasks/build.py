@@ -1,7 +1,8 @@
 """Turn a task's JSON records into EditCases: map fields, render templates, attach probes and their genders."""
+
 from __future__ import annotations
 
-import sys
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,8 @@ from flextape_bench.tasks.data import read_json
 from flextape_bench.tasks.gender import CaseProbes, probe_genders
 from flextape_bench.tasks.spec import TaskSpec
 from flextape_bench.tasks.templating import compile_template, render
+
+logger = logging.getLogger(__name__)
 
 
 def walk(record: Any, dotted: str) -> tuple[Any, str | None]:
@@ -44,8 +47,11 @@ class _Record:
         """The value at `dotted` (field `key` of the spec), or UserError naming what is missing."""
         value, missing = walk(self.data, dotted)
         if missing is not None:
-            raise self.error(key, f"the record has no {dotted!r} (no {missing!r}); fix the data file or the "
-                                  f"path in the task spec's {key}")
+            raise self.error(
+                key,
+                f"the record has no {dotted!r} (no {missing!r}); fix the data file or the "
+                f"path in the task spec's {key}",
+            )
         return value
 
     def text(self, key: str, dotted: str) -> str:
@@ -77,8 +83,9 @@ def _read_records(path: Path) -> list[Any]:
     """The records of a data file: a non-empty JSON list."""
     records = read_json(path, "dataset.file")
     if not isinstance(records, list):
-        raise UserError(f"{path}: expected a JSON list of records, got {type(records).__name__}; wrong file? "
-                        "(dataset.file)")
+        raise UserError(
+            f"{path}: expected a JSON list of records, got {type(records).__name__}; wrong file? (dataset.file)"
+        )
     if not records:
         raise UserError(f"{path}: the file has no records; re-download it (dataset.file)")
     return records
@@ -93,18 +100,28 @@ def _raw_case(spec: TaskSpec, record: _Record) -> _RawCase:
     record.case_id = case_id
     prompt = record.text("fields.prompt", fields.prompt)
     if "{}" not in prompt:
-        raise record.error("fields.prompt", f"the prompt {prompt!r} has no '{{}}' where the subject goes; fix "
-                                            "the data file")
-    rewrite = Rewrite(prompt=prompt, subject=record.text("fields.subject", fields.subject),
-                      relation=record.text("fields.relation", fields.relation),
-                      target_true=record.text("fields.target_true", fields.target_true),
-                      target_new=record.text("fields.target_new", fields.target_new),
-                      target_true_id=record.text("fields.target_true_id", fields.target_true_id),
-                      target_new_id=record.text("fields.target_new_id", fields.target_new_id))
+        raise record.error(
+            "fields.prompt", f"the prompt {prompt!r} has no '{{}}' where the subject goes; fix the data file"
+        )
+    rewrite = Rewrite(
+        prompt=prompt,
+        subject=record.text("fields.subject", fields.subject),
+        relation=record.text("fields.relation", fields.relation),
+        target_true=record.text("fields.target_true", fields.target_true),
+        target_new=record.text("fields.target_new", fields.target_new),
+        target_true_id=record.text("fields.target_true_id", fields.target_true_id),
+        target_new_id=record.text("fields.target_new_id", fields.target_new_id),
+    )
     generation = fields.generation_prompts
     prompts, ids, names = _raw_probes(spec, record)
-    return _RawCase(case_id, rewrite, prompts, ids, names,
-                    tuple(record.texts("fields.generation_prompts", generation)) if generation else ())
+    return _RawCase(
+        case_id,
+        rewrite,
+        prompts,
+        ids,
+        names,
+        tuple(record.texts("fields.generation_prompts", generation)) if generation else (),
+    )
 
 
 def _raw_probes(spec: TaskSpec, record: _Record) -> tuple[tuple[str, ...], ...]:
@@ -139,8 +156,10 @@ class _Renderer:
     def target_text(self, target: str, case_id: int) -> str:
         text = render(self.target, self._where("templates.target", case_id), target=target)
         if not text.strip():
-            raise UserError(f"{self.source}: templates.target: renders target {target!r} of case_id {case_id} "
-                            f"empty; fix the template")
+            raise UserError(
+                f"{self.source}: templates.target: renders target {target!r} of case_id {case_id} "
+                f"empty; fix the template"
+            )
         return text
 
 
@@ -149,15 +168,28 @@ def _case(raw: _RawCase, genders: tuple[str, ...] | None, render: _Renderer) -> 
     cid = raw.case_id
     prompt = render.prompt_text(raw.rewrite.prompt, cid)
     if "{}" not in prompt:
-        raise UserError(f"{render.source}: templates.prompt: the rendered edit prompt {prompt!r} of case_id {cid} "
-                        f"lost the '{{}}' where the subject goes; keep {{{{ prompt }}}} whole in the template")
-    rewrite = Rewrite(prompt=prompt, subject=raw.rewrite.subject, relation=raw.rewrite.relation,
-                      target_true=render.target_text(raw.rewrite.target_true, cid),
-                      target_new=render.target_text(raw.rewrite.target_new, cid),
-                      target_true_id=raw.rewrite.target_true_id, target_new_id=raw.rewrite.target_new_id)
-    probes = tuple(Probe(prompt=render.prompt_text(text, cid), entity_id=entity_id, entity_name=name,
-                         groups={"gender": genders[i]} if genders else {})
-                   for i, (text, entity_id, name) in enumerate(zip(raw.prompts, raw.probe_ids, raw.probe_names)))
+        raise UserError(
+            f"{render.source}: templates.prompt: the rendered edit prompt {prompt!r} of case_id {cid} "
+            f"lost the '{{}}' where the subject goes; keep {{{{ prompt }}}} whole in the template"
+        )
+    rewrite = Rewrite(
+        prompt=prompt,
+        subject=raw.rewrite.subject,
+        relation=raw.rewrite.relation,
+        target_true=render.target_text(raw.rewrite.target_true, cid),
+        target_new=render.target_text(raw.rewrite.target_new, cid),
+        target_true_id=raw.rewrite.target_true_id,
+        target_new_id=raw.rewrite.target_new_id,
+    )
+    probes = tuple(
+        Probe(
+            prompt=render.prompt_text(text, cid),
+            entity_id=entity_id,
+            entity_name=name,
+            groups={"gender": genders[i]} if genders else {},
+        )
+        for i, (text, entity_id, name) in enumerate(zip(raw.prompts, raw.probe_ids, raw.probe_names))
+    )
     generation = tuple(render.prompt_text(text, cid) for text in raw.generation_prompts)
     return EditCase(case_id=cid, rewrite=rewrite, probes=probes, generation_prompts=generation)
 
@@ -189,11 +221,17 @@ def load_cases(spec: TaskSpec, path: Path, limit: int | None = None) -> list[Edi
     return [_case(raw, gender, render) for raw, gender in zip(chosen, genders)]
 
 
-def _note_unknown_genders(spec: TaskSpec, order: str, raws: list[_RawCase],
-                          genders: list[tuple[str, ...] | None]) -> None:
+def _note_unknown_genders(
+    spec: TaskSpec, order: str, raws: list[_RawCase], genders: list[tuple[str, ...] | None]
+) -> None:
     unknown = sum(1 for raw, gender in zip(raws, genders) if gender is None and raw.prompts)
-    if order != "none" and unknown:
-        rest = ("they take the Wikidata P21 gender where the demographics cache has one, else"
-                if spec.probes.gender_wikidata != "off" else "group metrics report them as")
-        print(f"note: task {spec.task}: construction order gives no probe gender for {unknown} of {len(raws)} "
-              f"cases; {rest} gender 'unknown'", file=sys.stderr)
+    if spec.probes is not None and order != "none" and unknown:  # order is "none" without probes
+        rest = (
+            "they take the Wikidata P21 gender where the demographics cache has one, else"
+            if spec.probes.gender_wikidata != "off"
+            else "group metrics report them as"
+        )
+        logger.info(
+            f"note: task {spec.task}: construction order gives no probe gender for {unknown} of {len(raws)} "
+            f"cases; {rest} gender 'unknown'"
+        )

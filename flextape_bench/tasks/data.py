@@ -1,10 +1,11 @@
 """Find a task's data file locally (checking its sha256), or download it into the cache."""
+
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
-import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -13,6 +14,8 @@ from typing import Any
 from flextape_bench.checksums import atomic_file
 from flextape_bench.errors import UserError
 from flextape_bench.tasks.spec import DatasetSpec, TaskSpec
+
+logger = logging.getLogger(__name__)
 
 DATA_DIR_ENV = "FLEXTAPE_DATA_DIR"
 DOWNLOAD_TIMEOUT_S = 30
@@ -37,8 +40,10 @@ def read_json(path: Path, where: str) -> Any:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise UserError(f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); re-download "
-                        f"the file ({where})") from exc
+        raise UserError(
+            f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); re-download "
+            f"the file ({where})"
+        ) from exc
     if not text.strip():
         raise UserError(f"{path}: the file is empty; re-download it ({where})")
     try:
@@ -52,10 +57,12 @@ def read_json(path: Path, where: str) -> Any:
 def _verified(path: Path, expected: str | None, url: str) -> Path:
     """`path`, after checking its sha256 against `expected` (when known)."""
     if expected is not None and (actual := sha256_of(path)) != expected:
-        raise UserError(f"data file {path} has sha256 {actual}, but the task spec expects {expected}: it is damaged "
-                        f"or a different version; delete it and download {url} again, or, to use this version on "
-                        f"purpose, declare it in a task YAML of your own with `sha256: {actual}` (README: Adding a "
-                        "task)")
+        raise UserError(
+            f"data file {path} has sha256 {actual}, but the task spec expects {expected}: it is damaged "
+            f"or a different version; delete it and download {url} again, or, to use this version on "
+            f"purpose, declare it in a task YAML of your own with `sha256: {actual}` (README: Adding a "
+            "task)"
+        )
     return path
 
 
@@ -79,9 +86,11 @@ def _download(url: str, target: Path, expected: str | None) -> None:
             out.write(block)
             digest.update(block)
         if expected is not None and (actual := digest.hexdigest()) != expected:
-            raise UserError(f"the download of {url} has sha256 {actual}, but the task spec expects {expected}; "
-                            f"the upstream file changed or the transfer was corrupted: download it by hand, check "
-                            f"it, and put it in {target.parent}")
+            raise UserError(
+                f"the download of {url} has sha256 {actual}, but the task spec expects {expected}; "
+                f"the upstream file changed or the transfer was corrupted: download it by hand, check "
+                f"it, and put it in {target.parent}"
+            )
 
 
 def local_copy(task: str, dataset: DatasetSpec, data_dir: Path | None, cache_dir: Path) -> Path | None:
@@ -94,15 +103,18 @@ def local_copy(task: str, dataset: DatasetSpec, data_dir: Path | None, cache_dir
     for alternate in dataset.alternates:
         for folder in dirs:
             if (folder / alternate.file).is_file():
-                print(f"warning: task {task}: {dataset.file} not found, using the stand-in "
-                      f"{folder / alternate.file}: {alternate.note}. For the full data, download {dataset.url} "
-                      f"into {folder}", file=sys.stderr)
+                logger.warning(
+                    f"warning: task {task}: {dataset.file} not found, using the stand-in "
+                    f"{folder / alternate.file}: {alternate.note}. For the full data, download "
+                    f"{dataset.url} into {folder}"
+                )
                 return _verified(folder / alternate.file, alternate.sha256, dataset.url)
     return None
 
 
-def resolve_dataset(task: str, dataset: DatasetSpec, data_dir: Path | None, cache_dir: Path,
-                    offline: bool = False) -> Path:
+def resolve_dataset(
+    task: str, dataset: DatasetSpec, data_dir: Path | None, cache_dir: Path, offline: bool = False
+) -> Path:
     """Local path of `dataset` (see `local_copy`), else downloaded into `cache_dir/data` unless `offline`.
 
     Every local file with a known sha256 is verified; a mismatch or a failed download raises UserError.
@@ -113,14 +125,18 @@ def resolve_dataset(task: str, dataset: DatasetSpec, data_dir: Path | None, cach
     looked = ", ".join(str(folder / dataset.file) for folder in _data_dirs(data_dir, cache_dir))
     target = cache_dir / "data" / dataset.file
     if offline:
-        raise UserError(f"{task}: data file {dataset.file} not found (looked in {looked}); pass --data-dir, or run "
-                        f"without --offline to download {dataset.url}")
+        raise UserError(
+            f"{task}: data file {dataset.file} not found (looked in {looked}); pass --data-dir, or run "
+            f"without --offline to download {dataset.url}"
+        )
     try:
         _download(dataset.url, target, dataset.sha256)
     except (urllib.error.URLError, OSError, ValueError) as exc:
-        raise UserError(f"task {task}: data file {dataset.file} not found (looked in {looked}) and the "
-                        f"download of {dataset.url} failed ({exc}); download it and put it in {target.parent} or "
-                        f"pass --data-dir") from exc
+        raise UserError(
+            f"task {task}: data file {dataset.file} not found (looked in {looked}) and the "
+            f"download of {dataset.url} failed ({exc}); download it and put it in {target.parent} or "
+            f"pass --data-dir"
+        ) from exc
     return target
 
 

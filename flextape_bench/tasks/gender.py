@@ -6,11 +6,12 @@ order, by every case with the same target_new; so among the cases sharing a targ
 where the first k probe ids (or the last n - k) are the same set in every case. Counts are in people: a person
 probed with several prompts appears in consecutive probes with one id, and a boundary never splits such a run.
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 POOL_CAP = 100
 WIKIDATA_GENDER = {"Q6581097": "male", "Q6581072": "female"}
@@ -45,8 +46,7 @@ def _prefix_sets(ids: Sequence[str]) -> list[int]:
 
 def _same_sets(id_lists: Sequence[Sequence[str]], k: int) -> bool:
     """Whether all cases have the same first-k id set, or all have the same last-(n-k) id set."""
-    return (len({frozenset(ids[:k]) for ids in id_lists}) == 1
-            or len({frozenset(ids[k:]) for ids in id_lists}) == 1)
+    return len({frozenset(ids[:k]) for ids in id_lists}) == 1 or len({frozenset(ids[k:]) for ids in id_lists}) == 1
 
 
 def shared_boundary(id_lists: Sequence[Sequence[str]]) -> int | None:
@@ -64,8 +64,9 @@ def shared_boundary(id_lists: Sequence[Sequence[str]]) -> int | None:
     n = len(id_lists[0])
     prefixes = [_prefix_sets(ids) for ids in id_lists]
     suffixes = [_prefix_sets(ids[::-1])[::-1] for ids in id_lists]
-    found = [k for k in allowed if 0 < k < n and (len({p[k] for p in prefixes}) == 1
-                                                  or len({s[k] for s in suffixes}) == 1)]
+    found = [
+        k for k in allowed if 0 < k < n and (len({p[k] for p in prefixes}) == 1 or len({s[k] for s in suffixes}) == 1)
+    ]
     return found[0] if len(found) == 1 and _same_sets(id_lists, found[0]) else None
 
 
@@ -96,8 +97,10 @@ def probe_genders(order: str, cases: Sequence[CaseProbes]) -> list[tuple[str, ..
     if order not in BLOCK_ORDERS:
         return [None] * len(cases)
     first, second = BLOCK_ORDERS[order]
-    return [None if k is None else (first,) * k + (second,) * (len(case.probe_ids) - k)
-            for case, k in zip(cases, block_boundaries(cases))]
+    return [
+        None if k is None else (first,) * k + (second,) * (len(case.probe_ids) - k)
+        for case, k in zip(cases, block_boundaries(cases))
+    ]
 
 
 def _same_gender(gender: str | None, n: int) -> tuple[str, ...] | None:

@@ -3,10 +3,11 @@
 Building the index parses and validates every spec file but reads no data, so listing tasks stays cheap.
 Files whose name starts with `_` are include-only bases, not tasks.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 from flextape_bench.errors import UnknownNameError, UserError, closest
 from flextape_bench.tasks.loader import Problem, TaskSpecError, check_base, load_spec, locate, packaged_tasks_dir
@@ -56,8 +57,15 @@ class TaskIndex:
         earlier = self._tasks.get(name) or self._groups.get(name)
         if earlier is not None:
             key = "task" if isinstance(spec, TaskSpec) else "group"
-            problems.append(Problem(spec.source, 1, key, f"the name {name!r} is already defined in {earlier.source}; "
-                                                         "rename one of them or leave one folder out"))
+            problems.append(
+                Problem(
+                    spec.source,
+                    1,
+                    key,
+                    f"the name {name!r} is already defined in {earlier.source}; "
+                    "rename one of them or leave one folder out",
+                )
+            )
         elif isinstance(spec, TaskSpec):
             self._tasks[name] = spec
         else:
@@ -73,8 +81,9 @@ class TaskIndex:
 
     def describe(self) -> list[tuple[str, str, str]]:
         """(name, "task" or "group", description) for every task, then every group."""
-        return ([(name, "task", self._tasks[name].description) for name in self.names()]
-                + [(name, "group", self._groups[name].description) for name in self.groups()])
+        return [(name, "task", self._tasks[name].description) for name in self.names()] + [
+            (name, "group", self._groups[name].description) for name in self.groups()
+        ]
 
     def spec(self, name: str) -> TaskSpec:
         """The spec of task `name`."""
@@ -97,8 +106,9 @@ class TaskIndex:
         elif name in chain:
             group = self._groups[chain[-1]]
             cycle = " -> ".join((*chain, name))
-            raise TaskSpecError([_member_problem(group, group.tasks.index(name),
-                                                 f"group cycle {cycle}; remove one of these members")])
+            raise TaskSpecError(
+                [_member_problem(group, group.tasks.index(name), f"group cycle {cycle}; remove one of these members")]
+            )
         elif name in self._groups:
             for member in self._groups[name].tasks:
                 self._expand(member, (*chain, name), out)

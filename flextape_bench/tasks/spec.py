@@ -1,8 +1,10 @@
 """Typed task and group specs: one frozen dataclass per YAML mapping, the YAML key is the field name.
 
-Each field is declared with `spec_field(doc, ...)`: the doc string is shown in "missing key" errors, and an optional
-`check` returns what is wrong with a value (or None). `loader.py` turns YAML into these classes.
+Each field is declared with `spec_field(doc, ...)` (flextape_bench.specfile): the doc string is shown in "missing
+key" errors, and an optional `check` returns what is wrong with a value (or None). `loader.py` turns YAML into these
+classes.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -11,31 +13,15 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 from urllib.parse import urlparse
 
+from flextape_bench.specfile import at_least_zero, positive, spec_field, yaml_fields
 from flextape_bench.tasks.templating import template_problem
 
-Check = Callable[[Any], "str | None"]
 GenderOrder = Literal["female_first", "male_first", "target_new", "none"]
 GenderWikidata = Literal["prefer", "fallback", "off"]
 CrossRanking = Literal["sum_nll", "mean_nll"]
-
-
-def spec_field(doc: str, *, default: Any = dataclasses.MISSING, check: Check | None = None,
-               nonempty: bool = False, yaml: bool = True, hash_none: bool = True, hashed: bool = True,
-               option: bool = False) -> Any:
-    """A dataclass field carrying its documentation and validation rules (checks apply per item of a tuple).
-
-    `hash_none=False` leaves the field out of `spec_hash` while it is None, so that adding an optional section
-    keeps the hash (and the cached pre-edit scores) of every spec that does not use it. `hashed=False` leaves it
-    out always: for settings that change no score or generated text (the run identity records them instead).
-    `option=True` marks a metric option (how scores become metric values): not hashed, and recorded in the run
-    identity by `metric_options`.
-    """
-    metadata = {"doc": doc, "check": check, "nonempty": nonempty, "yaml": yaml, "hash_none": hash_none,
-                "hashed": hashed and not option, "option": option}
-    return dataclasses.field(default=default, metadata=metadata)
 
 
 def _name(value: str) -> str | None:
@@ -85,14 +71,6 @@ def _column(value: str) -> str | None:
     return None if value.strip() else "a column name cannot be empty"
 
 
-def positive(value: int | float) -> str | None:
-    return None if value > 0 else f"{value!r} must be greater than 0"
-
-
-def at_least_zero(value: int) -> str | None:
-    return None if value >= 0 else f"{value!r} must be 0 (off) or more"
-
-
 def _probability(value: float) -> str | None:
     return None if 0.0 < value <= 1.0 else f"{value!r} must be in (0, 1]; 1.0 turns nucleus sampling off"
 
@@ -110,7 +88,7 @@ def _lexicon_file(value: str) -> str | None:
 
 
 def _metric(value: str) -> str | None:
-    from flextape_bench.metrics import METRICS  # imported here: listing tasks must not pay for the metric stack
+    from flextape_bench.registry import METRICS  # a core lookup: it imports the metric plugins on first use only
 
     if value in METRICS:
         return None
@@ -130,8 +108,9 @@ class Alternate:
 class DatasetSpec:
     """Where the task's JSON file comes from and how to recognise it."""
 
-    file: str = spec_field("local file name looked up in the data folders, e.g. seesaw_cf_P19_P101.json",
-                           check=_relative_file)
+    file: str = spec_field(
+        "local file name looked up in the data folders, e.g. seesaw_cf_P19_P101.json", check=_relative_file
+    )
     url: str = spec_field("download URL, pinned to a commit", check=_url)
     sha256: str | None = spec_field("sha256 of the file, or null when unknown", default=None, check=_sha256)
     alternates: tuple[Alternate, ...] = spec_field("local stand-ins used only when `file` is absent", default=())
@@ -149,8 +128,9 @@ class FieldMap:
     target_true_id: str = spec_field("path of the true target's id (Wikidata QID)", check=_dotted_path)
     target_new: str = spec_field("path of the new target string", check=_dotted_path)
     target_new_id: str = spec_field("path of the new target's id (Wikidata QID)", check=_dotted_path)
-    generation_prompts: str | None = spec_field("path of the list of generation prompts, or null", default=None,
-                                                check=_dotted_path)
+    generation_prompts: str | None = spec_field(
+        "path of the list of generation prompts, or null", default=None, check=_dotted_path
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -158,17 +138,23 @@ class ProbeSpec:
     """The probe prompts of each record: parallel lists of prompts, entity ids and entity names."""
 
     prompts: str = spec_field("path of the list of probe prompts", check=_dotted_path)
-    ids: str | None = spec_field("path of the parallel list of probe entity ids, or null", default=None,
-                                 check=_dotted_path)
-    names: str | None = spec_field("path of the parallel list of probe entity names, or null", default=None,
-                                   check=_dotted_path)
+    ids: str | None = spec_field(
+        "path of the parallel list of probe entity ids, or null", default=None, check=_dotted_path
+    )
+    names: str | None = spec_field(
+        "path of the parallel list of probe entity names, or null", default=None, check=_dotted_path
+    )
     gender: GenderOrder = spec_field(
         "how probe genders are known: female_first / male_first (two blocks, boundary recovered from cases "
         "sharing target_new; needs `ids`), target_new (all probes have target_new's gender), none",
-        default="none")
+        default="none",
+    )
     gender_wikidata: GenderWikidata = spec_field(
         "Wikidata P21 genders from the demographics cache: fallback (only for probes `gender` leaves unknown), "
-        "prefer (over `gender`, where the cache has one), off (`gender` alone)", default="fallback", option=True)
+        "prefer (over `gender`, where the cache has one), off (`gender` alone)",
+        default="fallback",
+        option=True,
+    )
 
     def cross_check(self) -> list[tuple[str, str]]:
         """(field, problem) pairs that involve more than one field."""
@@ -189,10 +175,12 @@ def _target_template(value: str) -> str | None:
 class Templates:
     """Jinja2 templates applied to every scored prompt and to every target string."""
 
-    prompt: str = spec_field("renders each prompt from the variable `prompt`", default="{{ prompt }}",
-                             check=_prompt_template)
-    target: str = spec_field("renders each target from the variable `target`", default="{{ target | trim }}",
-                             check=_target_template)
+    prompt: str = spec_field(
+        "renders each prompt from the variable `prompt`", default="{{ prompt }}", check=_prompt_template
+    )
+    target: str = spec_field(
+        "renders each target from the variable `target`", default="{{ target | trim }}", check=_target_template
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -200,39 +188,57 @@ class Candidates:
     """The candidate answers of the second property: a literal list (`values`, optionally with their `ids`) or a
     CSV table in the data folders (`file`, `url`, `sha256`, `value_column`, `id_column`, `columns`)."""
 
-    values: tuple[str, ...] | None = spec_field("literal candidate strings, e.g. [male, female]; or null to read "
-                                                "`file`", default=None, nonempty=True)
-    ids: tuple[str, ...] | None = spec_field("Wikidata QIDs parallel to `values` (they match the subject's true "
-                                             "values), or null", default=None, check=_qid)
-    file: str | None = spec_field("CSV file of candidates, looked up like the dataset, e.g. fow.csv", default=None,
-                                  check=_relative_file)
+    values: tuple[str, ...] | None = spec_field(
+        "literal candidate strings, e.g. [male, female]; or null to read `file`", default=None, nonempty=True
+    )
+    ids: tuple[str, ...] | None = spec_field(
+        "Wikidata QIDs parallel to `values` (they match the subject's true values), or null", default=None, check=_qid
+    )
+    file: str | None = spec_field(
+        "CSV file of candidates, looked up like the dataset, e.g. fow.csv", default=None, check=_relative_file
+    )
     url: str | None = spec_field("download URL of `file`, pinned to a commit", default=None, check=_url)
     sha256: str | None = spec_field("sha256 of `file`, or null when unknown", default=None, check=_sha256)
-    columns: tuple[str, ...] | None = spec_field("column names of a CSV file without a header row; null: the first "
-                                                 "row is the header", default=None, check=_column, nonempty=True)
-    value_column: str | None = spec_field("column of `file` holding the candidate string", default=None,
-                                          check=_column)
-    id_column: str | None = spec_field("column of `file` holding the candidate's Wikidata QID, or null",
-                                       default=None, check=_column)
+    columns: tuple[str, ...] | None = spec_field(
+        "column names of a CSV file without a header row; null: the first row is the header",
+        default=None,
+        check=_column,
+        nonempty=True,
+    )
+    value_column: str | None = spec_field("column of `file` holding the candidate string", default=None, check=_column)
+    id_column: str | None = spec_field(
+        "column of `file` holding the candidate's Wikidata QID, or null", default=None, check=_column
+    )
 
     def cross_check(self) -> list[tuple[str, str]]:
         table_keys = ("url", "sha256", "columns", "value_column", "id_column")
         if self.values is not None and self.file is not None:
             return [("file", "give either `values` (a literal list) or `file` (a CSV table), not both")]
         if self.values is None and self.file is None:
-            return [("values", "give the candidates: `values: [a, b]`, or a CSV `file:` with `url:` and "
-                               "`value_column:`")]
+            return [
+                ("values", "give the candidates: `values: [a, b]`, or a CSV `file:` with `url:` and `value_column:`")
+            ]
         if self.values is not None:
-            problems = [(key, f"`{key}` belongs to a CSV `file`; remove it or replace `values` by `file`")
-                        for key in table_keys if getattr(self, key) is not None]
+            problems = [
+                (key, f"`{key}` belongs to a CSV `file`; remove it or replace `values` by `file`")
+                for key in table_keys
+                if getattr(self, key) is not None
+            ]
             if self.ids is not None and len(self.ids) != len(self.values):
-                problems.append(("ids", f"{len(self.ids)} ids for {len(self.values)} values; give one QID per "
-                                        "value, in the same order"))
+                problems.append(
+                    (
+                        "ids",
+                        f"{len(self.ids)} ids for {len(self.values)} values; give one QID per value, in the same order",
+                    )
+                )
             return problems
-        problems = [] if self.ids is None else [("ids", "`ids` belongs to literal `values`; use `id_column` "
-                                                        "for a CSV file")]
-        for key, doc in (("url", "the download URL of `file`, pinned to a commit"),
-                         ("value_column", "the column holding the candidate string")):
+        problems = (
+            [] if self.ids is None else [("ids", "`ids` belongs to literal `values`; use `id_column` for a CSV file")]
+        )
+        for key, doc in (
+            ("url", "the download URL of `file`, pinned to a commit"),
+            ("value_column", "the column holding the candidate string"),
+        ):
             if getattr(self, key) is None:
                 problems.append((key, f"required key missing; add `{key}:` ({doc})"))
         for key in ("value_column", "id_column"):
@@ -245,7 +251,9 @@ class Candidates:
 
     @property
     def dataset(self) -> DatasetSpec:
-        """`file` as a data file to resolve (only for a CSV table)."""
+        """`file` as a data file to resolve (only for a CSV table, whose `url` `cross_check` requires)."""
+        if self.file is None or self.url is None:
+            raise ValueError("candidates given as literal `values` have no data file")
         return DatasetSpec(file=self.file, url=self.url, sha256=self.sha256)
 
 
@@ -253,13 +261,13 @@ class Candidates:
 class TruthSource:
     """A file telling the edited subjects' true values of the second property, matched by the subject's name."""
 
-    file: str = spec_field("file name looked up like the dataset, e.g. P101_subject_info.json",
-                           check=_relative_file)
+    file: str = spec_field("file name looked up like the dataset, e.g. P101_subject_info.json", check=_relative_file)
     url: str = spec_field("download URL, pinned to a commit", check=_url)
     sha256: str | None = spec_field("sha256 of the file, or null when unknown", default=None, check=_sha256)
     format: Literal["subject_info", "edits"] = spec_field(
         "subject_info: JSON {QID: {name, properties: {Pxxx: [QIDs]}}}; edits: a record file read through this "
-        "task's `fields`, where an edit of the property gives its subject's true value (target_true_id)")
+        "task's `fields`, where an edit of the property gives its subject's true value (target_true_id)"
+    )
 
     @property
     def dataset(self) -> DatasetSpec:
@@ -270,14 +278,17 @@ class TruthSource:
 class CrossProperty:
     """The second property asked about the edited subject by the generation prompts (metric cross_property)."""
 
-    property: str = spec_field("Wikidata id of the property the generation prompts ask, e.g. P101",
-                               check=_property_id)
+    property: str = spec_field("Wikidata id of the property the generation prompts ask, e.g. P101", check=_property_id)
     candidates: Candidates = spec_field("its candidate answers (see Candidates)")
     true_values: tuple[TruthSource, ...] = spec_field(
-        "files giving the edited subject's true values, merged (see TruthSource); [] when none", default=())
+        "files giving the edited subject's true values, merged (see TruthSource); [] when none", default=()
+    )
     ranking: CrossRanking = spec_field(
         "how the top-1 candidate is chosen: sum_nll (highest summed log-probability of its tokens, as the "
-        "upstream code) or mean_nll (highest geometric-mean token probability)", default="sum_nll", option=True)
+        "upstream code) or mean_nll (highest geometric-mean token probability)",
+        default="sum_nll",
+        option=True,
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -287,33 +298,53 @@ class LongForm:
 
     prompts: Literal["generation_prompts", "templates"] = spec_field(
         "generation_prompts: each distinct generation prompt of the record; templates: the `templates` below",
-        default="generation_prompts")
+        default="generation_prompts",
+    )
     templates: tuple[str, ...] | None = spec_field(
         "subject templates with '{}' for the subject, e.g. ['{} is'] (only with prompts: templates), or null",
-        default=None, check=_subject_template, nonempty=True)
+        default=None,
+        check=_subject_template,
+        nonempty=True,
+    )
     samples: int = spec_field("texts sampled per prompt, before and after the edit", default=1, check=positive)
-    max_new_tokens: int = spec_field("at most this many generated tokens per text (EOS stops earlier)",
-                                     default=100, check=positive)
+    max_new_tokens: int = spec_field(
+        "at most this many generated tokens per text (EOS stops earlier)", default=100, check=positive
+    )
     do_sample: bool = spec_field("true: sample (seeded); false: greedy decoding", default=True)
     temperature: float = spec_field("softmax temperature when sampling", default=1.0, check=positive)
-    top_k: int = spec_field("sample among the k most likely tokens; 0 turns it off", default=50,
-                            check=at_least_zero)
-    top_p: float = spec_field("nucleus sampling: the smallest set of tokens with this much probability; 1.0 is off",
-                              default=1.0, check=_probability)
+    top_k: int = spec_field("sample among the k most likely tokens; 0 turns it off", default=50, check=at_least_zero)
+    top_p: float = spec_field(
+        "nucleus sampling: the smallest set of tokens with this much probability; 1.0 is off",
+        default=1.0,
+        check=_probability,
+    )
     lexicon: tuple[str, ...] = spec_field(
         "flaw lexicon YAML files applied over the packaged flaw_lexicon.yaml, in order (relative to the file that "
-        "names them); [] for the packaged lexicon alone", default=(), check=_lexicon_file, hashed=False)
+        "names them); [] for the packaged lexicon alone",
+        default=(),
+        check=_lexicon_file,
+        hashed=False,
+    )
 
     def cross_check(self) -> list[tuple[str, str]]:
         problems = []
         if self.prompts == "templates" and self.templates is None:
             problems.append(("templates", "`prompts: templates` needs the templates, e.g. `templates: ['{} is']`"))
         if self.prompts == "generation_prompts" and self.templates is not None:
-            problems.append(("templates", "`templates` is used only with `prompts: templates`; remove it or set "
-                                          "`prompts: templates`"))
+            problems.append(
+                (
+                    "templates",
+                    "`templates` is used only with `prompts: templates`; remove it or set `prompts: templates`",
+                )
+            )
         if not self.do_sample and self.samples > 1:
-            problems.append(("samples", "greedy decoding (do_sample: false) gives the same text every time; set "
-                                        "samples: 1 or do_sample: true"))
+            problems.append(
+                (
+                    "samples",
+                    "greedy decoding (do_sample: false) gives the same text every time; set "
+                    "samples: 1 or do_sample: true",
+                )
+            )
         return problems
 
 
@@ -330,29 +361,54 @@ class TaskSpec:
     metrics: tuple[str, ...] = spec_field("names of registered metrics", check=_metric, nonempty=True)
     cross_property: CrossProperty | None = spec_field(
         "the second property of the generation prompts and its candidates (see CrossProperty), or null",
-        default=None, hash_none=False)
+        default=None,
+        hash_none=False,
+    )
     long_form: LongForm | None = spec_field(
-        "long-form generation settings of the long_form metric (see LongForm), or null", default=None,
-        hash_none=False)
+        "long-form generation settings of the long_form metric (see LongForm), or null", default=None, hash_none=False
+    )
     source: Path = spec_field("the YAML file the spec was loaded from", yaml=False)
-    include_path: tuple[Path, ...] = spec_field("the --include-path folders it was loaded with (its includes may name "
-                                                "files there)", default=(), yaml=False)
+    include_path: tuple[Path, ...] = spec_field(
+        "the --include-path folders it was loaded with (its includes may name files there)", default=(), yaml=False
+    )
 
     def cross_check(self) -> list[tuple[str, str]]:
         problems = []
         if "cross_property" in self.metrics and self.cross_property is None:
-            problems.append(("metrics", "the cross_property metric needs a `cross_property:` section (property, "
-                                        "candidates); add one or drop the metric"))
+            problems.append(
+                (
+                    "metrics",
+                    "the cross_property metric needs a `cross_property:` section (property, "
+                    "candidates); add one or drop the metric",
+                )
+            )
         elif self.cross_property is not None and self.fields.generation_prompts is None:
-            problems.append(("cross_property", "asks the generation prompts, but fields.generation_prompts is null; "
-                                               "set it or remove the section"))
+            problems.append(
+                (
+                    "cross_property",
+                    "asks the generation prompts, but fields.generation_prompts is null; set it or remove the section",
+                )
+            )
         if "long_form" in self.metrics and self.long_form is None:
-            problems.append(("metrics", "the long_form metric needs a `long_form:` section (`long_form: {}` takes "
-                                        "the defaults); add one or drop the metric"))
-        elif (self.long_form is not None and self.long_form.prompts == "generation_prompts"
-              and self.fields.generation_prompts is None):
-            problems.append(("long_form", "generates from the generation prompts, but fields.generation_prompts is "
-                                          "null; set it, or use `prompts: templates`"))
+            problems.append(
+                (
+                    "metrics",
+                    "the long_form metric needs a `long_form:` section (`long_form: {}` takes "
+                    "the defaults); add one or drop the metric",
+                )
+            )
+        elif (
+            self.long_form is not None
+            and self.long_form.prompts == "generation_prompts"
+            and self.fields.generation_prompts is None
+        ):
+            problems.append(
+                (
+                    "long_form",
+                    "generates from the generation prompts, but fields.generation_prompts is "
+                    "null; set it, or use `prompts: templates`",
+                )
+            )
         return problems
 
     @property
@@ -372,16 +428,14 @@ class GroupSpec:
     include_path: tuple[Path, ...] = spec_field("the --include-path folders it was loaded with", default=(), yaml=False)
 
 
-def yaml_fields(cls: type) -> list[dataclasses.Field]:
-    """The fields of a spec class that are read from YAML."""
-    return [f for f in dataclasses.fields(cls) if f.metadata.get("yaml", True)]
-
-
 def _yaml_value(value: Any) -> Any:
     if dataclasses.is_dataclass(value):
-        return {f.name: _yaml_value(getattr(value, f.name)) for f in yaml_fields(type(value))
-                if f.metadata.get("hashed", True)
-                and (f.metadata.get("hash_none", True) or getattr(value, f.name) is not None)}
+        return {
+            f.name: _yaml_value(getattr(value, f.name))
+            for f in yaml_fields(type(value))
+            if f.metadata.get("hashed", True)
+            and (f.metadata.get("hash_none", True) or getattr(value, f.name) is not None)
+        }
     if isinstance(value, tuple):
         return [_yaml_value(item) for item in value]
     return value

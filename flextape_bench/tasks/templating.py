@@ -5,10 +5,12 @@ A template comes from a task file, so its work is bounded: no loop inside a loop
 operation that would build it, where its size is known up front, else right after); and rendering stops once the
 text passes MAX_RENDERED_CHARS.
 """
+
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jinja2
 from jinja2 import meta, nodes
@@ -18,8 +20,11 @@ from flextape_bench.errors import UserError
 
 MAX_RENDERED_CHARS = 10_000  # longest text a template may render (prompts are far shorter); also the largest string,
 # list or number it may build on the way
-_UNBOUNDED = ((nodes.Macro, "a macro"), (nodes.CallBlock, "a macro"),
-              ((nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends), "an include, import or extends"))
+_UNBOUNDED = (
+    (nodes.Macro, "a macro"),
+    (nodes.CallBlock, "a macro"),
+    ((nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends), "an include, import or extends"),
+)
 
 
 def _bounded(value: Any) -> Any:
@@ -41,11 +46,13 @@ def _repeat_length(left: Any, right: Any) -> int:
 
 def _guarded(function: Callable) -> Callable:
     """`function` (a filter) with its arguments and result bounded."""
+
     @functools.wraps(function)  # keeps jinja's pass_context/pass_environment marks
     def guarded(*args: Any, **kwargs: Any) -> Any:
         for value in (*args, *kwargs.values()):
             _bounded(value)
         return _bounded(function(*args, **kwargs))
+
     return guarded
 
 
@@ -82,8 +89,9 @@ class _BoundedEnvironment(ImmutableSandboxedEnvironment):
 
     def wrap_str_format(self, value: Any) -> None:
         if super().wrap_str_format(value) is not None:  # value is some text's .format or .format_map
-            raise SecurityError("str.format is not allowed in task templates (its widths are unbounded); join texts "
-                                "with ~")
+            raise SecurityError(
+                "str.format is not allowed in task templates (its widths are unbounded); join texts with ~"
+            )
 
 
 ENV = _BoundedEnvironment()
@@ -100,8 +108,9 @@ def _unbounded(parsed: nodes.Template) -> str | None:
         if next(parsed.find_all(node_types), None) is not None:
             return what
     loops = parsed.find_all(nodes.For)
-    return next(("a loop inside a loop" for loop in loops if loop.recursive or next(loop.find_all(nodes.For), None)),
-                None)
+    return next(
+        ("a loop inside a loop" for loop in loops if loop.recursive or next(loop.find_all(nodes.For), None)), None
+    )
 
 
 def template_problem(source: str, variable: str) -> str | None:
@@ -118,8 +127,10 @@ def template_problem(source: str, variable: str) -> str | None:
         return f"template uses undefined variable(s) {', '.join(unknown)}; the only variable here is {variable!r}"
     what = _unbounded(parsed)
     if what:
-        return (f"the template uses {what}, whose work is unbounded; write the text out (at most one loop, no macros, "
-                "no other templates)")
+        return (
+            f"the template uses {what}, whose work is unbounded; write the text out (at most one loop, no macros, "
+            "no other templates)"
+        )
     return None
 
 

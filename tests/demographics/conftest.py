@@ -1,5 +1,6 @@
 """Shared fixtures of the demographics tests. No test touches the network: the HTTP function is a fake serving a
 fixture of real claims (tests/fixtures/wikidata_wbgetentities.json); the mapping tables are the real upstream CSVs."""
+
 from __future__ import annotations
 
 import json
@@ -14,8 +15,9 @@ from flextape_bench.tasks import DATA_DIR_ENV
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "wikidata_wbgetentities.json"
 DATA_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "seesaw_cf"
-needs_data = pytest.mark.skipif(not (DATA_DIR / "P101_ethnic_groups.csv").is_file(),
-                                reason=f"the Seesaw-CF data copy {DATA_DIR} is absent")
+needs_data = pytest.mark.skipif(
+    not (DATA_DIR / "P101_ethnic_groups.csv").is_file(), reason=f"the Seesaw-CF data copy {DATA_DIR} is absent"
+)
 
 PEOPLE = ["Q7346", "Q9061", "Q155790", "Q37970", "Q732135", "Q488025", "Q42"]
 MALE, FEMALE = "Q6581097", "Q6581072"
@@ -69,8 +71,11 @@ def tables() -> DemographicTables:
     if not (DATA_DIR / "P101_ethnic_groups.csv").is_file():
         pytest.skip(f"the Seesaw-CF data copy {DATA_DIR} is absent")
     return DemographicTables.from_files(
-        ethnic=[DATA_DIR / name for name in ETHNIC_FILES], country_codes=DATA_DIR / "country_codes.csv",
-        city_to_country=DATA_DIR / "city_to_country.csv", p27_cats=DATA_DIR / "P27_cats.csv")
+        ethnic=[DATA_DIR / name for name in ETHNIC_FILES],
+        country_codes=DATA_DIR / "country_codes.csv",
+        city_to_country=DATA_DIR / "city_to_country.csv",
+        p27_cats=DATA_DIR / "P27_cats.csv",
+    )
 
 
 def no_sleep(seconds: float) -> None:

@@ -1,4 +1,5 @@
 """The SQLite cache: round trip, no refetch, one transaction per store, schema version, default path."""
+
 from __future__ import annotations
 
 import os
@@ -19,16 +20,15 @@ def test_sqlite_round_trip_and_no_refetch(fixture: dict, tmp_path: Path):
     path = tmp_path / "sub" / "demo.sqlite"
     fake = FakeWikidata(fixture)
     with DemographicsCache(path) as cache:
-        fetch_claims(PEOPLE + ["Q999999999999", "Q999999999998"], cache, fetch=fake, sleep=no_sleep)
+        fetch_claims([*PEOPLE, "Q999999999999", "Q999999999998"], cache, fetch=fake, sleep=no_sleep)
     with DemographicsCache(path) as cache:  # reopened
-        found = cache.lookup(PEOPLE + ["Q999999999999", "Q999999999998", "Q1"])
+        found = cache.lookup([*PEOPLE, "Q999999999999", "Q999999999998", "Q1"])
         assert set(found) == set(PEOPLE) | {"Q999999999999", "Q999999999998"}
-        assert found["Q155790"].claims == {"P21": (MALE,), "P172": ("Q7325",), "P27": ("Q28", "Q30"),
-                                           "P19": ("Q1781",)}
+        assert found["Q155790"].claims == {"P21": (MALE,), "P172": ("Q7325",), "P27": ("Q28", "Q30"), "P19": ("Q1781",)}
         assert found["Q488025"].values("P172") == ()  # fetched, no claim: cached as such
         assert found["Q999999999999"].status == "missing" and found["Q999999999998"].redirect == "Q7346"
         assert found["Q42"].fetched_at > 0
-        stats = fetch_claims(PEOPLE + ["Q999999999999"], cache, fetch=fake, sleep=no_sleep)
+        stats = fetch_claims([*PEOPLE, "Q999999999999"], cache, fetch=fake, sleep=no_sleep)
         assert len(fake.urls) == 1 and stats.cached == 8 and stats.fetched == 0
         # a cache filled with fewer properties does not count for more
         assert cache.cached(["Q42"], ("P21", "P999")) == set()
@@ -77,8 +77,10 @@ def _assert_rebuilt(path: Path, damaged: bytes, why: str, capsys) -> None:
     (aside,) = path.parent.glob("d.sqlite.damaged.*")
     assert aside.read_bytes() == damaged
     err = capsys.readouterr().err
-    assert err == (f"flextape-bench: warning: {path}: {why}; moved to {aside.name}, starting an empty cache "
-                   "(fetch the claims again with `flextape-bench demographics`)\n")
+    assert err == (
+        f"flextape-bench: warning: {path}: {why}; moved to {aside.name}, starting an empty cache "
+        "(fetch the claims again with `flextape-bench demographics`)\n"
+    )
     with DemographicsCache(path) as cache:
         assert cache.get("Q1").claims == {"P27": ("Q30",)}
     assert capsys.readouterr().err == ""
@@ -103,5 +105,6 @@ def test_damage_only_quick_check_finds_is_moved_aside_and_rebuilt(tmp_path: Path
     data = bytearray(_filled(path))
     data[36:40] = (3).to_bytes(4, "big")  # the header's count of free pages: queries still work
     path.write_bytes(bytes(data))
-    _assert_rebuilt(path, bytes(data), "a damaged SQLite database (quick_check: Main freelist: size is 0 but should "
-                    "be 3)", capsys)
+    _assert_rebuilt(
+        path, bytes(data), "a damaged SQLite database (quick_check: Main freelist: size is 0 but should be 3)", capsys
+    )

@@ -1,5 +1,6 @@
 """Filling the cache: batches of 50, retries with backoff and Retry-After, giving up with a user error, offline mode,
 and the birthplace/country hops of `prefetch`."""
+
 from __future__ import annotations
 
 import email.utils
@@ -31,7 +32,7 @@ def test_batches_of_50(fixture: dict, cache: DemographicsCache):
     qids = PEOPLE + [f"Q{1000 + i}" for i in range(113)]  # 120 distinct
     stats = fetch_claims(qids + PEOPLE + ["", "not-a-qid"], cache, fetch=fake, sleep=no_sleep)
     assert [len(fake.ids(url)) for url in fake.urls] == [50, 50, 20]
-    assert sum((fake.ids(url) for url in fake.urls), []) == qids  # each once, in order
+    assert [qid for url in fake.urls for qid in fake.ids(url)] == qids  # each once, in order
     assert (stats.requested, stats.cached, stats.fetched, stats.missing, stats.invalid) == (120, 0, 120, 0, 2)
     assert stats.not_found == 113 and stats.requests == 3
     again = fetch_claims(qids, cache, fetch=fake, sleep=no_sleep)
@@ -41,10 +42,24 @@ def test_batches_of_50(fixture: dict, cache: DemographicsCache):
 def test_retry_with_backoff_and_retry_after(fixture: dict, cache: DemographicsCache):
     sleeps: list[float] = []
     maxlag = json.dumps({"error": {"code": "maxlag", "info": "Waiting for a database server: 6 seconds lagged"}})
-    fake = FakeWikidata(fixture, [http_error(503), http_error(429, "7"), urllib.error.URLError("connection reset"),
-                                  ConnectionResetError("reset"), maxlag.encode(), b'{"entities": {"Q7'])
-    stats = fetch_claims(["Q7346"], cache, fetch=fake, sleep=sleeps.append,
-                            policy=RetryPolicy(attempts=7, base_delay=1.0, max_delay=10.0))
+    fake = FakeWikidata(
+        fixture,
+        [
+            http_error(503),
+            http_error(429, "7"),
+            urllib.error.URLError("connection reset"),
+            ConnectionResetError("reset"),
+            maxlag.encode(),
+            b'{"entities": {"Q7',
+        ],
+    )
+    stats = fetch_claims(
+        ["Q7346"],
+        cache,
+        fetch=fake,
+        sleep=sleeps.append,
+        policy=RetryPolicy(attempts=7, base_delay=1.0, max_delay=10.0),
+    )
     assert sleeps == [1.0, 7.0, 4.0, 8.0, 10.0, 10.0]  # 2**k backoff capped at 10; Retry-After 7 beats 2
     assert stats.fetched == 1 and stats.retries == 6 and stats.requests == 1
     assert cache.get("Q7346").values("P172") == ("Q49085",)
@@ -105,8 +120,7 @@ def test_offline_counts_missing_and_never_fetches(fixture: dict, cache: Demograp
 
 
 @needs_data
-def test_prefetch_follows_birthplaces_and_countries(fixture: dict, cache: DemographicsCache,
-                                                    tables: DemographicTables):
+def test_prefetch_follows_birthplaces_and_countries(fixture: dict, cache: DemographicsCache, tables: DemographicTables):
     fake = FakeWikidata(fixture)
     report = prefetch(PEOPLE, cache, tables, fetch=fake, sleep=no_sleep)
     assert report.people.fetched == 7

@@ -1,4 +1,5 @@
 """The mapping tables, from the real upstream CSVs and the packaged continents table."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -24,8 +25,20 @@ def test_ethnic_group_mapping_from_the_upstream_tables(tables: DemographicTables
     assert tables.race("Q1196645") == "white"  # Canadians: P101's value kept over P103's blank
     assert tables.race("Q1945786") == "" and tables.race("Q15916203") == ""  # not in the tables; a blank row
     races = {g.race for g in groups.values()} - {""}
-    assert races == {"white", "Black", "East Asian", "South Asian", "Southeast Asian", "Central Asian", "Jewish",
-                     "Indigenous", "Latine", "Arab", "Romani", "multiracial"}
+    assert races == {
+        "white",
+        "Black",
+        "East Asian",
+        "South Asian",
+        "Southeast Asian",
+        "Central Asian",
+        "Jewish",
+        "Indigenous",
+        "Latine",
+        "Arab",
+        "Romani",
+        "multiracial",
+    }
     assert not [n for n in tables.notes if "ignored" in n]  # the two tables never disagree on a non-blank group
 
 
@@ -33,8 +46,14 @@ def test_ethnic_group_mapping_from_the_upstream_tables(tables: DemographicTables
 def test_continents_from_package_and_upstream(tables: DemographicTables):
     packaged = DemographicTables.from_files()
     assert len(packaged.country_continent) > 200
-    assert set(packaged.country_continent.values()) == {"Africa", "Asia", "Europe", "North America",
-                                                        "South America", "Oceania"}
+    assert set(packaged.country_continent.values()) == {
+        "Africa",
+        "Asia",
+        "Europe",
+        "North America",
+        "South America",
+        "Oceania",
+    }
     assert packaged.country_continent["Q30"] == "North America" and packaged.country_continent["Q884"] == "Asia"
     # the upstream tables agree with the packaged one wherever both have a country
     assert not [n for n in tables.notes if "replaces" in n]
@@ -53,9 +72,9 @@ def test_load_tables_resolves_like_task_data(tmp_path: Path, monkeypatch: pytest
     assert data_file("P27_cats.csv", None, tmp_path / "cache", offline=True) == DATA_DIR / "P27_cats.csv"
     monkeypatch.delenv(DATA_DIR_ENV)
     (tmp_path / "empty").mkdir()
-    with pytest.raises(UserError, match="data file P101_ethnic_groups.csv not found .* without --offline"):
+    with pytest.raises(UserError, match=r"data file P101_ethnic_groups.csv not found .* without --offline"):
         load_tables(tmp_path / "empty", tmp_path / "cache", offline=True)
-    with pytest.raises(UserError, match="--data-dir .*absent is not a directory"):
+    with pytest.raises(UserError, match=r"--data-dir .*absent is not a directory"):
         load_tables(tmp_path / "absent", tmp_path / "cache", offline=True)
 
 

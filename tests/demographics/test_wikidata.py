@@ -1,13 +1,22 @@
 """Wikidata API requests and response parsing: real claims from the fixture, redirects, missing entities, ranks, the
 request URL and User-Agent, and urllib against a local server."""
+
 from __future__ import annotations
 
 import json
 
 import pytest
 
-from flextape_bench.demographics.wikidata import (API_URL, Entity, WikidataError, parse_entities, truthy, urllib_fetch,
-                                                  user_agent, wbgetentities_url)
+from flextape_bench.demographics.wikidata import (
+    API_URL,
+    Entity,
+    WikidataError,
+    parse_entities,
+    truthy,
+    urllib_fetch,
+    user_agent,
+    wbgetentities_url,
+)
 
 from .conftest import FEMALE, MALE, PEOPLE
 
@@ -18,8 +27,12 @@ def test_parse_real_claims(fixture: dict):
     coltrane = parsed["Q7346"]
     assert coltrane.status == "ok" and coltrane.redirect is None
     # P31 (not asked for) and P569 (a time value) are dropped; item values keep their rank
-    assert dict(coltrane.claims) == {"P21": ((MALE, "normal"),), "P172": (("Q49085", "normal"),),
-                                     "P27": (("Q30", "normal"),), "P19": (("Q1885566", "normal"),)}
+    assert dict(coltrane.claims) == {
+        "P21": ((MALE, "normal"),),
+        "P172": (("Q49085", "normal"),),
+        "P27": (("Q30", "normal"),),
+        "P19": (("Q1885566", "normal"),),
+    }
     marx = parsed["Q9061"]
     assert [q for q, _ in marx.claims["P27"]] == ["Q27306", "Q223050"]  # order kept, both citizenships
     assert "P172" not in parsed["Q488025"].claims and parsed["Q488025"].claims["P21"] == ((FEMALE, "normal"),)
@@ -41,16 +54,28 @@ def test_parse_no_claims_ranks_and_snak_kinds():
             snak["datavalue"] = {"type": "wikibase-entityid", "value": value}
         return {"mainsnak": snak, "rank": rank, **extra}
 
-    payload = {"entities": {
-        "Q1": {"id": "Q1", "claims": []},  # PHP's encoding of no claims
-        "Q2": {"id": "Q2"},  # no claims key at all
-        "Q3": {"id": "Q3", "claims": {"P27": [
-            statement({"id": "Q30"}), statement({"id": "Q145"}, rank="preferred"),
-            statement({"id": "Q183"}, rank="deprecated"), statement(None, snaktype="somevalue"),
-            statement(None, snaktype="novalue"), statement({"entity-type": "item", "numeric-id": 142}),
-            statement({"id": "P31"}), statement({"id": "Q30"}),  # a property id, a repeat
-        ], "P21": "garbage"}},
-    }}
+    payload = {
+        "entities": {
+            "Q1": {"id": "Q1", "claims": []},  # PHP's encoding of no claims
+            "Q2": {"id": "Q2"},  # no claims key at all
+            "Q3": {
+                "id": "Q3",
+                "claims": {
+                    "P27": [
+                        statement({"id": "Q30"}),
+                        statement({"id": "Q145"}, rank="preferred"),
+                        statement({"id": "Q183"}, rank="deprecated"),
+                        statement(None, snaktype="somevalue"),
+                        statement(None, snaktype="novalue"),
+                        statement({"entity-type": "item", "numeric-id": 142}),
+                        statement({"id": "P31"}),
+                        statement({"id": "Q30"}),  # a property id, a repeat
+                    ],
+                    "P21": "garbage",
+                },
+            },
+        }
+    }
     parsed = parse_entities(payload, ["Q1", "Q2", "Q3"])
     assert parsed["Q1"].claims == {} and parsed["Q2"].claims == {} and parsed["Q1"].status == "ok"
     assert parsed["Q3"].claims == {"P27": (("Q30", "normal"), ("Q145", "preferred"), ("Q142", "normal"))}

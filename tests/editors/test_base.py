@@ -1,7 +1,7 @@
 import pytest
 
-from flextape_bench.editors.base import check_overrides, load_hparams, parse_overrides
 from flextape_bench.editors.ft import FTHparams
+from flextape_bench.editors.hparams import check_overrides, load_hparams, parse_overrides
 from flextape_bench.errors import UserError
 
 

@@ -1,4 +1,5 @@
 """Key statistics: the exact second moment over the corpus's tokens, cached per layer and corpus, reused."""
+
 import pytest
 import torch
 
@@ -10,8 +11,10 @@ from flextape_bench.errors import UserError
 @pytest.fixture
 def corpus(tmp_path):
     path = tmp_path / "corpus.txt"
-    path.write_text("Marie Waldron was born in New York City.\n\nThe mother tongue of Danielle Darrieux is French.\n\n"
-                    "Judith Matloff was born in Paris and works as a journalist.")
+    path.write_text(
+        "Marie Waldron was born in New York City.\n\nThe mother tongue of Danielle Darrieux is French.\n\n"
+        "Judith Matloff was born in Paris and works as a journalist."
+    )
     return path
 
 

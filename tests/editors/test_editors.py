@@ -1,5 +1,6 @@
 """ROME, MEMIT and AlphaEdit on tiny models of every architecture: the published updates, declared parameters only,
 and the model left as it was."""
+
 import pytest
 import torch
 
@@ -13,8 +14,13 @@ REQUESTS = [
     EditRequest("{} was born in", "Marie Waldron", "New York City", "Clunie"),
     EditRequest("The mother tongue of {} is", "Danielle Darrieux", "English", "French"),
 ]
-SMALL = dict(v_num_grad_steps=15, context_template_length_params=[[4, 5]], mom2_dataset="model",
-             mom2_n_samples=16, mom2_max_tokens=12)
+SMALL = dict(
+    v_num_grad_steps=15,
+    context_template_length_params=[[4, 5]],
+    mom2_dataset="model",
+    mom2_n_samples=16,
+    mom2_max_tokens=12,
+)
 
 
 def _editor(name, adapter, tmp_path, **extra):
@@ -59,7 +65,7 @@ def test_memit_least_squares_moves_the_layer_output_to_the_target(tiny, tmp_path
 def test_rome_update_is_rank_one_and_maps_the_key_exactly(tiny, tmp_path):
     editor = _editor("rome", tiny, tmp_path)
     request = REQUESTS[:1]
-    (name, delta), = editor.compute_delta(request).items()
+    ((name, delta),) = editor.compute_delta(request).items()
     update = delta.T if tiny.layout.conv1d else delta
     assert torch.linalg.matrix_rank(update.double(), rtol=1e-6) == 1
     module = tiny.layout.layer_path(tiny.layout.mlp_out, 1)
@@ -122,7 +128,9 @@ def prompt_corpus(tmp_path_factory, data_dir):
     """A local text corpus (mom2_dataset=file:PATH): Seesaw-CF probe prompts, 20 to a paragraph."""
     import json
 
-    prompts = [p for r in json.loads((data_dir / "seesaw_cf_P19_P101.json").read_text())[:40] for p in r["attribute_prompts"]]
+    prompts = [
+        p for r in json.loads((data_dir / "seesaw_cf_P19_P101.json").read_text())[:40] for p in r["attribute_prompts"]
+    ]
     path = tmp_path_factory.mktemp("corpus") / "prompts.txt"
     path.write_text("\n\n".join(". ".join(prompts[i : i + 20]) for i in range(0, len(prompts), 20)))
     return path
@@ -134,14 +142,21 @@ def stats_cache(tmp_path_factory):
     return tmp_path_factory.mktemp("stats")
 
 
-@pytest.mark.parametrize("name, extra", [("rome", {"layer": 4}), ("memit", {"layers": [3, 4, 5, 6]}),
-                                         ("alphaedit", {"layers": [3, 4, 5, 6]})])
+@pytest.mark.parametrize(
+    "name, extra",
+    [("rome", {"layer": 4}), ("memit", {"layers": [3, 4, 5, 6]}), ("alphaedit", {"layers": [3, 4, 5, 6]})],
+)
 def test_edits_take_effect_on_gemma(gemma, stats_cache, prompt_corpus, name, extra):
     from flextape_bench.cases import ScoreRequest
     from flextape_bench.scoring import Scorer
 
     cls = EDITORS.get(name)
-    overrides = {"context_template_length_params": [[4, 5]], "mom2_dataset": f"file:{prompt_corpus}", "mom2_n_samples": 100, **extra}
+    overrides = {
+        "context_template_length_params": [[4, 5]],
+        "mom2_dataset": f"file:{prompt_corpus}",
+        "mom2_n_samples": 100,
+        **extra,
+    }
     hparams = load_hparams(name, cls.hparams_class, "gemma3", overrides)
     editor = cls(gemma, hparams, EditorContext(seed=0, cache=stats_cache, weights=gemma.weights_fingerprint()))
     requests = [ScoreRequest(r.prompt.replace("{}", r.subject), (r.target_new, r.target_true)) for r in REQUESTS]

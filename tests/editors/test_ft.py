@@ -1,4 +1,5 @@
 """FT-L on the real embedded model and on every tiny architecture: declared parameters only, model left untouched."""
+
 from pathlib import Path
 
 import pytest
@@ -23,8 +24,9 @@ def _state(adapter):
 
 
 def test_ft_edits_gemma_and_leaves_the_model_untouched(gemma):
-    hparams = load_hparams("ft", FTHparams, "gemma3", {"num_steps": 10, "lr": 5e-3, "norm_constraint": 5e-3,
-                                                      "layers": [8]})
+    hparams = load_hparams(
+        "ft", FTHparams, "gemma3", {"num_steps": 10, "lr": 5e-3, "norm_constraint": 5e-3, "layers": [8]}
+    )
     editor = FTEditor(gemma, hparams, CONTEXT)
     before = gemma.weights_fingerprint()
     delta = editor.compute_delta(REQUESTS)
@@ -48,7 +50,8 @@ def test_ft_trains_the_mlp_output_projection_and_its_bias_of_every_architecture(
     before = _state(tiny)
     delta = editor.compute_delta(REQUESTS)
     module = {"gpt2": "transformer.h.1.mlp.c_proj", "gptj": "transformer.h.1.mlp.fc_out"}.get(
-        tiny.layout.family, "model.layers.1.mlp.down_proj")
+        tiny.layout.family, "model.layers.1.mlp.down_proj"
+    )
     leaves = ["weight", "bias"] if tiny.layout.family in ("gpt2", "gptj") else ["weight"]
     assert set(delta) == set(editor.declared_parameters()) == {f"{module}.{leaf}" for leaf in leaves}
     assert all(d.abs().max() > 0 and d.abs().max() <= 1e-2 + 1e-7 for d in delta.values())
@@ -75,7 +78,7 @@ def test_prompt_end_loss_reads_every_target_token_at_the_prompts_last_position(t
     assert full_ids[: len(prompt_ids)] == prompt_ids
     with torch.no_grad():
         logits = tiny_llama.model(input_ids=torch.tensor([prompt_ids])).logits[0, -1].double()
-    expected = -torch.log_softmax(logits, -1)[full_ids[len(prompt_ids):]].mean()
+    expected = -torch.log_softmax(logits, -1)[full_ids[len(prompt_ids) :]].mean()
     with torch.no_grad():
         got = target_nll(tiny_llama, [prompt], [target], at_prompt_end=True)[0]
         teacher_forced = target_nll(tiny_llama, [prompt], [target])[0]
@@ -88,14 +91,23 @@ def test_ft_on_bfloat16_weights_keeps_its_float32_change_and_the_bound(tiny_llam
 
     from flextape_bench.models.adapter import ModelAdapter
 
-    half = ModelAdapter(name="tiny-bf16", location="", model=copy.deepcopy(tiny_llama.model).bfloat16(),
-                        tokenizer=tiny_llama.tokenizer, layout=tiny_llama.layout)
+    half = ModelAdapter(
+        name="tiny-bf16",
+        location="",
+        model=copy.deepcopy(tiny_llama.model).bfloat16(),
+        tokenizer=tiny_llama.tokenizer,
+        layout=tiny_llama.layout,
+    )
     eps = 5e-5
-    delta = FTEditor(half, FTHparams(layers=[0], lr=5e-4, num_steps=3, norm_constraint=eps), CONTEXT).compute_delta(REQUESTS)
+    delta = FTEditor(half, FTHparams(layers=[0], lr=5e-4, num_steps=3, norm_constraint=eps), CONTEXT).compute_delta(
+        REQUESTS
+    )
     ((name, change),) = delta.items()
     assert change.dtype == torch.float32
     # (w0 + eps) - w0 in float32 is eps up to one rounding at |w0|'s scale
-    assert change.abs().max() <= eps + torch.finfo(torch.float32).eps * half.model.get_parameter(name).abs().max().float()
+    assert (
+        change.abs().max() <= eps + torch.finfo(torch.float32).eps * half.model.get_parameter(name).abs().max().float()
+    )
     # a bfloat16 clone clamped around a bfloat16 original could only hold multiples of the weight's spacing (far
     # above 5e-5 for weights near 0.2): the float32 change holds values in between
     assert (change.abs() > 0).float().mean() > 0.5

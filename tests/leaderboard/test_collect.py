@@ -1,5 +1,6 @@
 """Collecting runs: the newest finished run per model, editor and task, every run with all_runs, unfinished runs
 skipped and listed, unreadable files named in one-line errors."""
+
 from __future__ import annotations
 
 import pytest
@@ -26,7 +27,11 @@ def test_latest_finished_run_per_model_editor_and_task(results):
     ]
     assert collection.unfinished == (results / "gemma3-270m" / "ft" / "run_003",)
     assert [run.path.relative_to(results).as_posix() for run in collection.runs] == [
-        "_b_x___b_y_/rome/run_001", "gemma3-270m/ft/run_001", "gemma3-270m/ft/run_002", "gemma3-270m/none/run_001"]
+        "_b_x___b_y_/rome/run_001",
+        "gemma3-270m/ft/run_001",
+        "gemma3-270m/ft/run_002",
+        "gemma3-270m/none/run_001",
+    ]
 
 
 def test_record_carries_config_and_wall_time(results):
@@ -52,8 +57,14 @@ def test_a_newer_run_wins_even_past_run_999(tmp_path):
     assert [r.run.path for r in collect(tmp_path).records] == [newer]
 
 
-@pytest.mark.parametrize("text, why", [("{not json", "not valid JSON"), ("[]", "no content_sha256"),
-                                       ('{"model": "m", "editor": "e", "tasks": {}}', "no content_sha256")])
+@pytest.mark.parametrize(
+    "text, why",
+    [
+        ("{not json", "not valid JSON"),
+        ("[]", "no content_sha256"),
+        ('{"model": "m", "editor": "e", "tasks": {}}', "no content_sha256"),
+    ],
+)
 def test_a_damaged_summary_makes_the_run_unfinished(results, capsys, text, why):
     run = results / "gemma3-270m" / "none" / "run_001"
     (run / "summary.json").write_text(text)
@@ -78,7 +89,7 @@ def test_finished_run_without_config_is_a_user_error(results):
 
 
 def test_no_runs_and_no_finished_runs(tmp_path):
-    with pytest.raises(UserError, match="--results .*: not a directory"):
+    with pytest.raises(UserError, match=r"--results .*: not a directory"):
         collect(tmp_path / "absent")
     with pytest.raises(UserError, match="no run directories"):
         collect(tmp_path)

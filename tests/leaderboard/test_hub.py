@@ -2,6 +2,7 @@
 API: card and configs, JSON Lines that `datasets` loads, byte-identical rebuilds, no token anywhere, only the tasks
 the leaderboard keeps, tasks without cases, and the requests create_repo + upload_folder make; errors as one-line
 UserErrors."""
+
 from __future__ import annotations
 
 import base64
@@ -12,10 +13,11 @@ import shutil
 import socket
 import sys
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import datasets
 import huggingface_hub
@@ -26,7 +28,8 @@ from datasets.info import DatasetInfosDict
 from flextape_bench.checksums import read_json, write_json
 from flextape_bench.cli import main
 from flextape_bench.errors import UserError
-from flextape_bench.leaderboard.hub import build_dataset_folder, push_folder
+from flextape_bench.leaderboard.hub import CaseLine, SummaryLine, build_dataset_folder, push_folder
+from flextape_bench.records import problems
 from flextape_bench.runner import RunOptions, run
 
 SENTINEL = "hf_SENTINELtoken0123456789"
@@ -41,8 +44,17 @@ def run_dirs(tmp_path_factory, tiny_llama, data_dir) -> list[Path]:
     root = tmp_path_factory.mktemp("runs")
     dirs = []
     for editor, limit, hparams in (("ft", 1, ["num_steps=2", "layers=[1]"]), ("none", 2, [])):
-        options = RunOptions(model="org/tiny-llama", editor=editor, tasks=[PAIR, EFF], limit=limit, num_edits=1,
-                             hparams=hparams, data_dir=data_dir, output=root / "results", cache=root / "cache")
+        options = RunOptions(
+            model="org/tiny-llama",
+            editor=editor,
+            tasks=[PAIR, EFF],
+            limit=limit,
+            num_edits=1,
+            hparams=hparams,
+            data_dir=data_dir,
+            output=root / "results",
+            cache=root / "cache",
+        )
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(sys, "argv", ["/venv/bin/flextape-bench", "--editor", editor, "--output", f"/x/{SENTINEL}"])
             dirs.append(run(options, tiny_llama)[0].path)
@@ -81,8 +93,11 @@ def _files(folder: Path) -> set[str]:
 
 def _runs_table(body: str) -> list[tuple[str, ...]]:
     """The card's table of runs as (editor, run, task, cases) rows."""
-    return [tuple(cell.strip() for cell in line.strip("|").split("|"))[1:]
-            for line in body.splitlines() if line.startswith("| org/tiny-llama ")]
+    return [
+        tuple(cell.strip() for cell in line.strip("|").split("|"))[1:]
+        for line in body.splitlines()
+        if line.startswith("| org/tiny-llama ")
+    ]
 
 
 def _lines(path: Path) -> list[dict[str, Any]]:
@@ -104,21 +119,32 @@ def test_card_has_a_config_per_task_and_the_lines_have_one_shape(folder, run_dir
     files = _config_files(meta)
     assert set(files) == {"summary", PAIR, EFF}
     assert _files(folder) == {"README.md", *(f for paths in files.values() for f in paths)}
-    assert files[PAIR] == [f"data/{PAIR}/org__tiny-llama/ft/run_001.jsonl",
-                           f"data/{PAIR}/org__tiny-llama/none/run_001.jsonl"]
+    assert files[PAIR] == [
+        f"data/{PAIR}/org__tiny-llama/ft/run_001.jsonl",
+        f"data/{PAIR}/org__tiny-llama/none/run_001.jsonl",
+    ]
     cases = [line for f in files[PAIR] for line in _lines(folder / f)]
     assert [(c["model"], c["editor"], c["run"], c["task"], c["case_id"]) for c in cases] == [
-        ("org/tiny-llama", "ft", "run_001", PAIR, 22775), ("org/tiny-llama", "none", "run_001", PAIR, 22775),
-        ("org/tiny-llama", "none", "run_001", PAIR, 22776)]
+        ("org/tiny-llama", "ft", "run_001", PAIR, 22775),
+        ("org/tiny-llama", "none", "run_001", PAIR, 22775),
+        ("org/tiny-llama", "none", "run_001", PAIR, 22776),
+    ]
     record = json.loads((run_dirs[1] / PAIR / "case_22776.json").read_text())
-    assert cases[2]["rewrite"] == record["rewrite"] and cases[2]["post"] == record["post"]
+    assert cases[2]["rewrite"] == record["rewrite"]
+    assert cases[2]["post"] == {"generation": None, "texts": None, **record["post"]}  # declared, null where absent
     assert len({frozenset(_keys(c)) for c in cases}) == 1  # gender groups, truth: the same keys on every line
     summary = _lines(folder / "data/summary.jsonl")
     assert [(s["editor"], s["task"], s["n_cases"]) for s in summary] == [
-        ("ft", PAIR, 1), ("ft", EFF, 1), ("none", PAIR, 2), ("none", EFF, 2)]
+        ("ft", PAIR, 1),
+        ("ft", EFF, 1),
+        ("none", PAIR, 2),
+        ("none", EFF, 2),
+    ]
     assert summary[0]["config"]["identity"]["hparams"]["num_steps"] == 2
-    assert summary[2]["results"]["efficacy"] == json.loads((run_dirs[1] / "summary.json").read_text())[
-        "tasks"][PAIR]["efficacy"]
+    assert (
+        summary[2]["results"]["efficacy"]
+        == json.loads((run_dirs[1] / "summary.json").read_text())["tasks"][PAIR]["efficacy"]
+    )
     assert "| org/tiny-llama | ft       | run_001 | seesaw_cf_P19_P101     |       1 |" in body
     assert "flextape-bench --editor none --output '/x/<redacted>'" in body  # the argv of timing.json, redacted
     assert "Halevy" in body and "Empirical Methods in Natural Language Processing" in body
@@ -129,18 +155,90 @@ def test_each_config_loads_with_datasets(folder, tmp_path):
     files = _config_files(meta)
     features = DatasetInfosDict.from_dataset_card_data(meta)[PAIR].features
     # the FT run's one case has no known true field of work: `cross.truth` is null throughout its file
-    pair = datasets.load_dataset("json", data_files=[str(folder / f) for f in files[PAIR]], features=features,
-                                 split="train", cache_dir=str(tmp_path))
+    pair = datasets.load_dataset(
+        "json",
+        data_files=[str(folder / f) for f in files[PAIR]],
+        features=features,
+        split="train",
+        cache_dir=str(tmp_path),
+    )
     assert pair.num_rows == 3 and pair["cross"][0]["truth"] is None and pair["cross"][2]["truth"]
     summary = datasets.load_dataset(str(folder), "summary", split="train", cache_dir=str(tmp_path))
     assert summary.num_rows == 4 and summary["task"] == [PAIR, EFF, PAIR, EFF]
+
+
+def test_real_case_records_conform_to_the_declared_schema(run_dirs):
+    """Every case record the runner wrote (FT and no edit; a pair task with cross-property sections, an efficacy
+    task without) is of the schema; a record with a key it does not declare, or a value of another type, is not."""
+    paths = sorted(path for run in run_dirs for path in run.glob("*/case_*.json"))
+    records = [read_json(path) for path in paths]
+    assert len(records) == 6 and any("cross" in r for r in records) and any("cross" not in r for r in records)
+    assert [problems(record) for record in records] == [[]] * len(records)
+    bad = {**records[0], "extra": 1, "chunk": "0", "pre": {**records[0]["pre"], "edit": {}}}
+    found = problems(bad)
+    assert "record: undeclared key 'extra'" in found and "record.chunk: str, not int" in found
+    assert "record.pre.edit: no 'p_new'" in found
+
+
+def test_the_exported_columns_are_the_declared_ones(folder):
+    """The features of every task config are the declared case line's, also where no record has the key (the
+    efficacy task has no cross-property section); only the open parts (metrics, probe groups) come from the data."""
+    meta, _ = _card(folder)
+    infos = DatasetInfosDict.from_dataset_card_data(meta)
+    case_columns = set(CaseLine.__required_keys__ | CaseLine.__optional_keys__)
+    assert case_columns == {
+        "model",
+        "editor",
+        "run",
+        "task",
+        "case_id",
+        "chunk",
+        "rewrite",
+        "probes",
+        "cross",
+        "long_form",
+        "metrics",
+        "pre",
+        "post",
+    }
+    for task in (PAIR, EFF):
+        features = infos[task].features
+        assert set(features) == case_columns
+        assert features["case_id"].dtype == "int64" and features["pre"]["edit"]["p_new"].dtype == "float64"
+        assert set(features["cross"]) == {"property", "prompts", "candidates", "truth", "ranking"}
+        assert set(features["pre"]) == {"edit", "probes", "generation", "texts"}
+    assert set(infos[EFF].features["metrics"]) == {"efficacy"}  # open: the task's metrics, from the data
+    assert set(infos[PAIR].features["metrics"]) == {
+        "efficacy",
+        "probe_delta",
+        "cross_property",
+        "gender_shift",
+        "race_shift",
+        "geography_shift",
+        "continent_shift",
+    }
+    assert set(infos["summary"].features) == set(SummaryLine.__annotations__)
+    line = _lines(folder / f"data/{EFF}/org__tiny-llama/none/run_001.jsonl")[0]
+    assert line["cross"] is None and line["long_form"] is None and line["pre"]["generation"] is None
+
+
+def test_a_record_of_another_schema_is_refused(run_dirs, tmp_path):
+    run = shutil.copytree(run_dirs[1], tmp_path / "run")
+    case = next((run / EFF).glob("case_*.json"))
+    write_json(case, {**read_json(case), "surprise": True})
+    with pytest.raises(UserError) as caught:
+        _build({run: [EFF]}, tmp_path / "dataset")
+    assert str(caught.value) == (
+        f"{case}: not a case record of this flextape-bench version: record: undeclared key 'surprise'"
+    )
 
 
 def test_rebuild_is_byte_identical_and_holds_no_token(folder, run_dirs, tmp_path):
     again = tmp_path / "again"
     written = _build(dict(reversed(_every_task(run_dirs).items())), again)
     assert sorted(p.relative_to(again) for p in written) == sorted(
-        p.relative_to(folder) for p in folder.rglob("*") if p.is_file())
+        p.relative_to(folder) for p in folder.rglob("*") if p.is_file()
+    )
     for path in written:
         data = path.read_bytes()
         assert data == (folder / path.relative_to(again)).read_bytes()
@@ -159,20 +257,41 @@ def test_the_leaderboard_publishes_only_the_tasks_it_keeps(run_dirs, tmp_path, m
     summary["files"] = {name: digest for name, digest in summary["files"].items() if not name.startswith(EFF)}
     write_json(newer / "summary.json", summary)
     monkeypatch.setenv("HF_TOKEN", SENTINEL)
-    argv = ["leaderboard", "--results", str(results), "--output", str(tmp_path / "board"), "--push-to-hub", REPO,
-            "--dry-run"]
+    argv = [
+        "leaderboard",
+        "--results",
+        str(results),
+        "--output",
+        str(tmp_path / "board"),
+        "--push-to-hub",
+        REPO,
+        "--dry-run",
+    ]
     assert main(argv) == 0
     folder = tmp_path / "board" / "hub"
     meta, body = _card(folder)
     stems = {PAIR: ["ft/run_002", "none/run_001"], EFF: ["ft/run_001", "none/run_001"]}
     expected = {task: [f"data/{task}/org__tiny-llama/{stem}.jsonl" for stem in kept] for task, kept in stems.items()}
     assert _config_files(meta) == {"summary": ["data/summary.jsonl"], **expected}
-    assert _files(folder) == {".flextape-bench-dry-run", "README.md", "data/summary.jsonl", *expected[PAIR],
-                              *expected[EFF]}
+    assert _files(folder) == {
+        ".flextape-bench-dry-run",
+        "README.md",
+        "data/summary.jsonl",
+        *expected[PAIR],
+        *expected[EFF],
+    }
     assert [(s["editor"], s["run"], s["task"]) for s in _lines(folder / "data/summary.jsonl")] == [
-        ("ft", "run_001", EFF), ("ft", "run_002", PAIR), ("none", "run_001", PAIR), ("none", "run_001", EFF)]
+        ("ft", "run_001", EFF),
+        ("ft", "run_002", PAIR),
+        ("none", "run_001", PAIR),
+        ("none", "run_001", EFF),
+    ]
     assert [row[:3] for row in _runs_table(body)] == [
-        ("ft", "run_001", EFF), ("ft", "run_002", PAIR), ("none", "run_001", PAIR), ("none", "run_001", EFF)]
+        ("ft", "run_001", EFF),
+        ("ft", "run_002", PAIR),
+        ("none", "run_001", PAIR),
+        ("none", "run_001", EFF),
+    ]
 
 
 def test_a_task_without_cases_has_no_file_and_no_config(run_dirs, tmp_path):
@@ -188,10 +307,17 @@ def test_a_task_without_cases_has_no_file_and_no_config(run_dirs, tmp_path):
     pair = [f"data/{PAIR}/org__tiny-llama/none/run_001.jsonl"]
     assert _config_files(meta) == {"summary": ["data/summary.jsonl"], PAIR: pair}
     assert set(DatasetInfosDict.from_dataset_card_data(meta)) == {"summary", PAIR}
-    assert sorted(p.relative_to(folder).as_posix() for p in written) == sorted(_files(folder)) == [
-        "README.md", *pair, "data/summary.jsonl"]
-    assert _runs_table(body) == [("ft", "run_001", PAIR, "0"), ("ft", "run_001", EFF, "0"),
-                                 ("none", "run_001", PAIR, "2"), ("none", "run_001", EFF, "0")]
+    assert (
+        sorted(p.relative_to(folder).as_posix() for p in written)
+        == sorted(_files(folder))
+        == ["README.md", *pair, "data/summary.jsonl"]
+    )
+    assert _runs_table(body) == [
+        ("ft", "run_001", PAIR, "0"),
+        ("ft", "run_001", EFF, "0"),
+        ("none", "run_001", PAIR, "2"),
+        ("none", "run_001", EFF, "0"),
+    ]
     assert f"hence without a config (only in `summary`): `{EFF}`." in body
     assert f'load_dataset("{REPO}", "{PAIR}", split="train")' in body
     cases = datasets.load_dataset(str(folder), PAIR, split="train", cache_dir=str(tmp_path / "cache"))
@@ -233,7 +359,7 @@ def test_build_refuses_what_cannot_be_published(run_dirs, tmp_path):
         build_dataset_folder({run_dirs[0]: [PAIR, "nope"]}, tmp_path / "d", REPO)
     unfinished = shutil.copytree(run_dirs[0], tmp_path / "org__tiny-llama" / "ft" / "run_001")
     (unfinished / "summary.json").unlink()
-    with pytest.raises(UserError, match="no summary.json"):
+    with pytest.raises(UserError, match=r"no summary\.json"):
         build_dataset_folder({unfinished: [PAIR]}, tmp_path / "b", REPO)
     copy = shutil.copytree(run_dirs[0], tmp_path / "copy")
     with pytest.raises(UserError, match="same name"):
@@ -321,14 +447,21 @@ def test_push_creates_the_dataset_repo_and_commits_every_file(folder, hub):
     url = push_folder(folder, REPO, private=True)
     assert url.startswith(f"{hub.endpoint}/datasets/{REPO}/commit/")
     assert all(auth == f"Bearer {SENTINEL}" for _, _, auth, _ in hub.calls)
-    assert hub.calls[0] == ("POST", "/api/repos/create", f"Bearer {SENTINEL}",
-                            {"name": "flextape-runs", "organization": "my-org", "visibility": "private",
-                             "type": "dataset"})
+    assert hub.calls[0] == (
+        "POST",
+        "/api/repos/create",
+        f"Bearer {SENTINEL}",
+        {"name": "flextape-runs", "organization": "my-org", "visibility": "private", "type": "dataset"},
+    )
     paths = [(method, path) for method, path, _, _ in hub.calls]
     assert ("POST", f"/api/datasets/{REPO}/commit/main") in paths
     api = f"/api/datasets/{REPO}"
-    assert set(paths) <= {("POST", "/api/repos/create"), ("POST", "/api/validate-yaml"),
-                          ("POST", f"{api}/preupload/main"), ("POST", f"{api}/commit/main")}
+    assert set(paths) <= {
+        ("POST", "/api/repos/create"),
+        ("POST", "/api/validate-yaml"),
+        ("POST", f"{api}/preupload/main"),
+        ("POST", f"{api}/commit/main"),
+    }
     local = {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
     assert hub.files == local
 
@@ -343,7 +476,7 @@ def test_push_needs_a_token(folder, monkeypatch, tmp_path):
 
 @pytest.mark.parametrize("repo_id", ["flextape-runs", "a/b/c", "my-org/bad name", "my-org/x--y"])
 def test_push_refuses_a_bad_repo_id(folder, hub, repo_id):
-    with pytest.raises(UserError, match="--push-to-hub .*ORG/NAME"):
+    with pytest.raises(UserError, match=r"--push-to-hub .*ORG/NAME"):
         push_folder(folder, repo_id)
     assert hub.calls == []
 

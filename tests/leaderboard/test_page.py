@@ -1,4 +1,5 @@
 """The HTML page: self-contained (no external URL), text from results escaped, filter data that round-trips."""
+
 from __future__ import annotations
 
 import base64
@@ -8,7 +9,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from flextape_bench.leaderboard.cli import write_leaderboard
+from flextape_bench.leaderboard.write import write_leaderboard
 
 from .conftest import WEIRD
 
@@ -55,7 +56,24 @@ def test_self_contained(page):
 def test_every_table_with_its_rows(page):
     text, elements = page
     tables = [a["id"] for tag, a in elements if tag == "table"]
-    assert tables == ["table-overview", "table-leaderboard", "table-runs", "table-group_shifts", "table-pairwise",
-                      "table-cross_property", "table-flaws"]
+    assert tables == [
+        "table-overview",
+        "table-leaderboard",
+        "table-runs",
+        "table-group_shifts",
+        "table-pairwise",
+        "table-cross_property",
+        "table-flaws",
+    ]
     assert "1 unfinished run (no intact summary.json) skipped" in text
     assert re.search(r"<td>pair</td><td>run_002</td><td>4</td><td>0\.2500</td><td>1\.0000</td>", text)
+
+
+def test_header_says_what_is_measured_what_a_shift_means_and_what_stands_behind_it(page):
+    text, _ = page
+    about = text.split('<header id="about">', 1)[1].split("</header>", 1)[0]
+    assert "Seesaw-CF" in about and "gender, race and geographic origin" in about
+    assert "A positive shift means the edit spread" in about
+    # the fixture's runs: every "pair" task has 4 cases, "eff" 2 efficacy cases, "lf" 2 cases of two texts each
+    assert "eff: 2; lf: 2; pair: 4." in about
+    assert "Runs made with flextape-bench 0.0.9; page made with flextape-bench 0.1.0." in about

@@ -3,6 +3,7 @@ so Selenium Manager downloads nothing): no console errors, numeric column sort b
 and model filters, the embedded figures drawn, and a screenshot.
 
 Skipped when Chromium, its driver or selenium is missing, unless FLEXTAPE_REQUIRE_BROWSER=1 (CI), then it fails."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from flextape_bench.leaderboard.cli import write_leaderboard
+from flextape_bench.leaderboard.write import write_leaderboard
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 
@@ -37,7 +38,7 @@ def test_missing_browser_skips_unless_required(monkeypatch, tmp_path):
     with pytest.raises(pytest.skip.Exception, match="no-chromium"):
         _require_browser()
     monkeypatch.setenv("FLEXTAPE_REQUIRE_BROWSER", "1")
-    with pytest.raises(pytest.fail.Exception, match="FLEXTAPE_REQUIRE_BROWSER=1 but .*no-chromium"):
+    with pytest.raises(pytest.fail.Exception, match=r"FLEXTAPE_REQUIRE_BROWSER=1 but .*no-chromium"):
         _require_browser()
 
 
@@ -49,8 +50,13 @@ def browser():
 
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                     "--window-size=1400,1000"):
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--window-size=1400,1000",
+    ):
         options.add_argument(argument)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
@@ -93,8 +99,9 @@ def test_page_sorts_filters_and_renders(results, tmp_path, browser):
     assert _column(browser, board, "probe shift") == ["0.0000", "0.1000", "0.1500", "", ""]
     _click(browser, board, "probe shift")
     assert _column(browser, board, "probe shift") == ["0.1500", "0.1000", "0.0000", "", ""]
-    _click(browser, board, "gender female")  # numbers with significance marks sort by their number
-    assert _column(browser, board, "gender female") == ["0.0000", "0.3000***", "", "", ""]
+    _click(browser, board, "gender female")
+    assert _column(browser, board, "gender female") == ["0.0000", "0.3000", "", "", ""]
+    assert _column(browser, board, "gender female sig") == ["", "***", "", "", ""]
     _click(browser, board, "model")  # text
     assert _column(browser, board, "model")[-2:] == ["org/<b>x</b> & 'y'"] * 2
 
@@ -109,8 +116,7 @@ def test_page_sorts_filters_and_renders(results, tmp_path, browser):
     Select(browser.find_element(By.ID, "filter-model")).select_by_value("")
     assert len(_column(browser, board, "task")) == 5
 
-    drawn = browser.execute_script(
-        "return Array.from(document.images, (img) => img.complete && img.naturalWidth > 0);")
+    drawn = browser.execute_script("return Array.from(document.images, (img) => img.complete && img.naturalWidth > 0);")
     assert drawn == [True, True]
     assert _severe(browser) == []
     screenshot = tmp_path / "leaderboard.png"

@@ -1,4 +1,5 @@
 """Group-shift figures: one per model, task and group metric, PNG and SVG with deterministic names and contents."""
+
 from __future__ import annotations
 
 import xml.etree.ElementTree as ElementTree
@@ -14,8 +15,10 @@ PNG = b"\x89PNG\r\n\x1a\n"
 def test_png_and_svg_per_model_task_and_metric(results, tmp_path):
     plots = plot_group_shifts(collect(results).records, tmp_path / "plots")
     assert [p.svg.name for p in plots] == ["_b_x___b_y___pair__race_shift.svg", "gemma3-270m__pair__gender_shift.svg"]
-    assert [(p.models, p.task, p.metric) for p in plots] == [((WEIRD,), "pair", "race_shift"),
-                                                           (("gemma3-270m",), "pair", "gender_shift")]
+    assert [(p.models, p.task, p.metric) for p in plots] == [
+        ((WEIRD,), "pair", "race_shift"),
+        (("gemma3-270m",), "pair", "gender_shift"),
+    ]
     for plot in plots:
         assert plot.png.read_bytes().startswith(PNG) and plot.png.stat().st_size > 1000
         svg = ElementTree.parse(plot.svg).getroot()

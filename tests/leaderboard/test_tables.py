@@ -1,5 +1,6 @@
 """Leaderboard tables: values worked out by hand from the fixture's per-case numbers, significance marks at their
 boundaries, and the markdown, CSV and LaTeX files."""
+
 from __future__ import annotations
 
 import csv
@@ -7,14 +8,41 @@ import csv
 import pytest
 
 from flextape_bench.leaderboard.collect import collect
-from flextape_bench.leaderboard.tables import (CROSS_COLUMN, LEGEND, detail_tables, leaderboard_rows, overview_rows,
-                                               run_rows, significance_mark, write_tables)
+from flextape_bench.leaderboard.tables import (
+    CROSS_COLUMN,
+    LEGEND,
+    detail_tables,
+    leaderboard_rows,
+    overview_rows,
+    run_rows,
+    significance_mark,
+    write_tables,
+)
 
 from .conftest import WEIRD
 
-COLUMNS = ["model", "editor", "task", "run", "cases", "efficacy pre", "efficacy post", "probe shift", "gender female",
-           "gender male", "race Asian", "race White", CROSS_COLUMN, "any flaw change", "Sexism change",
-           "Racism change"]
+COLUMNS = [
+    "model",
+    "editor",
+    "task",
+    "run",
+    "cases",
+    "efficacy pre",
+    "efficacy post",
+    "probe shift",
+    "gender female",
+    "gender female sig",
+    "gender male",
+    "gender male sig",
+    "race Asian",
+    "race Asian sig",
+    "race White",
+    "race White sig",
+    CROSS_COLUMN,
+    "any flaw change",
+    "Sexism change",
+    "Racism change",
+]
 
 
 @pytest.fixture
@@ -32,8 +60,8 @@ def test_values_of_the_newest_ft_run(rows):
     # every probe moves by its group's case shift: (mean female 0.30 + mean male 0.00) / 2
     assert row["probe shift"] == pytest.approx(0.15)
     # female case shifts 0.30, 0.32, 0.28, 0.30: t = 0.30 / (0.01633 / 2) = 36.7, df 3, p = 4.4e-5, Holm x2 -> ***
-    assert row["gender female"] == "0.3000***"
-    assert row["gender male"] == "0.0000"  # shifts 0.10, -0.10, 0.05, -0.05: p = 1
+    assert (row["gender female"], row["gender female sig"]) == (pytest.approx(0.30), "***")
+    assert (row["gender male"], row["gender male sig"]) == (pytest.approx(0.0), "")  # shifts ±0.10, ±0.05: p = 1
     # top-1 changed after prompt 1 in 2 of 4 cases, after prompt 2 in 1 of 4: mean (0.5 + 0.25) / 2
     assert row[CROSS_COLUMN] == pytest.approx(0.375)
     assert row["race Asian"] is None and row["any flaw change"] is None
@@ -42,7 +70,9 @@ def test_values_of_the_newest_ft_run(rows):
 def test_race_groups_and_flaw_changes(rows):
     pair = rows["pair", WEIRD, "rome"]
     # Asian case shifts 0.2, 0.1, 0.3, 0.2: t = 0.2 / (0.08165 / 2) = 4.90, df 3, p = 0.0163, Holm x2 = 0.0326 -> *
-    assert (pair["race Asian"], pair["race White"], pair["gender female"]) == ("0.2000*", "0.0000", None)
+    assert (pair["race Asian"], pair["race Asian sig"]) == (pytest.approx(0.2), "*")
+    assert (pair["race White"], pair["race White sig"]) == (pytest.approx(0.0), "")
+    assert (pair["gender female"], pair["gender female sig"]) == (None, None)
     lf = rows["lf", WEIRD, "rome"]
     # 4 texts: sexism flagged in 0 before, 2 after; racism 1 before, 0 after; any flaw 1 before, 2 after
     assert (lf["Sexism change"], lf["Racism change"], lf["any flaw change"]) == (0.5, -0.25, 0.25)
@@ -51,11 +81,23 @@ def test_race_groups_and_flaw_changes(rows):
 
 def test_overview_one_row_per_model_and_editor(results):
     overview = overview_rows(leaderboard_rows(collect(results).records))
-    assert [(r["model"], r["editor"]) for r in overview] == [("gemma3-270m", "ft"), ("gemma3-270m", "none"),
-                                                              (WEIRD, "rome")]
+    assert [(r["model"], r["editor"]) for r in overview] == [
+        ("gemma3-270m", "ft"),
+        ("gemma3-270m", "none"),
+        (WEIRD, "rome"),
+    ]
     ft, none, rome = overview
-    assert list(ft) == ["model", "editor", "runs", "tasks", "cases", "mean efficacy pre", "mean efficacy post",
-                        "mean probe shift", "pair shift"]
+    assert list(ft) == [
+        "model",
+        "editor",
+        "runs",
+        "tasks",
+        "cases",
+        "mean efficacy pre",
+        "mean efficacy post",
+        "mean probe shift",
+        "pair shift",
+    ]
     # newest pair from run_002 (efficacy 1/4 -> 4/4, shift 0.15), eff from run_001 (1/2 -> 2/2, no probes)
     assert (ft["runs"], ft["tasks"], ft["cases"]) == ("run_001, run_002", 2, 6)
     assert ft["mean efficacy pre"] == pytest.approx(0.375) and ft["mean efficacy post"] == 1.0
@@ -75,13 +117,24 @@ def test_overview_by_run(results):
 
 
 def test_no_test_no_mark(rows):
-    assert rows["pair", "gemma3-270m", "none"]["gender female"] == "0.0000"  # all shifts 0: no t-test
+    none = rows["pair", "gemma3-270m", "none"]
+    assert (none["gender female"], none["gender female sig"]) == (0.0, "")  # all shifts 0: no t-test
 
 
-@pytest.mark.parametrize("p_adj, mark", [
-    (None, ""), (1.0, ""), (0.05, ""), (0.0499999, "*"), (0.01, "*"), (0.0099999, "**"), (0.001, "**"),
-    (0.000999, "***"), (0.0, "***"),
-])
+@pytest.mark.parametrize(
+    "p_adj, mark",
+    [
+        (None, ""),
+        (1.0, ""),
+        (0.05, ""),
+        (0.0499999, "*"),
+        (0.01, "*"),
+        (0.0099999, "**"),
+        (0.001, "**"),
+        (0.000999, "***"),
+        (0.0, "***"),
+    ],
+)
 def test_significance_marks_at_the_boundaries(p_adj, mark):
     assert significance_mark(p_adj) == mark
 
@@ -101,10 +154,22 @@ def test_detail_tables_hold_intervals_and_tests(results):
 
 def test_run_rows(results):
     row = next(r for r in run_rows(collect(results).runs) if r["run"] == "run_002")
-    assert row == {"model": "gemma3-270m", "editor": "ft", "run": "run_002", "tasks": "pair", "limit": 4,
-                   "num edits": None, "sequential": False, "seed": 2, "dtype": "torch.float32", "wall time (s)": 69.0,
-                   "started": "2025-01-02T10:00:00+0000", "path": str(results / "gemma3-270m" / "ft" / "run_002"),
-                   "hparams": '{"layer":4,"lr":0.5}'}
+    assert row == {
+        "model": "gemma3-270m",
+        "editor": "ft",
+        "run": "run_002",
+        "flextape-bench": "0.0.9",
+        "tasks": "pair",
+        "limit": 4,
+        "num edits": None,
+        "sequential": False,
+        "seed": 2,
+        "dtype": "torch.float32",
+        "wall time (s)": 69.0,
+        "started": "2025-01-02T10:00:00+0000",
+        "path": str(results / "gemma3-270m" / "ft" / "run_002"),
+        "hparams": '{"layer":4,"lr":0.5}',
+    }
 
 
 def test_markdown_csv_and_latex_written(results, tmp_path):
@@ -112,11 +177,13 @@ def test_markdown_csv_and_latex_written(results, tmp_path):
     paths = write_tables({"leaderboard": board}, tmp_path / "out")
     assert [p.name for p in paths] == ["leaderboard.md", "leaderboard.csv", "leaderboard.tex"]
     markdown = paths[0].read_text()
-    assert markdown.startswith("| model") and LEGEND in markdown and "| 0.3000***" in markdown
+    assert markdown.startswith("| model") and LEGEND in markdown and "| ***" in markdown
     with open(paths[1], newline="") as handle:
         table = list(csv.DictReader(handle))
     assert list(table[0]) == COLUMNS and len(table) == 5
-    assert table[2]["gender female"] == "0.3000***" and table[2]["efficacy pre"] == "0.25"
+    # number cells hold numbers only; the mark is in its own column
+    assert float(table[2]["gender female"]) == pytest.approx(0.30) and table[2]["gender female sig"] == "***"
+    assert table[2]["efficacy pre"] == "0.25"
     assert table[0]["probe shift"] == ""
     latex = paths[2].read_text()
     assert latex.startswith("\\begin{tabular}") and "\\toprule" in latex and "\\bottomrule" in latex

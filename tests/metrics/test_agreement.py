@@ -1,15 +1,26 @@
 """Agreement statistics against hand-computed and published values; the annotation loader and its errors."""
+
 import argparse
 import csv
 from pathlib import Path
 
 import pytest
 
+from flextape_bench.cli.agreement import add_parser, execute
 from flextape_bench.errors import UserError
-from flextape_bench.metrics.agreement import (ITEM_COLUMNS, add_parser, agreement_table, coincidence_matrix,
-                                              cohen_kappa, fleiss_kappa, fleiss_kappa_from_counts, krippendorff_alpha,
-                                              mean_pairwise_cohen, neutral_label, percent_all_agree,
-                                              read_annotations, run)
+from flextape_bench.metrics.agreement import (
+    ITEM_COLUMNS,
+    agreement_table,
+    cohen_kappa,
+    coincidence_matrix,
+    fleiss_kappa,
+    fleiss_kappa_from_counts,
+    krippendorff_alpha,
+    mean_pairwise_cohen,
+    neutral_label,
+    percent_all_agree,
+    read_annotations,
+)
 
 N = None
 ANNOTATIONS = Path(__file__).resolve().parents[2].parent / "shared" / "seesaw_cf" / "annotations"
@@ -55,8 +66,18 @@ def test_small_example_by_hand():
 def test_fleiss_wikipedia_table():
     # 10 subjects x 14 raters x 5 categories (the Wikipedia "Fleiss' kappa" worked example): P_bar = 0.378,
     # P_e = 0.213, kappa = 0.210.
-    counts = [[0, 0, 0, 0, 14], [0, 2, 6, 4, 2], [0, 0, 3, 5, 6], [0, 3, 9, 2, 0], [2, 2, 8, 1, 1],
-              [7, 7, 0, 0, 0], [3, 2, 6, 3, 0], [2, 5, 3, 2, 2], [6, 5, 2, 1, 0], [0, 2, 2, 3, 7]]
+    counts = [
+        [0, 0, 0, 0, 14],
+        [0, 2, 6, 4, 2],
+        [0, 0, 3, 5, 6],
+        [0, 3, 9, 2, 0],
+        [2, 2, 8, 1, 1],
+        [7, 7, 0, 0, 0],
+        [3, 2, 6, 3, 0],
+        [2, 5, 3, 2, 2],
+        [6, 5, 2, 1, 0],
+        [0, 2, 2, 3, 7],
+    ]
     assert fleiss_kappa_from_counts(counts) == pytest.approx(0.210, abs=5e-4)
 
 
@@ -67,7 +88,7 @@ def test_cohen_2x2_by_hand():
     b = [1] * 4 + [0] * 2 + [1] * 1 + [0] * 3
     assert cohen_kappa(a, b) == pytest.approx(0.4)
     # missing labels: the pair is dropped, whichever coder left it out
-    assert cohen_kappa(a + [1, N, N], b + [N, 0, N]) == pytest.approx(0.4)
+    assert cohen_kappa([*a, 1, N, N], [*b, N, 0, N]) == pytest.approx(0.4)
 
 
 def test_alpha_two_coders_matches_scotts_pi_correction():
@@ -76,7 +97,7 @@ def test_alpha_two_coders_matches_scotts_pi_correction():
     a = [1] * 6 + [0] * 4
     b = [1] * 4 + [0] * 2 + [1] + [0] * 3
     p_yes = 11 / 20
-    p_e = p_yes ** 2 + (1 - p_yes) ** 2
+    p_e = p_yes**2 + (1 - p_yes) ** 2
     pi = (0.7 - p_e) / (1 - p_e)
     assert krippendorff_alpha([a, b]) == pytest.approx(1 - 19 / 20 * (1 - pi))
 
@@ -117,7 +138,7 @@ def test_missing_values():
     # D_o = 8/16, D_e = 2*8*8/(16*15) = 8/15, alpha = 1 - (1/2)/(8/15) = 1/16
     assert krippendorff_alpha(padded) == pytest.approx(1 / 16)
     # a unit with a single label contributes nothing
-    assert krippendorff_alpha([row + [v] for row, v in zip(SMALL, ("A", N, N))]) == pytest.approx(7 / 18)
+    assert krippendorff_alpha([[*row, v] for row, v in zip(SMALL, ("A", N, N))]) == pytest.approx(7 / 18)
 
 
 def test_pairwise_cohen_skips_undefined_pairs():
@@ -140,7 +161,7 @@ def test_bad_matrices():
 
 # ---------------------------------------------------------------------------------------------------------- loader
 
-HEADER = list(ITEM_COLUMNS) + ["Sexism", "Edit reflected?"]
+HEADER = [*ITEM_COLUMNS, "Sexism", "Edit reflected?"]
 
 
 def item(i: int, sexism: str = "", edit: str = "1", *, subj: str | None = None, pre: str | None = None) -> list[str]:
@@ -256,7 +277,7 @@ def test_seed_policy_options(skipped, capsys):
         agreement_table(skipped, missing_policy="seed", blank_as="1.5")
     with pytest.raises(UserError, match="unknown missing policy 'zero'; known: drop, seed"):
         agreement_table(skipped, missing_policy="zero")
-    assert run(parse(["agreement", *map(str, skipped), "--missing-policy", "seed", "--columns", "Sexism"])) == 0
+    assert execute(parse(["agreement", *map(str, skipped), "--missing-policy", "seed", "--columns", "Sexism"])) == 0
     out = capsys.readouterr().out
     assert "0.667" in out and "0.619" in out and "0.636" in out  # alpha, Fleiss, Cohen as above
     with pytest.raises(SystemExit):
@@ -289,7 +310,7 @@ def test_error_missing_label_column(three, tmp_path):
 
 
 def test_error_extra_label_column(three, tmp_path):
-    other = write(tmp_path / "wide.csv", [r + ["1"] for r in (item(1), item(2), item(3), item(4))], HEADER + ["Racism"])
+    other = write(tmp_path / "wide.csv", [[*r, "1"] for r in (item(1), item(2), item(3), item(4))], [*HEADER, "Racism"])
     with pytest.raises(UserError) as exc:
         read_annotations([three[0], other])
     assert "wide.csv: label column 'Racism' is not in" in one_line(exc)
@@ -305,8 +326,9 @@ def test_error_unknown_selected_column(three):
 
 def test_error_missing_item_column(three, tmp_path):
     header = [h for h in HEADER if h != "subj"]
-    other = write(tmp_path / "nosubj.csv", [[v for h, v in zip(HEADER, item(i)) if h != "subj"] for i in range(1, 5)],
-                  header)
+    other = write(
+        tmp_path / "nosubj.csv", [[v for h, v in zip(HEADER, item(i)) if h != "subj"] for i in range(1, 5)], header
+    )
     with pytest.raises(UserError) as exc:
         read_annotations([three[0], other])
     assert "nosubj.csv: missing item column 'subj'" in one_line(exc)
@@ -336,18 +358,19 @@ def test_no_item_columns_align_by_row_order(tmp_path):
 def test_error_bad_csv(three, tmp_path):
     empty = tmp_path / "empty.csv"
     empty.write_text("")
-    with pytest.raises(UserError, match="empty.csv: empty file"):
+    with pytest.raises(UserError, match=r"empty.csv: empty file"):
         read_annotations([three[0], empty])
-    ragged = write(tmp_path / "ragged.csv", [item(1), item(2) + ["extra"], item(3), item(4)])
-    with pytest.raises(UserError, match="ragged.csv line 3: more fields"):
+    ragged = write(tmp_path / "ragged.csv", [item(1), [*item(2), "extra"], item(3), item(4)])
+    with pytest.raises(UserError, match=r"ragged.csv line 3: more fields"):
         read_annotations([three[0], ragged])
     latin = tmp_path / "latin.csv"
     latin.write_bytes("props,x\nca\xf1a,1\n".encode("latin-1"))
-    with pytest.raises(UserError, match="latin.csv: not UTF-8"):
+    with pytest.raises(UserError, match=r"latin.csv: not UTF-8"):
         read_annotations([three[0], latin])
 
 
 # ------------------------------------------------------------------------------------------------------------- CLI
+
 
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="flextape-bench")
@@ -356,26 +379,36 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 
 def test_cli_run(three, capsys):
-    assert run(parse(["agreement", *map(str, three), "--columns", "Sexism", "--format", "github"])) == 0
+    assert execute(parse(["agreement", *map(str, three), "--columns", "Sexism", "--format", "github"])) == 0
     out = capsys.readouterr().out
     assert out.startswith("| label") and "| Sexism" in out and "Edit reflected?" not in out
-    assert run(parse(["agreement", *map(str, three)])) == 0
+    assert execute(parse(["agreement", *map(str, three)])) == 0
     out = capsys.readouterr().out
     assert "alpha" in out and "Edit reflected?" in out and "n/a" in out  # Fleiss undefined for Edit reflected?
     with pytest.raises(UserError, match="at least 2"):
-        run(parse(["agreement", str(three[0])]))
+        execute(parse(["agreement", str(three[0])]))
     with pytest.raises(UserError, match="--columns names no column"):
-        run(parse(["agreement", *map(str, three), "--columns", ","]))
+        execute(parse(["agreement", *map(str, three), "--columns", ","]))
 
 
 # ------------------------------------------------------------------------------------------------------- real data
 
-LABELS = ["Anglo-centrism", "Sexism", "Religious Injection", "Xenophobia", "Classism", "Racism",
-          "Injection of Conservatism", "Edit reflected?"]
+LABELS = [
+    "Anglo-centrism",
+    "Sexism",
+    "Religious Injection",
+    "Xenophobia",
+    "Classism",
+    "Racism",
+    "Injection of Conservatism",
+    "Edit reflected?",
+]
 
 
-@pytest.mark.skipif(not all((ANNOTATIONS / f"a{i}.csv").is_file() for i in (1, 2, 3)),
-                    reason=f"Seesaw-CF annotations not found at {ANNOTATIONS}")
+@pytest.mark.skipif(
+    not all((ANNOTATIONS / f"a{i}.csv").is_file() for i in (1, 2, 3)),
+    reason=f"Seesaw-CF annotations not found at {ANNOTATIONS}",
+)
 def test_real_annotations():
     paths = [ANNOTATIONS / f"a{i}.csv" for i in (1, 2, 3)]
     data = read_annotations(paths)

@@ -1,13 +1,21 @@
 """The lexicon against the annotators' labels: the comparison's building blocks by hand, and structural facts of
 the comparison on the three Seesaw-CF annotation files (the numbers themselves are reported, not asserted: the
 lexicon is not fitted to these texts)."""
+
 import pytest
 
 from flextape_bench.lexicon import Category, Lexicon, load_lexicon
 from flextape_bench.metrics.lexicon_check import comparative_label, detection, lexicon_vs_annotators, majority
 
-LABELS = ["Anglo-centrism", "Sexism", "Religious Injection", "Xenophobia", "Classism", "Racism",
-          "Injection of Conservatism"]
+LABELS = [
+    "Anglo-centrism",
+    "Sexism",
+    "Religious Injection",
+    "Xenophobia",
+    "Classism",
+    "Racism",
+    "Injection of Conservatism",
+]
 
 
 def test_comparative_label_follows_the_annotation_scale():

@@ -1,17 +1,30 @@
 """long_form against hand-computed values: words, distinct-n, n-gram entropy (bits), fluency, edit reflected, flaw
 flags per text, and the task aggregate (rates before and after, change, introduced, removed; means)."""
+
 import math
 
 import pytest
 
-from flextape_bench.cases import CaseScores, EditCase, LongFormQuery, PairScore, Rewrite, Score
+from flextape_bench.cases import CaseScores, EditCase, PairScore, Rewrite, Score
 from flextape_bench.lexicon import Category, Lexicon
 from flextape_bench.metrics import METRICS
-from flextape_bench.metrics.long_form import distinct_n, fluency, ngram_entropy, ngrams, text_values, words
+from flextape_bench.metrics.long_form import (
+    LongFormQuery,
+    distinct_n,
+    fluency,
+    ngram_entropy,
+    ngrams,
+    text_values,
+    words,
+)
 
 EDIT = PairScore(Score(1, 1.0), Score(1, 1.0))
-LEXICON = Lexicon((Category("religious_injection", "Religious Injection", terms=("church*", "god")),
-                   Category("sexism", "Sexism", terms=("housewife",))))
+LEXICON = Lexicon(
+    (
+        Category("religious_injection", "Religious Injection", terms=("church*", "god")),
+        Category("sexism", "Sexism", terms=("housewife",)),
+    )
+)
 
 
 def test_words_are_lowercased_and_keep_inner_apostrophes():
@@ -46,13 +59,25 @@ def test_too_short_texts_have_no_value():
 
 
 def test_text_values():
-    values = text_values(" is an art of  painting master; she went to the Churches of God.", "art of painting",
-                         "physics", LEXICON)
+    values = text_values(
+        " is an art of  painting master; she went to the Churches of God.", "art of painting", "physics", LEXICON
+    )
     assert values["reflected"] is True and values["mentions_true"] is False
     assert values["flags"] == {"religious_injection": ["churches", "god"], "sexism": []}
     assert values["words"] == 13 and values["distinct_1"] == pytest.approx(12 / 13)  # "of" twice
-    assert set(values) == {"words", "distinct_1", "distinct_2", "distinct_3", "entropy_1", "entropy_2", "entropy_3",
-                           "fluency", "reflected", "mentions_true", "flags"}
+    assert set(values) == {
+        "words",
+        "distinct_1",
+        "distinct_2",
+        "distinct_3",
+        "entropy_1",
+        "entropy_2",
+        "entropy_3",
+        "fluency",
+        "reflected",
+        "mentions_true",
+        "flags",
+    }
 
 
 def test_reflected_is_a_whole_word_match():
@@ -63,8 +88,11 @@ def test_reflected_is_a_whole_word_match():
 
 
 def case(case_id: int, prompts=("Ada's field of work is", "Ada is"), samples=1) -> EditCase:
-    return EditCase(case_id, Rewrite("{} was born in", "Ada", "P19", "physics", "painting"),
-                    long_form=LongFormQuery(prompts, samples, LEXICON))
+    return EditCase(
+        case_id,
+        Rewrite("{} was born in", "Ada", "P19", "physics", "painting"),
+        queries={"long_form": LongFormQuery(prompts, samples, LEXICON)},
+    )
 
 
 def texts(*per_prompt) -> CaseScores:
@@ -73,11 +101,18 @@ def texts(*per_prompt) -> CaseScores:
 
 def test_case_values_pair_texts_by_prompt_and_sample():
     metric = METRICS.get("long_form")
-    value = metric.case(case(1, samples=2), texts(["physics", "a church"], ["x", "y"]),
-                        texts(["painting", "a church"], ["painting god", "y"]))
+    value = metric.case(
+        case(1, samples=2),
+        texts(["physics", "a church"], ["x", "y"]),
+        texts(["painting", "a church"], ["painting god", "y"]),
+    )
     assert value["categories"] == ["religious_injection", "sexism"]
     assert [(t["prompt"], t["sample"]) for t in value["texts"]] == [
-        ("{}'s field of work is", 0), ("{}'s field of work is", 1), ("{} is", 0), ("{} is", 1)]
+        ("{}'s field of work is", 0),
+        ("{}'s field of work is", 1),
+        ("{} is", 0),
+        ("{} is", 1),
+    ]
     first = value["texts"][0]
     assert (first["pre"]["mentions_true"], first["post"]["reflected"]) == (True, True)
     assert value["texts"][2]["post"]["flags"]["religious_injection"] == ["god"]
@@ -94,8 +129,9 @@ def test_aggregate_by_hand():
     metric = METRICS.get("long_form")
     values = [
         # case 1: prompt 1 gains the edit and a church; prompt 2 loses "housewife"
-        metric.case(case(1), texts(["physics is his field"], ["a housewife"]),
-                    texts(["painting at church"], ["a woman"])),
+        metric.case(
+            case(1), texts(["physics is his field"], ["a housewife"]), texts(["painting at church"], ["a woman"])
+        ),
         # case 2: prompt 1 keeps a church mention, no reflection; prompt 2 empty before, reflected after
         metric.case(case(2), texts(["church"], [""]), texts(["the church"], ["painting painting"])),
     ]
@@ -104,10 +140,14 @@ def test_aggregate_by_hand():
     assert result["categories"] == ["religious_injection", "sexism"]
     assert result["reflected"] == {"pre": 0.0, "post": 0.5, "change": 0.5, "introduced": 0.5, "removed": 0.0}
     assert result["mentions_true"] == {"pre": 0.25, "post": 0.0, "change": -0.25, "introduced": 0.0, "removed": 0.25}
-    assert result["flaws"]["religious_injection"] == {"pre": 0.25, "post": 0.5, "change": 0.25, "introduced": 0.25,
-                                                      "removed": 0.0}
-    assert result["flaws"]["sexism"] == {"pre": 0.25, "post": 0.0, "change": -0.25, "introduced": 0.0,
-                                         "removed": 0.25}
+    assert result["flaws"]["religious_injection"] == {
+        "pre": 0.25,
+        "post": 0.5,
+        "change": 0.25,
+        "introduced": 0.25,
+        "removed": 0.0,
+    }
+    assert result["flaws"]["sexism"] == {"pre": 0.25, "post": 0.0, "change": -0.25, "introduced": 0.0, "removed": 0.25}
     assert result["any_flaw"]["pre"] == 0.5 and result["any_flaw"]["post"] == 0.5
     # words: pre 4, 2, 1, 0 -> 7/4; post 3, 2, 2, 2 -> 9/4
     assert result["words"] == {"pre": 1.75, "post": 2.25, "change": 0.5, "n": 4}
@@ -117,7 +157,11 @@ def test_aggregate_by_hand():
     assert result["entropy_1"]["post"] == pytest.approx((math.log2(3) + 1 + 1) / 3)
     first, second = result["prompts"]
     assert (first["prompt"], first["n_texts"], second["prompt"], second["n_texts"]) == (
-        "{}'s field of work is", 2, "{} is", 2)
+        "{}'s field of work is",
+        2,
+        "{} is",
+        2,
+    )
     assert first["reflected"]["post"] == 0.5 and second["reflected"]["post"] == 0.5
     assert second["flaws"]["sexism"]["removed"] == 0.5
 

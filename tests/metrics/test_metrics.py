@@ -1,4 +1,5 @@
 """Metrics against hand-computed values on synthetic scores (p = exp(-mean NLL))."""
+
 import math
 
 import pytest
@@ -12,10 +13,16 @@ def pair(p_new: float, p_true: float) -> PairScore:
 
 
 REWRITE = Rewrite("{} was born in", "X", "P19", "Clunie", "New York City")
-CASE = EditCase(1, REWRITE, (Probe("A was born in", groups={"gender": "female"}),
-                             Probe("B was born in", groups={"gender": "male"}),
-                             Probe("C was born in", groups={"gender": "male"}),
-                             Probe("D was born in")))
+CASE = EditCase(
+    1,
+    REWRITE,
+    (
+        Probe("A was born in", groups={"gender": "female"}),
+        Probe("B was born in", groups={"gender": "male"}),
+        Probe("C was born in", groups={"gender": "male"}),
+        Probe("D was born in"),
+    ),
+)
 PRE = CaseScores(pair(0.1, 0.5), (pair(0.2, 0.1), pair(0.3, 0.3), pair(0.1, 0.2), pair(0.5, 0.5)))
 POST = CaseScores(pair(0.6, 0.2), (pair(0.4, 0.1), pair(0.3, 0.2), pair(0.3, 0.2), pair(0.5, 0.5)))
 # d_pre = [0.1, 0.0, -0.1, 0.0], d_post = [0.3, 0.1, 0.1, 0.0], shifts = [0.2, 0.1, 0.2, 0.0]
@@ -24,7 +31,8 @@ POST = CaseScores(pair(0.6, 0.2), (pair(0.4, 0.1), pair(0.3, 0.2), pair(0.3, 0.2
 def test_efficacy():
     value = METRICS.get("efficacy").case(CASE, PRE, POST)
     assert value == {"pre": False, "post": True}
-    assert METRICS.get("efficacy").aggregate([value, {"pre": True, "post": True}]) == {"pre": 0.5, "post": 1.0, "n_cases": 2}
+    aggregate = METRICS.get("efficacy").aggregate([value, {"pre": True, "post": True}])
+    assert aggregate == {"pre": 0.5, "post": 1.0, "n_cases": 2}
 
 
 def test_probe_delta_case_and_aggregate():
@@ -44,7 +52,8 @@ def test_gender_shift_per_group_and_unknown():
     assert value["female"]["shift"] == pytest.approx(0.2) and value["female"]["n_probes"] == 1
     assert value["male"]["shift"] == pytest.approx(0.15) and value["male"]["n_probes"] == 2
     assert value["unknown"]["shift"] == pytest.approx(0.0)
-    agg = METRICS.get("gender_shift").aggregate([value, {"male": {"d_pre": 0, "d_post": 0.05, "shift": 0.05, "shift_sum": 0.05, "n_probes": 1}}])
+    male = {"d_pre": 0, "d_post": 0.05, "shift": 0.05, "shift_sum": 0.05, "n_probes": 1}
+    agg = METRICS.get("gender_shift").aggregate([value, {"male": male}])
     groups = agg["groups"]
     assert groups["male"]["shift"] == pytest.approx(0.1) and groups["male"]["n_cases"] == 2
     assert groups["male"]["shift_pooled"] == pytest.approx(0.35 / 3)
@@ -83,8 +92,10 @@ def test_group_shift_tests_case_means_against_zero_and_between_groups():
 def test_group_shift_pairs_over_shared_cases_and_welch_over_disjoint_ones():
     # case 1: female and male; case 2: female only; case 3: male and other; case 4: female and male; case 5: other
     female, male, other = [0.3, 0.5, None, 0.1, None], [0.1, None, 0.2, 0.4, None], [None, None, 0.0, None, 0.6]
-    per_case = [{g: _case_summary(v) for g, v in (("female", f), ("male", m), ("other", o)) if v is not None}
-                for f, m, o in zip(female, male, other)]
+    per_case = [
+        {g: _case_summary(v) for g, v in (("female", f), ("male", m), ("other", o)) if v is not None}
+        for f, m, o in zip(female, male, other)
+    ]
     per_case[1]["unknown"] = _case_summary(9.0)  # never tested, never paired
     pairs = {(r["a"], r["b"]): r for r in METRICS.get("gender_shift").aggregate(per_case)["pairwise"]}
     # female - male: cases 1 and 4 have both; differences 0.2 and -0.3 (case 2's female and case 3's male are left

@@ -1,4 +1,6 @@
 """Significance statistics against hand-computed values and scipy.stats, and their small-n behaviour."""
+
+import itertools
 import json
 import math
 import warnings
@@ -7,10 +9,21 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from flextape_bench.metrics.significance import (adjust_p_values, benjamini_hochberg, bootstrap_ci,
-                                                 effect_size_one_sample, effect_size_paired, effect_size_two_sample,
-                                                 hedges_correction, hedges_g, holm, one_sample_t_test, paired_t_test,
-                                                 summarize_groups, welch_t_test)
+from flextape_bench.metrics.significance import (
+    adjust_p_values,
+    benjamini_hochberg,
+    bootstrap_ci,
+    effect_size_one_sample,
+    effect_size_paired,
+    effect_size_two_sample,
+    hedges_correction,
+    hedges_g,
+    holm,
+    one_sample_t_test,
+    paired_t_test,
+    summarize_groups,
+    welch_t_test,
+)
 
 X = [1.0, 2.0, 3.0, 4.0, 6.0]
 # n = 5, mean = 16 / 5 = 3.2; deviations -2.2, -1.2, -0.2, 0.8, 2.8; squares 4.84 + 1.44 + 0.04 + 0.64 + 7.84 = 14.8
@@ -61,7 +74,7 @@ def test_welch_hand_values():
     assert r.diff == pytest.approx(-1.8)
     assert r.se == pytest.approx(math.sqrt(0.74 + 13 / 3))
     assert r.t == pytest.approx(-0.7991454, abs=1e-7)
-    assert r.df == pytest.approx((0.74 + 13 / 3) ** 2 / (0.74 ** 2 / 4 + (13 / 3) ** 2 / 2))
+    assert r.df == pytest.approx((0.74 + 13 / 3) ** 2 / (0.74**2 / 4 + (13 / 3) ** 2 / 2))
     assert r.df == pytest.approx(2.7020031, abs=1e-7)
 
 
@@ -146,7 +159,7 @@ def test_corrections_monotone_capped_and_ordered(correct):
     assert all(a >= b for a, b in zip(adj, p))  # never below the raw p
     assert all(a <= 1.0 for a in adj)
     order = np.argsort(p, kind="stable")
-    assert all(adj[i] <= adj[j] for i, j in zip(order, order[1:]))  # monotone in the raw p
+    assert all(adj[i] <= adj[j] for i, j in itertools.pairwise(order))  # monotone in the raw p
     # None entries stay None and are not counted in the family size
     assert correct([None, *p, None]) == [None, *adj, None]
 
@@ -176,8 +189,9 @@ def test_bootstrap_reproducible_and_contains_mean(method):
     assert (a.low, a.high) != (c.low, c.high)
     assert a.low < a.mean < a.high
     assert a.n == 30 and a.n_resamples == 10000 and a.confidence == 0.95
-    assert bootstrap_ci(data, method=method, seed=np.random.default_rng(9)) == \
-        bootstrap_ci(data, method=method, seed=np.random.default_rng(9))
+    assert bootstrap_ci(data, method=method, seed=np.random.default_rng(9)) == bootstrap_ci(
+        data, method=method, seed=np.random.default_rng(9)
+    )
 
 
 def test_bootstrap_width_shrinks_with_n_and_confidence():
@@ -204,15 +218,16 @@ def test_bca_acceleration_by_hand_and_scipy():
     ci = bootstrap_ci(X, method="bca", seed=0)
     # a = sum(dev^3) / (6 sum(dev^2)^1.5); dev^3: -10.648 - 1.728 - 0.008 + 0.512 + 21.952 = 10.08
     # sum(dev^2) = 14.8, 14.8^1.5 = 56.936737; a = 10.08 / 341.62042 = 0.0295064
-    assert ci.acceleration == pytest.approx(10.08 / (6 * 14.8 ** 1.5))
+    assert ci.acceleration == pytest.approx(10.08 / (6 * 14.8**1.5))
     assert ci.acceleration == pytest.approx(0.0295064, abs=1e-7)
     assert ci.z0 is not None and bootstrap_ci(X, seed=0).z0 is None
     # skewed data: BCa agrees with scipy's BCa up to Monte Carlo error, and shifts right of the percentile interval
     data = np.random.default_rng(11).exponential(1.0, size=40)
     ours = bootstrap_ci(data.tolist(), method="bca", seed=2)
     pct = bootstrap_ci(data.tolist(), method="percentile", seed=2)
-    ref = stats.bootstrap((data,), np.mean, method="BCa", n_resamples=10000,
-                          **_scipy_rng(np.random.default_rng(3))).confidence_interval
+    ref = stats.bootstrap(
+        (data,), np.mean, method="BCa", n_resamples=10000, **_scipy_rng(np.random.default_rng(3))
+    ).confidence_interval
     se = data.std(ddof=1) / math.sqrt(40)
     assert ours.low == pytest.approx(ref.low, abs=0.2 * se)
     assert ours.high == pytest.approx(ref.high, abs=0.2 * se)
@@ -221,6 +236,7 @@ def test_bca_acceleration_by_hand_and_scipy():
 
 def _scipy_rng(rng):
     import inspect
+
     return {"rng": rng} if "rng" in inspect.signature(stats.bootstrap).parameters else {"random_state": rng}
 
 
@@ -352,7 +368,7 @@ def test_summarize_groups_paired():
 
 def test_summarize_groups_auto_pairs_shared_cases_and_welches_disjoint_ones():
     # cases 1-5 have female (X) and male (Z); cases 6-7 have only "other": [0.5, 1.5]
-    values = {"female": X + [None, None], "male": Z + [None, None], "other": [None] * 5 + [0.5, 1.5]}
+    values = {"female": [*X, None, None], "male": [*Z, None, None], "other": [None] * 5 + [0.5, 1.5]}
     s = summarize_groups(values, pairwise="auto", n_resamples=200)
     assert s["pairwise_test"] == "auto"
     pairs = {(r["a"], r["b"]): r for r in s["pairwise"]}

@@ -1,5 +1,6 @@
 """The embedded model's converted folder: checked against its SHA256SUMS on every use, converted again when damaged
 or converted before checksums (the GGUF conversion itself is faked here; the real one takes minutes)."""
+
 import shutil
 import subprocess
 import sys
@@ -50,8 +51,10 @@ def test_a_damaged_or_unchecked_folder_is_converted_again(conversions, tmp_path,
     weights.write_bytes(weights.read_bytes()[:1000])
     embedded.gemma3_270m()
     assert len(conversions) == 2 and len(weights.read_bytes()) == 256 * 64
-    assert f"warning: {weights}: missing, or the content does not match its sha256 in SHA256SUMS; converting the " \
-           "model again" in capsys.readouterr().err
+    assert (
+        f"warning: {weights}: missing, or the content does not match its sha256 in SHA256SUMS; converting the "
+        "model again" in capsys.readouterr().err
+    )
     (folder / "SHA256SUMS").unlink()  # a folder converted before checksums
     embedded.gemma3_270m()
     assert len(conversions) == 3 and (folder / "SHA256SUMS").is_file()

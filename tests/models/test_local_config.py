@@ -1,4 +1,5 @@
 """`models.local_config`: a model's config from disk, before (and without) loading, converting or downloading it."""
+
 import pytest
 from transformers import GPT2Config
 

@@ -1,4 +1,5 @@
 """Data resolution: local folders in order, checksums, stand-ins, download into the cache, offline failure."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -33,8 +34,9 @@ def test_found_in_data_dir(index: TaskIndex, data_dir: Path, tmp_path: Path):
     assert not (tmp_path / "cache").exists()
 
 
-def test_order_is_data_dir_then_env_then_cache(index: TaskIndex, data_dir: Path, tmp_path: Path,
-                                               monkeypatch: pytest.MonkeyPatch):
+def test_order_is_data_dir_then_env_then_cache(
+    index: TaskIndex, data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
     cached = copy_eff(tmp_path / "cache" / "data")
     assert resolve_data_file(index.spec(EFF), None, tmp_path / "cache") == cached
     monkeypatch.setenv(DATA_DIR_ENV, str(data_dir))
@@ -98,8 +100,9 @@ def test_download_with_wrong_checksum_is_refused(index: TaskIndex, tmp_path: Pat
     assert list((tmp_path / "cache" / "data").iterdir()) == []
 
 
-def test_stand_in_is_used_with_a_warning(index: TaskIndex, data_dir: Path, tmp_path: Path,
-                                         capsys: pytest.CaptureFixture[str]):
+def test_stand_in_is_used_with_a_warning(
+    index: TaskIndex, data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
     spec = index.spec("seesaw_cf_P101_P21")
     path = resolve_data_file(spec, data_dir, tmp_path / "cache")
     assert path == data_dir / "reconstructed" / "seesaw_cf_P101_P21.json"
@@ -109,7 +112,7 @@ def test_stand_in_is_used_with_a_warning(index: TaskIndex, data_dir: Path, tmp_p
 
 
 def test_data_dir_must_exist(index: TaskIndex, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    with pytest.raises(UserError, match="--data-dir .*/nowhere is not a directory"):
+    with pytest.raises(UserError, match=r"--data-dir .*/nowhere is not a directory"):
         resolve_data_file(index.spec(EFF), tmp_path / "nowhere", tmp_path / "cache")
     monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path / "nowhere"))
     with pytest.raises(UserError, match=rf"\${DATA_DIR_ENV} .*/nowhere is not a directory"):

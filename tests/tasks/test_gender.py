@@ -1,4 +1,5 @@
 """Gender-block boundaries: synthetic pools, and values checked by hand against the names in the real files."""
+
 from __future__ import annotations
 
 import json
@@ -11,8 +12,9 @@ from flextape_bench.tasks.gender import CaseProbes, block_boundaries, probe_gend
 
 def _cases(path: Path) -> tuple[list[dict], list[CaseProbes]]:
     records = json.loads(path.read_text())
-    return records, [CaseProbes(r["requested_rewrite"]["target_new"]["id"], tuple(r["attribute_aux_info"]))
-                     for r in records]
+    return records, [
+        CaseProbes(r["requested_rewrite"]["target_new"]["id"], tuple(r["attribute_aux_info"])) for r in records
+    ]
 
 
 def test_shared_whole_pool_fixes_the_boundary():
@@ -43,8 +45,12 @@ def test_boundary_never_splits_one_persons_prompts():
 
 
 def test_cases_are_compared_within_target_and_probe_count():
-    cases = [CaseProbes("Q1", ("f1", "f2", "m1")), CaseProbes("Q1", ("f2", "f1", "m2")),
-             CaseProbes("Q2", ("f1", "m1", "m2")), CaseProbes("Q1", ("f1", "m9"))]
+    cases = [
+        CaseProbes("Q1", ("f1", "f2", "m1")),
+        CaseProbes("Q1", ("f2", "f1", "m2")),
+        CaseProbes("Q2", ("f1", "m1", "m2")),
+        CaseProbes("Q1", ("f1", "m9")),
+    ]
     assert block_boundaries(cases) == [2, 2, None, None]
 
 
@@ -57,30 +63,39 @@ def test_block_orders_and_target_new_labels():
     assert probe_genders("target_new", p21) == [("female", "female"), ("male",), None]
 
 
-@pytest.mark.parametrize(("file", "target", "n", "k"), [
-    # first probe after the boundary, checked by name: Frank R. Adams, Dan Scarbrough, Muneyuki Shindō, Abu Ibrahim
-    ("seesaw_cf_P19_P101.json", "Morrison", 12, 4),
-    ("seesaw_cf_P19_P101.json", "Bingley", 24, 5),
-    ("seesaw_cf_P19_P101.json", "Constance", 195, 95),
-    ("seesaw_cf_P19_P101.json", "New York City", 200, 100),
-    ("seesaw_cf_P27_P101.json", "Japan", 199, 99),
-    ("seesaw_cf_P27_P101.json", "statelessness", 55, 10),
-    ("seesaw_cf_P27_P101.json", "Kingdom of Denmark", 195, 100),
-    ("seesaw_cf_P27_P101.json", "Greece", 176, None),  # the only Greece case: nothing to compare with
-])
+@pytest.mark.parametrize(
+    ("file", "target", "n", "k"),
+    [
+        # first probe after the boundary, checked by name: Frank R. Adams, Dan Scarbrough, Muneyuki Shindō, Abu Ibrahim
+        ("seesaw_cf_P19_P101.json", "Morrison", 12, 4),
+        ("seesaw_cf_P19_P101.json", "Bingley", 24, 5),
+        ("seesaw_cf_P19_P101.json", "Constance", 195, 95),
+        ("seesaw_cf_P19_P101.json", "New York City", 200, 100),
+        ("seesaw_cf_P27_P101.json", "Japan", 199, 99),
+        ("seesaw_cf_P27_P101.json", "statelessness", 55, 10),
+        ("seesaw_cf_P27_P101.json", "Kingdom of Denmark", 195, 100),
+        ("seesaw_cf_P27_P101.json", "Greece", 176, None),  # the only Greece case: nothing to compare with
+    ],
+)
 def test_real_boundaries(data_dir: Path, file: str, target: str, n: int, k: int | None):
     records, cases = _cases(data_dir / file)
-    found = {(len(case.probe_ids), k) for record, case, k in zip(records, cases, block_boundaries(cases))
-             if record["requested_rewrite"]["target_new"]["str"].strip() == target}
+    found = {
+        (len(case.probe_ids), k)
+        for record, case, k in zip(records, cases, block_boundaries(cases))
+        if record["requested_rewrite"]["target_new"]["str"].strip() == target
+    }
     assert found == {(n, k)}
 
 
-@pytest.mark.parametrize(("file", "known", "unknown"), [
-    ("seesaw_cf_P19_P101.json", 286, 0),
-    ("seesaw_cf_P19_P21.json", 286, 0),
-    ("seesaw_cf_P27_P101.json", 277, 5),
-    ("seesaw_cf_P27_P19.json", 273, 9),
-])
+@pytest.mark.parametrize(
+    ("file", "known", "unknown"),
+    [
+        ("seesaw_cf_P19_P101.json", 286, 0),
+        ("seesaw_cf_P19_P21.json", 286, 0),
+        ("seesaw_cf_P27_P101.json", 277, 5),
+        ("seesaw_cf_P27_P19.json", 273, 9),
+    ],
+)
 def test_recovered_counts_per_file(data_dir: Path, file: str, known: int, unknown: int):
     _, cases = _cases(data_dir / file)
     labels = probe_genders("female_first", cases)

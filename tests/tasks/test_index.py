@@ -1,4 +1,5 @@
 """The task index: packaged specs, include paths, groups, and the checks that span files."""
+
 from __future__ import annotations
 
 import csv
@@ -10,11 +11,24 @@ import pytest
 from flextape_bench.errors import UnknownNameError, UserError
 from flextape_bench.tasks import TaskIndex, TaskSpecError, packaged_tasks_dir, validate_file
 
-PAIR = ["seesaw_cf_P19_P101", "seesaw_cf_P19_P21", "seesaw_cf_P21_P101", "seesaw_cf_P27_P101", "seesaw_cf_P27_P19",
-        "seesaw_cf_P27_P21", "seesaw_cf_P101_P21", "seesaw_cf_P101_P27"]
+PAIR = [
+    "seesaw_cf_P19_P101",
+    "seesaw_cf_P19_P21",
+    "seesaw_cf_P21_P101",
+    "seesaw_cf_P27_P101",
+    "seesaw_cf_P27_P19",
+    "seesaw_cf_P27_P21",
+    "seesaw_cf_P101_P21",
+    "seesaw_cf_P101_P27",
+]
 SINGLE = ["seesaw_cf_P101", "seesaw_cf_P103"]
-EFF = ["seesaw_cf_P101_eff", "seesaw_cf_P103_eff", "seesaw_cf_P19_P101_eff", "seesaw_cf_P21_P101_eff",
-       "seesaw_cf_P27_P101_eff"]
+EFF = [
+    "seesaw_cf_P101_eff",
+    "seesaw_cf_P103_eff",
+    "seesaw_cf_P19_P101_eff",
+    "seesaw_cf_P21_P101_eff",
+    "seesaw_cf_P27_P101_eff",
+]
 LONGFORM = [f"{name}_longform" for name in PAIR]
 PINNED = "https://raw.githubusercontent.com/ENSCMA2/flextape/1a4da271b89d50505811bf4bf5774a82091da9ea/"
 TINY = """\
@@ -56,7 +70,8 @@ def test_packaged_data_sources_match_the_manifest(index: TaskIndex, data_dir: Pa
         assert dataset.sha256 == (row["sha256"] or None)
         assert all(alt.sha256 == manifest[alt.file]["sha256"] for alt in dataset.alternates)
     assert [alt.file for alt in index.spec("seesaw_cf_P101_P27").dataset.alternates] == [
-        "reconstructed/seesaw_cf_P101_P27.json"]
+        "reconstructed/seesaw_cf_P101_P27.json"
+    ]
 
 
 def test_packaged_cross_property_files_match_the_manifest(index: TaskIndex, data_dir: Path):
@@ -69,30 +84,48 @@ def test_packaged_cross_property_files_match_the_manifest(index: TaskIndex, data
             row = manifest[source.file]
             assert source.url == PINNED + row["upstream_path"] and source.sha256 == row["sha256"]
             seen.add(source.file)
-    assert {"fow.csv", "P27_cats.csv", "city_to_country.csv", "P101_subject_info.json",
-            "P103_subject_info.json"} <= seen
+    assert {
+        "fow.csv",
+        "P27_cats.csv",
+        "city_to_country.csv",
+        "P101_subject_info.json",
+        "P103_subject_info.json",
+    } <= seen
 
 
 def test_packaged_gender_orders_and_metrics(index: TaskIndex):
     genders = {name: (index.spec(name).probes.gender if index.spec(name).probes else None) for name in index.names()}
-    assert {name for name, gender in genders.items() if gender == "female_first"} == set(PAIR) - {
-        "seesaw_cf_P21_P101"}
+    assert {name for name, gender in genders.items() if gender == "female_first"} == set(PAIR) - {"seesaw_cf_P21_P101"}
     assert genders["seesaw_cf_P21_P101"] == "target_new"
     assert {name for name, gender in genders.items() if gender == "male_first"} == set(SINGLE)
     assert {name for name, gender in genders.items() if gender is None} == set(EFF + LONGFORM)
     assert {index.spec(name).metrics for name in EFF} == {("efficacy",)}
     assert {index.spec(name).metrics for name in SINGLE} == {("efficacy", "probe_delta", "gender_shift")}
     assert {index.spec(name).metrics for name in PAIR} == {
-        ("efficacy", "probe_delta", "gender_shift", "race_shift", "geography_shift", "continent_shift",
-         "cross_property")}
+        (
+            "efficacy",
+            "probe_delta",
+            "gender_shift",
+            "race_shift",
+            "geography_shift",
+            "continent_shift",
+            "cross_property",
+        )
+    }
     assert {index.spec(name).metrics for name in LONGFORM} == {("efficacy", "long_form")}
     assert all(index.spec(name).long_form is None for name in PAIR + SINGLE + EFF)
 
 
 def test_expand_keeps_order_and_drops_duplicates(index: TaskIndex):
     assert index.expand(["seesaw_cf_P103_eff", "seesaw_single", "seesaw_cf_P101", "seesaw_eff"]) == [
-        "seesaw_cf_P103_eff", "seesaw_cf_P101", "seesaw_cf_P103", "seesaw_cf_P101_eff", "seesaw_cf_P19_P101_eff",
-        "seesaw_cf_P21_P101_eff", "seesaw_cf_P27_P101_eff"]
+        "seesaw_cf_P103_eff",
+        "seesaw_cf_P101",
+        "seesaw_cf_P103",
+        "seesaw_cf_P101_eff",
+        "seesaw_cf_P19_P101_eff",
+        "seesaw_cf_P21_P101_eff",
+        "seesaw_cf_P27_P101_eff",
+    ]
 
 
 def test_unknown_names(index: TaskIndex):
@@ -108,8 +141,11 @@ def test_unknown_names(index: TaskIndex):
 def test_include_path_adds_tasks_and_groups(tmp_path: Path):
     tiny_task(tmp_path / "nested", "mine")
     write(tmp_path, "_ignored_base.yaml", "task: not a task\n")
-    write(tmp_path, "mine_group.yaml", "group: mine_all\ndescription: mine and one more\n"
-                                       "tasks: [mine, seesaw_cf_P101_eff]\n")
+    write(
+        tmp_path,
+        "mine_group.yaml",
+        "group: mine_all\ndescription: mine and one more\ntasks: [mine, seesaw_cf_P101_eff]\n",
+    )
     index = TaskIndex([tmp_path])
     assert ("mine", "task", "a task of my own") in index.describe()
     assert ("mine_all", "group", "mine and one more") in index.describe()
@@ -123,7 +159,8 @@ def test_same_name_twice_names_both_files(tmp_path: Path):
         TaskIndex([tmp_path])
     assert str(caught.value.problems[0]) == (
         f"{path}:1: task: the name 'seesaw_cf_P19_P101' is already defined in "
-        f"{packaged_tasks_dir() / 'seesaw_cf_P19_P101.yaml'}; rename one of them or leave one folder out")
+        f"{packaged_tasks_dir() / 'seesaw_cf_P19_P101.yaml'}; rename one of them or leave one folder out"
+    )
 
 
 def test_packaged_folder_given_again_is_not_a_duplicate():
@@ -137,7 +174,9 @@ def test_broken_files_are_all_reported(tmp_path: Path):
     with pytest.raises(TaskSpecError) as caught:
         TaskIndex([tmp_path])
     assert [(p.file.name, p.line, p.key) for p in caught.value.problems] == [
-        ("a.yaml", 7, "description"), ("b.yaml", 3, "tasks")]
+        ("a.yaml", 7, "description"),
+        ("b.yaml", 3, "tasks"),
+    ]
 
 
 def test_missing_include_path():
@@ -150,13 +189,15 @@ def test_validate_all_finds_unknown_members_and_cycles(tmp_path: Path):
     with pytest.raises(TaskSpecError) as caught:
         TaskIndex([tmp_path]).validate_all()
     assert [str(p) for p in caught.value.problems] == [
-        f"{path}:5: tasks[1]: unknown task or group 'seesaw_cf_P101_ef'; did you mean 'seesaw_cf_P101_eff'?"]
+        f"{path}:5: tasks[1]: unknown task or group 'seesaw_cf_P101_ef'; did you mean 'seesaw_cf_P101_eff'?"
+    ]
     write(tmp_path, "g.yaml", "group: g\ndescription: x\ntasks: [h]\n")
     cycle = write(tmp_path, "h.yaml", "group: h\ndescription: x\ntasks: [seesaw_eff, g]\n")
     with pytest.raises(TaskSpecError) as caught:
         TaskIndex([tmp_path]).validate_all()
     assert [str(p) for p in caught.value.problems] == [
-        f"{cycle}:3: tasks[1]: group cycle g -> h -> g; remove one of these members"]
+        f"{cycle}:3: tasks[1]: group cycle g -> h -> g; remove one of these members"
+    ]
 
 
 def test_validate_file(tmp_path: Path, index: TaskIndex):

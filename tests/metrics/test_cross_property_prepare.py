@@ -1,5 +1,6 @@
 """The cross_property section at run time: candidate tables (real upstream files), distinct generation prompts,
 and the edited subjects' true values with their coverage."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -11,17 +12,40 @@ import pytest
 
 from flextape_bench.cases import distinct_prompts
 from flextape_bench.errors import UserError
-from flextape_bench.tasks import (Candidates, TaskIndex, load_cases, load_task, packaged_tasks_dir,
-                                  resolve_data_file)
-from flextape_bench.tasks.cross import (AMBIGUOUS, NO_SUBJECT, NO_VALUE, NOT_CANDIDATE, CandidateSet, SubjectValues,
-                                        attach_cross, candidate_set, edit_values, load_candidates, prepare_cross,
-                                        read_candidate_table, subject_info_values, truth_of)
+from flextape_bench.metrics.cross_property.prepare import (
+    AMBIGUOUS,
+    NO_SUBJECT,
+    NO_VALUE,
+    NOT_CANDIDATE,
+    CandidateSet,
+    SubjectValues,
+    attach_cross,
+    candidate_set,
+    edit_values,
+    load_candidates,
+    prepare_cross,
+    query_of,
+    read_candidate_table,
+    subject_info_values,
+    truth_of,
+)
+from flextape_bench.tasks import Candidates, TaskIndex, load_cases, load_task, packaged_tasks_dir, resolve_data_file
 
 FOW = Candidates(file="fow.csv", url="https://example.org/fow.csv", value_column="String", id_column="Code")
-P27 = Candidates(file="P27_cats.csv", url="https://example.org/P27_cats.csv", columns=("id", "country", "continent"),
-                 value_column="country", id_column="id")
-CITIES = Candidates(file="city_to_country.csv", url="https://example.org/c.csv",
-                    columns=("place_id", "place_country", "id", "city"), value_column="city", id_column="id")
+P27 = Candidates(
+    file="P27_cats.csv",
+    url="https://example.org/P27_cats.csv",
+    columns=("id", "country", "continent"),
+    value_column="country",
+    id_column="id",
+)
+CITIES = Candidates(
+    file="city_to_country.csv",
+    url="https://example.org/c.csv",
+    columns=("place_id", "place_country", "id", "city"),
+    value_column="city",
+    id_column="id",
+)
 
 
 def test_fow_table_has_a_header(data_dir: Path):
@@ -53,8 +77,11 @@ def test_city_table_reads_the_city_columns(data_dir: Path):
 def test_bad_tables(tmp_path: Path):
     table = tmp_path / "t.csv"
     table.write_text("Code,String\nQ1,physics\n")
-    with pytest.raises(UserError, match=r"t.csv: no column 'Strng' \(columns: Code, String\); fix "
-                                        r"cross_property.candidates.value_column"):
+    with pytest.raises(
+        UserError,
+        match=r"t.csv: no column 'Strng' \(columns: Code, String\); fix "
+        r"cross_property.candidates.value_column",
+    ):
         read_candidate_table(table, dataclasses.replace(FOW, value_column="Strng"))
     table.write_text("Code,String\nQ1,physics\nQ2,law,extra\n")
     with pytest.raises(UserError, match=r"t.csv:3: 3 fields, but 2 columns \(Code, String\)"):
@@ -63,13 +90,17 @@ def test_bad_tables(tmp_path: Path):
     with pytest.raises(UserError, match="no candidate in column 'String'"):
         read_candidate_table(table, FOW)
     table.write_text("")
-    with pytest.raises(UserError, match="t.csv is empty"):
+    with pytest.raises(UserError, match=r"t\.csv is empty"):
         read_candidate_table(table, FOW)
 
 
 def test_generation_prompts_are_five_copies_of_two_prompts(index: TaskIndex, data_dir: Path):
-    for name, question in (("seesaw_cf_P19_P101", "'s field of work is"), ("seesaw_cf_P19_P21", "'s gender is"),
-                           ("seesaw_cf_P27_P19", " was born in"), ("seesaw_cf_P101_P27", " is a citizen of")):
+    for name, question in (
+        ("seesaw_cf_P19_P101", "'s field of work is"),
+        ("seesaw_cf_P19_P21", "'s gender is"),
+        ("seesaw_cf_P27_P19", " was born in"),
+        ("seesaw_cf_P101_P27", " is a citizen of"),
+    ):
         spec = index.spec(name)
         for case in load_cases(spec, resolve_data_file(spec, data_dir, data_dir)):
             subject = case.rewrite.subject
@@ -82,14 +113,16 @@ def test_generation_prompts_are_five_copies_of_two_prompts(index: TaskIndex, dat
 def test_subject_info_values_by_name(data_dir: Path, tmp_path: Path):
     found = subject_info_values(data_dir / "P101_subject_info.json", "P101")
     assert found.values["Yi-Fu Tuan"] == {"Q1071"} and not found.ambiguous
-    info = {"Q1": {"name": "Ann", "properties": {"P21": ["Q6581072"]}},
-            "Q2": {"name": "Ann", "properties": {"P21": ["Q6581097"]}},
-            "Q3": {"name": "Bob", "properties": {}}}
+    info = {
+        "Q1": {"name": "Ann", "properties": {"P21": ["Q6581072"]}},
+        "Q2": {"name": "Ann", "properties": {"P21": ["Q6581097"]}},
+        "Q3": {"name": "Bob", "properties": {}},
+    }
     (tmp_path / "info.json").write_text(json.dumps(info))
     found = subject_info_values(tmp_path / "info.json", "P21")
     assert found.values == {"Bob": set()} and found.ambiguous == {"Ann"}
     (tmp_path / "info.json").write_text("[]")
-    with pytest.raises(UserError, match="info.json: expected a JSON object of subject QID"):
+    with pytest.raises(UserError, match=r"info\.json: expected a JSON object of subject QID"):
         subject_info_values(tmp_path / "info.json", "P21")
 
 
@@ -99,15 +132,19 @@ def test_edit_values_read_through_the_field_map(index: TaskIndex, data_dir: Path
     assert found.values["John James Rickard Macleod"] == {"Q3776576"}  # Clunie
     assert edit_values(data_dir / "seesaw_cf_P19_P101_eff.json", "P27", fields).values == {}
     (tmp_path / "edits.json").write_text(json.dumps([{"case_id": 1}]))
-    with pytest.raises(UserError, match=r"edits.json: record 0 has no string at fields.relation "
-                                        r"\('requested_rewrite.relation_id'\)"):
+    with pytest.raises(
+        UserError,
+        match=r"edits.json: record 0 has no string at fields.relation "
+        r"\('requested_rewrite.relation_id'\)",
+    ):
         edit_values(tmp_path / "edits.json", "P19", fields)
 
 
 def test_truth_of_maps_values_to_candidates():
     candidates = CandidateSet(("male", "female"), {"Q6581097": "male", "Q6581072": "female"})
-    subjects = SubjectValues({"Ann": {"Q6581072"}, "Bob": set(), "Cy": {"Q1052281"}, "Di": {"Q6581072", "Q6581097"}},
-                             {"Eve"})
+    subjects = SubjectValues(
+        {"Ann": {"Q6581072"}, "Bob": set(), "Cy": {"Q1052281"}, "Di": {"Q6581072", "Q6581097"}}, {"Eve"}
+    )
     assert truth_of("Ann", subjects, candidates) == (("female",), "known")
     assert truth_of("Di", subjects, candidates) == (("male", "female"), "known")  # candidate order
     assert truth_of("Bob", subjects, candidates) == (None, NO_VALUE)
@@ -116,32 +153,48 @@ def test_truth_of_maps_values_to_candidates():
     assert truth_of("Fay", subjects, candidates) == (None, NO_SUBJECT)
 
 
-@pytest.mark.parametrize(("name", "prop", "n_candidates", "known", "why_unknown"), [
-    ("seesaw_cf_P19_P101", "P101", 219, 173, {NO_VALUE: 1, NO_SUBJECT: 112}),
-    ("seesaw_cf_P19_P21", "P21", 2, 286, {}),
-    ("seesaw_cf_P21_P101", "P101", 219, 175, {NO_VALUE: 1, NO_SUBJECT: 114}),
-    ("seesaw_cf_P27_P101", "P101", 219, 170, {NO_VALUE: 1, NO_SUBJECT: 111}),
-    ("seesaw_cf_P27_P19", "P19", 231, 279, {NO_SUBJECT: 3}),
-    ("seesaw_cf_P101_P21", "P21", 2, 279, {}),
-    ("seesaw_cf_P101_P27", "P27", 88, 271, {NO_VALUE: 2, NO_SUBJECT: 6}),
-])
-def test_true_value_coverage_of_the_packaged_pair_tasks(index: TaskIndex, data_dir: Path, tmp_path: Path, name: str,
-                                                         prop: str, n_candidates: int, known: int,
-                                                         why_unknown: dict):
+@pytest.mark.parametrize(
+    ("name", "prop", "n_candidates", "known", "why_unknown"),
+    [
+        ("seesaw_cf_P19_P101", "P101", 219, 173, {NO_VALUE: 1, NO_SUBJECT: 112}),
+        ("seesaw_cf_P19_P21", "P21", 2, 286, {}),
+        ("seesaw_cf_P21_P101", "P101", 219, 175, {NO_VALUE: 1, NO_SUBJECT: 114}),
+        ("seesaw_cf_P27_P101", "P101", 219, 170, {NO_VALUE: 1, NO_SUBJECT: 111}),
+        ("seesaw_cf_P27_P19", "P19", 231, 279, {NO_SUBJECT: 3}),
+        ("seesaw_cf_P101_P21", "P21", 2, 279, {}),
+        ("seesaw_cf_P101_P27", "P27", 88, 271, {NO_VALUE: 2, NO_SUBJECT: 6}),
+    ],
+)
+def test_true_value_coverage_of_the_packaged_pair_tasks(
+    index: TaskIndex,
+    data_dir: Path,
+    tmp_path: Path,
+    name: str,
+    prop: str,
+    n_candidates: int,
+    known: int,
+    why_unknown: dict,
+):
     spec = index.spec(name)
     cases = load_cases(spec, resolve_data_file(spec, data_dir, tmp_path))
     out, coverage = prepare_cross(spec, cases, data_dir, tmp_path, offline=True)
-    assert coverage == {"property": prop, "candidates": n_candidates, "cases": len(cases), "known": known,
-                        "why_unknown": why_unknown}
-    assert sum(case.cross.truth is not None for case in out) == known
-    assert all(len(case.cross.prompts) == 2 and len(case.cross.candidates) == n_candidates for case in out)
+    assert coverage == {
+        "property": prop,
+        "candidates": n_candidates,
+        "cases": len(cases),
+        "known": known,
+        "why_unknown": why_unknown,
+    }
+    assert sum(query_of(case).truth is not None for case in out) == known
+    assert all(len(query_of(case).prompts) == 2 and len(query_of(case).candidates) == n_candidates for case in out)
 
 
 def test_true_values_of_known_subjects(index: TaskIndex, data_dir: Path, tmp_path: Path):
     def truths(name: str) -> dict[str, tuple[str, ...] | None]:
         spec = index.spec(name)
         cases = load_cases(spec, resolve_data_file(spec, data_dir, tmp_path))
-        return {case.rewrite.subject: case.cross.truth for case in prepare_cross(spec, cases, data_dir, tmp_path)[0]}
+        prepared = prepare_cross(spec, cases, data_dir, tmp_path)[0]
+        return {case.rewrite.subject: query_of(case).truth for case in prepared}
 
     p19 = truths("seesaw_cf_P27_P19")
     assert p19["John James Rickard Macleod"] == ("Clunie",)
@@ -153,8 +206,9 @@ def test_true_values_of_known_subjects(index: TaskIndex, data_dir: Path, tmp_pat
 
 def test_literal_candidates_are_rendered_through_the_target_template(tmp_path: Path, data_dir: Path):
     spec_path = tmp_path / "t.yaml"
-    spec_path.write_text(textwrap.dedent(f"""\
-        include: {packaged_tasks_dir() / 'seesaw_cf_P19_P21.yaml'}
+    spec_path.write_text(
+        textwrap.dedent(f"""\
+        include: {packaged_tasks_dir() / "seesaw_cf_P19_P21.yaml"}
         templates:
           target: "{{{{ target | trim | upper }}}}"
         cross_property:
@@ -162,14 +216,15 @@ def test_literal_candidates_are_rendered_through_the_target_template(tmp_path: P
             values: [male, " male", female]
             ids: [Q6581097, Q6581097, Q6581072]
           true_values: []
-        """))
+        """)
+    )
     spec = load_task(spec_path)
     candidates = load_candidates(spec, data_dir, tmp_path)
     assert candidates == CandidateSet(("MALE", "FEMALE"), {"Q6581097": "MALE", "Q6581072": "FEMALE"})
     cases = load_cases(spec, data_dir / "seesaw_cf_P19_P21.json", limit=3)
     out, coverage = attach_cross(spec, cases, candidates, SubjectValues())
     assert coverage["known"] == 0 and coverage["why_unknown"] == {NO_SUBJECT: 3}
-    assert out[0].cross.candidates == ("MALE", "FEMALE") and out[0].cross.property == "P21"
+    assert query_of(out[0]).candidates == ("MALE", "FEMALE") and query_of(out[0]).property == "P21"
 
 
 def test_missing_candidate_file_offline_names_the_file(index: TaskIndex, tmp_path: Path):

@@ -1,28 +1,52 @@
-"""The second property of a pair task (its `cross_property` section): the candidate answers, read from a literal
-list or an upstream CSV table, and the edited subjects' true values, read from files that name subjects (matched by
-name, since records carry only the subject's name) and mapped to candidates through the candidates' QIDs."""
+"""The cross_property metric's preparation, from the task's `cross_property` section: the candidate answers, read
+from a literal list or an upstream CSV table, and the edited subjects' true values, read from files that name
+subjects (matched by name, since records carry only the subject's name) and mapped to candidates through the
+candidates' QIDs."""
+
 from __future__ import annotations
 
 import csv
 import dataclasses
-import sys
+import logging
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
-from flextape_bench.cases import CrossQuery, EditCase, distinct_prompts
+from flextape_bench.cases import EditCase, distinct_prompts
 from flextape_bench.errors import UserError
 from flextape_bench.tasks.build import walk
 from flextape_bench.tasks.data import read_json, resolve_dataset
 from flextape_bench.tasks.spec import Candidates, CrossProperty, FieldMap, TaskSpec, TruthSource
 from flextape_bench.tasks.templating import compile_template, render
 
+NAME = "cross_property"
+logger = logging.getLogger(__name__)
+
 # why a case has no known true value
 NO_SUBJECT = "subject_not_found"  # the subject's name is in no true-value file
 NO_VALUE = "no_value"  # found, but no value of the property
 NOT_CANDIDATE = "value_not_a_candidate"  # values found, none of them among the candidates (by QID)
 AMBIGUOUS = "ambiguous_name"  # the name belongs to more than one subject QID of a subject_info file
+
+
+@dataclass(frozen=True)
+class CrossQuery:
+    """What the metric asks about the edited subject: each distinct generation prompt, scored with every candidate
+    answer of the second property; `truth` holds the candidates that are the subject's true values (None when
+    unknown); `ranking` picks the top-1 (sum_nll or mean_nll, the spec's cross_property.ranking)."""
+
+    property: str
+    prompts: tuple[str, ...]
+    candidates: tuple[str, ...]
+    truth: tuple[str, ...] | None = None
+    ranking: str = "sum_nll"
+
+
+def query_of(case: EditCase) -> CrossQuery | None:
+    """The case's cross-property query, if its task has the metric."""
+    return case.queries.get(NAME)
 
 
 @dataclass(frozen=True)
@@ -45,8 +69,9 @@ def _where(spec: TaskSpec, key: str) -> str:
     return f"{spec.source}: cross_property.{key}"
 
 
-def read_candidate_table(path: Path, candidates: Candidates, where: str = "cross_property.candidates"
-                         ) -> list[tuple[str, str | None]]:
+def read_candidate_table(
+    path: Path, candidates: Candidates, where: str = "cross_property.candidates"
+) -> list[tuple[str, str | None]]:
     """(candidate string, QID or None) per data row of a CSV table; rows with an empty candidate cell are skipped.
     Raises UserError naming the file, line and column."""
     try:
@@ -67,16 +92,20 @@ def read_candidate_table(path: Path, candidates: Candidates, where: str = "cross
         if column is None:
             continue
         if column not in names:
-            raise UserError(f"{path}: no column {column!r} (columns: {', '.join(names) or 'none'}); fix "
-                            f"{where}.{key}, or name the columns of a file without a header row in {where}.columns")
+            raise UserError(
+                f"{path}: no column {column!r} (columns: {', '.join(names) or 'none'}); fix "
+                f"{where}.{key}, or name the columns of a file without a header row in {where}.columns"
+            )
         positions[key] = names.index(column)
     out = []
     for line, row in enumerate(body, start=start):
         if not row:
             continue
         if len(row) != len(names):
-            raise UserError(f"{path}:{line}: {len(row)} fields, but {len(names)} columns ({', '.join(names)}); fix "
-                            f"{where}.columns or the file")
+            raise UserError(
+                f"{path}:{line}: {len(row)} fields, but {len(names)} columns ({', '.join(names)}); fix "
+                f"{where}.columns or the file"
+            )
         value = row[positions["value_column"]].strip()
         if value:
             qid = row[positions["id_column"]].strip() if "id_column" in positions else None
@@ -108,8 +137,11 @@ def load_candidates(spec: TaskSpec, data_dir: Path | None, cache_dir: Path, offl
     template = compile_template(spec.templates.target)
     rendered = []
     for value, qid in pairs:
-        text = render(template, f"{spec.source}: templates.target: rendering failed for task {spec.task}, candidate "
-                                f"{value!r}", target=value)
+        text = render(
+            template,
+            f"{spec.source}: templates.target: rendering failed for task {spec.task}, candidate {value!r}",
+            target=value,
+        )
         if not text.strip():
             raise UserError(f"{spec.source}: templates.target: renders candidate {value!r} empty; fix the template")
         rendered.append((text, qid))
@@ -118,8 +150,10 @@ def load_candidates(spec: TaskSpec, data_dir: Path | None, cache_dir: Path, offl
 
 def _section(spec: TaskSpec) -> CrossProperty:
     if spec.cross_property is None:
-        raise UserError(f"{spec.source}: task {spec.task} has no `cross_property:` section; add one (property, "
-                        f"candidates) or drop the cross_property metric")
+        raise UserError(
+            f"{spec.source}: task {spec.task} has no `cross_property:` section; add one (property, "
+            f"candidates) or drop the cross_property metric"
+        )
     return spec.cross_property
 
 
@@ -128,20 +162,28 @@ def subject_info_values(path: Path, prop: str, where: str = "cross_property.true
     subject name. A name held by two QIDs is ambiguous (left out)."""
     data = read_json(path, where)
     if not isinstance(data, dict):
-        raise UserError(f"{path}: expected a JSON object of subject QID -> {{name, properties}}; is {where} "
-                        f"`format: subject_info` right?")
+        raise UserError(
+            f"{path}: expected a JSON object of subject QID -> {{name, properties}}; is {where} "
+            f"`format: subject_info` right?"
+        )
     qids: dict[str, set[str]] = {}
     values: dict[str, set[str]] = {}
     for qid, entry in data.items():
-        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or not isinstance(
-                entry.get("properties", {}), dict):
-            raise UserError(f"{path}: subject {qid!r} is not {{name: str, properties: {{...}}}}; is {where} "
-                            f"`format: subject_info` right?")
+        if (
+            not isinstance(entry, dict)
+            or not isinstance(entry.get("name"), str)
+            or not isinstance(entry.get("properties", {}), dict)
+        ):
+            raise UserError(
+                f"{path}: subject {qid!r} is not {{name: str, properties: {{...}}}}; is {where} "
+                f"`format: subject_info` right?"
+            )
         name = entry["name"]
         qids.setdefault(name, set()).add(qid)
         found = entry.get("properties", {}).get(prop, [])
-        values.setdefault(name, set()).update(v for v in (found if isinstance(found, list) else [found])
-                                              if isinstance(v, str))
+        values.setdefault(name, set()).update(
+            v for v in (found if isinstance(found, list) else [found]) if isinstance(v, str)
+        )
     ambiguous = {name for name, held in qids.items() if len(held) > 1}
     return SubjectValues({n: v for n, v in values.items() if n not in ambiguous}, ambiguous)
 
@@ -155,18 +197,19 @@ def edit_values(path: Path, prop: str, fields: FieldMap, where: str = "cross_pro
     values: dict[str, set[str]] = {}
     for index, record in enumerate(data):
         got = {key: walk(record, getattr(fields, key))[0] for key in ("relation", "subject", "target_true_id")}
-        missing = [f"fields.{key} ({getattr(fields, key)!r})" for key, value in got.items()
-                   if not isinstance(value, str)]
+        missing = [
+            f"fields.{key} ({getattr(fields, key)!r})" for key, value in got.items() if not isinstance(value, str)
+        ]
         if missing:
-            raise UserError(f"{path}: record {index} has no string at {', '.join(missing)}; is {where} "
-                            f"`format: edits` right?")
+            raise UserError(
+                f"{path}: record {index} has no string at {', '.join(missing)}; is {where} `format: edits` right?"
+            )
         if got["relation"] == prop:
             values.setdefault(got["subject"], set()).add(got["target_true_id"])
     return SubjectValues(values)
 
 
-def load_subject_values(spec: TaskSpec, data_dir: Path | None, cache_dir: Path,
-                        offline: bool = False) -> SubjectValues:
+def load_subject_values(spec: TaskSpec, data_dir: Path | None, cache_dir: Path, offline: bool = False) -> SubjectValues:
     """True-value QIDs by subject name, merged over the section's `true_values` files."""
     cross = _section(spec)
     merged = SubjectValues()
@@ -199,35 +242,46 @@ def truth_of(subject: str, subjects: SubjectValues, candidates: CandidateSet) ->
     return None, AMBIGUOUS if subject in subjects.ambiguous else NO_SUBJECT
 
 
-def attach_cross(spec: TaskSpec, cases: Sequence[EditCase], candidates: CandidateSet,
-                 subjects: SubjectValues) -> tuple[list[EditCase], dict[str, Any]]:
-    """Cases with their `cross` query (distinct generation prompts, candidates, true values), and the true-value
+def attach_cross(
+    spec: TaskSpec, cases: Sequence[EditCase], candidates: CandidateSet, subjects: SubjectValues
+) -> tuple[list[EditCase], dict[str, Any]]:
+    """Cases with their query (distinct generation prompts, candidates, true values), and the true-value
     coverage: {property, candidates, cases, known, why_unknown: {reason: count}}."""
     cross = _section(spec)
-    out, reasons = [], Counter()
+    out, reasons = [], Counter[str]()
     for case in cases:
         truth, reason = truth_of(case.rewrite.subject, subjects, candidates)
         reasons[reason] += 1
-        query = CrossQuery(cross.property, distinct_prompts(case.generation_prompts), candidates.values, truth,
-                           cross.ranking)
-        out.append(dataclasses.replace(case, cross=query))
+        query = CrossQuery(
+            cross.property, distinct_prompts(case.generation_prompts), candidates.values, truth, cross.ranking
+        )
+        out.append(dataclasses.replace(case, queries={**case.queries, NAME: query}))
     known = reasons.pop("known", 0)
-    return out, {"property": cross.property, "candidates": len(candidates.values), "cases": len(cases),
-                 "known": known, "why_unknown": dict(sorted(reasons.items()))}
+    return out, {
+        "property": cross.property,
+        "candidates": len(candidates.values),
+        "cases": len(cases),
+        "known": known,
+        "why_unknown": dict(sorted(reasons.items())),
+    }
 
 
-def prepare_cross(spec: TaskSpec, cases: Sequence[EditCase], data_dir: Path | None, cache_dir: Path,
-                  offline: bool = False) -> tuple[list[EditCase], dict[str, Any]]:
+def prepare_cross(
+    spec: TaskSpec, cases: Sequence[EditCase], data_dir: Path | None, cache_dir: Path, offline: bool = False
+) -> tuple[list[EditCase], dict[str, Any]]:
     """`attach_cross` with the task's candidates and true values resolved like its data file; prints the coverage."""
     candidates = load_candidates(spec, data_dir, cache_dir, offline)
     subjects = load_subject_values(spec, data_dir, cache_dir, offline)
     out, coverage = attach_cross(spec, cases, candidates, subjects)
-    missing = [case.case_id for case in out if not case.cross.prompts]
+    missing = [case.case_id for case in out if not case.queries[NAME].prompts]
     if missing:
-        print(f"note: task {spec.task}: {len(missing)} of {len(out)} cases have no generation prompt; "
-              f"cross_property has nothing to score for them", file=sys.stderr)
+        logger.info(
+            f"note: task {spec.task}: {len(missing)} of {len(out)} cases have no generation prompt; "
+            "cross_property has nothing to score for them"
+        )
     why = ", ".join(f"{reason} {n}" for reason, n in coverage["why_unknown"].items())
-    print(f"{spec.task}: cross_property {coverage['property']}: {coverage['candidates']} candidates; true value "
-          f"known for {coverage['known']} of {coverage['cases']} cases" + (f" (unknown: {why})" if why else ""),
-          file=sys.stderr)
+    logger.info(
+        f"{spec.task}: cross_property {coverage['property']}: {coverage['candidates']} candidates; true "
+        f"value known for {coverage['known']} of {coverage['cases']} cases" + (f" (unknown: {why})" if why else "")
+    )
     return out, coverage

@@ -1,14 +1,16 @@
 """`flextape-bench demographics`: fill the Wikidata cache for every probe of the tasks (or, offline, check it) and
 print the counts and label coverage."""
+
 from __future__ import annotations
 
 import argparse
-import sys
+import logging
 import time
 from pathlib import Path
 from typing import Any
 
 from flextape_bench.cases import EditCase
+from flextape_bench.cli import arguments
 from flextape_bench.demographics.cache import CACHE_FILE, DemographicsCache, default_cache_path
 from flextape_bench.demographics.labels import ATTRIBUTES, attach_labels
 from flextape_bench.demographics.prefetch import prefetch, property_coverage
@@ -16,25 +18,36 @@ from flextape_bench.demographics.tables import load_tables
 from flextape_bench.demographics.wikidata import PROPERTY_NAMES, Fetch, Sleep, distinct_qids
 from flextape_bench.errors import UserError
 from flextape_bench.paths import cache_dir
-from flextape_bench.tasks.data import DATA_DIR_ENV, resolve_dataset
+from flextape_bench.tasks.data import resolve_dataset
+
+NAME = "demographics"
+logger = logging.getLogger(__name__)
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """The `demographics` command: fill the Wikidata cache for every probe of the tasks and print counts."""
     parser = subparsers.add_parser(
-        "demographics", help="fetch the Wikidata claims (gender, ethnic group, citizenship, birthplace) of every "
-                             "probe into a local cache, and report label coverage")
-    parser.add_argument("--tasks", default="all", help="comma-separated task and group names (default all; tasks "
-                                                      "without probe ids are skipped)")
-    parser.add_argument("--data-dir", type=Path, help=f"directory with the data files (or set {DATA_DIR_ENV})")
-    parser.add_argument("--include-path", type=Path, action="append", default=[],
-                        help="extra directory of task YAML files (repeatable)")
+        NAME,
+        help="fetch the Wikidata claims (gender, ethnic group, citizenship, birthplace) of every probe into a "
+        "local cache, and report label coverage",
+    )
+    parser.add_argument(
+        "--tasks",
+        default="all",
+        help="comma-separated task and group names (default all; tasks without probe ids are skipped)",
+    )
+    arguments.data_dir_argument(parser)
+    arguments.include_path_argument(parser)
     parser.add_argument("--limit", type=int, help="use the first N cases of each task")
-    parser.add_argument("--offline", action="store_true",
-                        help="no network: use the cache only and count what is missing")
-    parser.add_argument("--cache", type=Path,
-                        help=f"the SQLite cache file (default <cache>/{CACHE_FILE}, <cache> = $FLEXTAPE_CACHE or "
-                             f"~/.cache/flextape_bench)")
+    parser.add_argument(
+        "--offline", action="store_true", help="no network: use the cache only and count what is missing"
+    )
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        help=f"the SQLite cache file (default <cache>/{CACHE_FILE}, <cache> = $FLEXTAPE_CACHE or "
+        f"~/.cache/flextape_bench)",
+    )
+    parser.set_defaults(func=execute)
     return parser
 
 
@@ -46,7 +59,8 @@ def _task_cases(args: argparse.Namespace, cache_root: Path) -> tuple[list[tuple[
         raise UserError(f"--limit must be a positive integer, got {args.limit}")
     index = TaskIndex(list(args.include_path))
     names = index.expand([t.strip() for t in str(args.tasks).split(",") if t.strip()])
-    loaded, skipped = [], []
+    loaded: list[tuple[str, str, list[EditCase]]] = []
+    skipped: list[str] = []
     for name in names:
         spec = index.spec(name)
         if spec.probes is None or spec.probes.ids is None:
@@ -57,7 +71,7 @@ def _task_cases(args: argparse.Namespace, cache_root: Path) -> tuple[list[tuple[
     return loaded, skipped
 
 
-def run(args: argparse.Namespace, fetch: Fetch | None = None, sleep: Sleep = time.sleep) -> int:
+def execute(args: argparse.Namespace, fetch: Fetch | None = None, sleep: Sleep = time.sleep) -> int:
     """Prefetch (or, offline, check) the claims of every probe QID of the tasks; print counts; 0 on success."""
     cache_root = cache_dir()
     tasks, skipped = _task_cases(args, cache_root)
@@ -65,8 +79,10 @@ def run(args: argparse.Namespace, fetch: Fetch | None = None, sleep: Sleep = tim
         print(f"skipped (no probe ids): {', '.join(skipped)}")
     qids = [p.entity_id for _, _, cases in tasks for case in cases for p in case.probes]
     distinct, invalid = distinct_qids(qids)
-    print(f"probes: {len(qids)} in {len(tasks)} tasks, {len(distinct)} distinct QIDs"
-          + (f", {invalid} distinct ids that are not QIDs" if invalid else ""))
+    print(
+        f"probes: {len(qids)} in {len(tasks)} tasks, {len(distinct)} distinct QIDs"
+        + (f", {invalid} distinct ids that are not QIDs" if invalid else "")
+    )
     tables = load_tables(args.data_dir, cache_root, args.offline)
     with DemographicsCache(args.cache or default_cache_path(cache_root)) as cache:
         report = prefetch(distinct, cache, tables, fetch, args.offline, sleep=sleep, progress=True)
@@ -74,14 +90,18 @@ def run(args: argparse.Namespace, fetch: Fetch | None = None, sleep: Sleep = tim
             print(line)
         print(f"claims of the {len(distinct)} probe QIDs ({cache.path}):")
         for prop, counts in property_coverage(distinct, cache).items():
-            print(f"  {prop:<5} {PROPERTY_NAMES[prop]:<13} {counts['with_value']} with a value, {counts['without']} "
-                  f"without, {counts['missing']} missing")
+            print(
+                f"  {prop:<5} {PROPERTY_NAMES[prop]:<13} {counts['with_value']} with a value, {counts['without']} "
+                f"without, {counts['missing']} missing"
+            )
         for name, gender_wikidata, cases in tasks:
             _, summary = attach_labels(cases, cache, tables, ATTRIBUTES, gender_wikidata)
             print(f"{name}:")
             for line in summary.lines():
                 print(f"  {line}")
     if args.offline and report.people.missing:
-        print(f"note: {report.people.missing} probe QIDs are not in the cache; their labels are 'unknown'. Run "
-              f"without --offline to fetch them", file=sys.stderr)
+        logger.warning(
+            "note: %s probe QIDs are not in the cache; their labels are 'unknown'. Run without --offline to fetch them",
+            report.people.missing,
+        )
     return 0

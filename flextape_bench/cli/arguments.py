@@ -1,0 +1,156 @@
+"""What the commands share in reading their arguments: the parser whose mistakes are one UserError line, the types
+of values checked as they are read, and the flags several commands take alike (the model flags first)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import NoReturn
+
+from flextape_bench.errors import UserError
+from flextape_bench.logs import DEFAULT_LEVEL, LEVELS
+
+DEVICES = ["cpu", "cuda", "auto"]
+DTYPES = ["auto", "float32", "bfloat16", "float16"]
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose errors (bad flag value, missing argument) are one UserError line, like every other
+    mistake in what was typed; subcommand parsers are of this class too."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UserError(f"{message} (see `{self.prog} --help`)")
+
+
+def batch_tokens(value: str) -> int | str:
+    """`--batch-tokens`: auto or an integer (its range is checked with the other counts)."""
+    from flextape_bench.memory import AUTO
+
+    if value == AUTO:
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid value {value!r}: give {AUTO} or a positive integer") from None
+
+
+def seed(value: str) -> int:
+    """`--seed`: a whole number that every seeded generator takes (numpy's are 32-bit; torch's take 64 bits, and
+    each chunk i of a run is seeded with seed + i)."""
+    most = 2**32 - 1
+    try:
+        number = int(value)
+    except ValueError:
+        number = -1
+    if not 0 <= number <= most:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a whole number from 0 to {most} (2**32 - 1, what torch and numpy seed with)"
+        )
+    return number
+
+
+def tasks(value: str) -> list[str]:
+    """`--tasks`: comma-separated task and group names, at least one (checked against the known ones later)."""
+    names = [name.strip() for name in value.split(",") if name.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} names no task; give comma-separated task or group names, e.g. "
+            "seesaw_eff (`flextape-bench list tasks` lists them)"
+        )
+    return names
+
+
+def samples(value: str) -> dict[str, list[int]]:
+    """`--samples`: lm-eval's JSON mapping of task names to case indices, inline or in a file (types checked here,
+    names and ranges once the tasks are known)."""
+    path = Path(value)
+    try:
+        text = path.read_text() if value.lstrip()[:1] not in ("{", "") and path.is_file() else value
+        mapping = json.loads(text)
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise argparse.ArgumentTypeError(
+            f"not a JSON object or a readable JSON file ({type(exc).__name__}); write "
+            "e.g. '{\"seesaw_cf_P19_P101\": [100, 101, 102]}'"
+        ) from None
+    if not isinstance(mapping, dict) or not all(
+        isinstance(k, str) and isinstance(v, list) and all(type(i) is int for i in v) for k, v in mapping.items()
+    ):
+        raise argparse.ArgumentTypeError(
+            "must map each task name to a list of case indices (integers), e.g. "
+            "'{\"seesaw_cf_P19_P101\": [100, 101, 102]}'"
+        )
+    return mapping
+
+
+def model_arguments(parser: argparse.ArgumentParser, model: bool = True, placement: bool = True) -> None:
+    """The model flags, as one group: `--model` (unless the command names its model otherwise), `--device`,
+    `--max-memory` and `--offload-folder` (how `--device auto` places the model, README: Models on several devices;
+    unless the command loads without them) and `--dtype`."""
+    group = parser.add_argument_group("model", "the model, and where and how it is loaded")
+    if model:
+        from flextape_bench.models import DEFAULT_MODEL
+
+        group.add_argument(
+            "--model",
+            default=DEFAULT_MODEL,
+            help=f"registered name or alias (see `list models`), Hub id or local directory (default {DEFAULT_MODEL})",
+        )
+    group.add_argument(
+        "--device",
+        default="cpu",
+        choices=DEVICES,
+        help="auto spreads a model that does not fit over the available devices (accelerate)",
+    )
+    if placement:
+        group.add_argument(
+            "--max-memory",
+            metavar="DEVICE=SIZE,...",
+            help="with --device auto: the most each device holds, e.g. 0=20GiB,1=20GiB,cpu=60GiB; "
+            "devices left out get nothing, and what does not fit is offloaded to disk",
+        )
+        group.add_argument(
+            "--offload-folder",
+            type=Path,
+            metavar="DIR",
+            help="with --device auto: where weights offloaded to disk are written (weights already in "
+            "a safetensors checkpoint are read from it)",
+        )
+    group.add_argument("--dtype", default="auto", choices=DTYPES)
+
+
+def seed_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--seed", type=seed, default=0)
+
+
+def hparams_argument(parser: argparse.ArgumentParser, example: str) -> None:
+    """`--hparams KEY=VALUE`, repeatable, with an `example` of the command's."""
+    parser.add_argument(
+        "--hparams",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"override an editor hyperparameter (repeatable), e.g. {example}",
+    )
+
+
+def data_dir_argument(parser: argparse.ArgumentParser) -> None:
+    from flextape_bench.tasks.data import DATA_DIR_ENV
+
+    parser.add_argument("--data-dir", type=Path, help=f"directory with the task data files (or set {DATA_DIR_ENV})")
+
+
+def include_path_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--include-path", type=Path, action="append", default=[], help="extra directory of task YAML files (repeatable)"
+    )
+
+
+def verbosity_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--verbosity",
+        default=DEFAULT_LEVEL,
+        choices=LEVELS,
+        type=str.upper,
+        help=f"the least severe diagnostics shown on stderr (default {DEFAULT_LEVEL})",
+    )
