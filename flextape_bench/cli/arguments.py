@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from flextape_bench.errors import UserError
 from flextape_bench.logs import DEFAULT_LEVEL, LEVELS
@@ -117,6 +117,12 @@ def model_arguments(parser: argparse.ArgumentParser, model: bool = True, placeme
             "a safetensors checkpoint are read from it)",
         )
     group.add_argument("--dtype", default="auto", choices=DTYPES)
+
+
+def model_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The run options the model flags of `model_arguments` (with model and placement) give."""
+    names = ("model", "device", "max_memory", "offload_folder", "dtype")
+    return {name: getattr(args, name) for name in names}
 
 
 def seed_argument(parser: argparse.ArgumentParser) -> None:

@@ -93,7 +93,7 @@ def execute(args: argparse.Namespace) -> int:
     from flextape_bench.tables import group_tables, markdown_table, summary_rows
 
     options = RunOptions(
-        model=args.model,
+        **arguments.model_options(args),
         editor=args.editor,
         tasks=args.tasks,
         limit=args.limit,
@@ -102,10 +102,6 @@ def execute(args: argparse.Namespace) -> int:
         sequential=args.sequential,
         hparams=args.hparams,
         seed=args.seed,
-        device=args.device,
-        max_memory=args.max_memory,
-        offload_folder=args.offload_folder,
-        dtype=args.dtype,
         data_dir=args.data_dir,
         output=args.output,
         include_paths=args.include_path,

@@ -31,14 +31,10 @@ def execute(args: argparse.Namespace) -> int:
     from flextape_bench.runner import RunOptions, build_editor, check_editor
 
     options = RunOptions(
-        model=args.model,
+        **arguments.model_options(args),
         editor=args.editor,
         hparams=args.hparams,
         seed=args.seed,
-        device=args.device,
-        max_memory=args.max_memory,
-        offload_folder=args.offload_folder,
-        dtype=args.dtype,
     )
     editor_cls, _ = check_editor(options)
     if not issubclass(editor_cls, KeyStatisticsEditor):

@@ -52,17 +52,13 @@ def execute(args: argparse.Namespace) -> int:
     if args.holdout < 0:
         raise UserError(f"--holdout must be 0 or more, got {args.holdout}")
     options = RunOptions(
-        model=args.model,
+        **arguments.model_options(args),
         editor="mend",
         tasks=args.tasks,
         hparams=args.hparams,
         data_dir=args.data_dir,
         include_paths=args.include_path,
         seed=args.seed,
-        device=args.device,
-        max_memory=args.max_memory,
-        offload_folder=args.offload_folder,
-        dtype=args.dtype,
     )
     _, overrides = check_editor(options)
     tasks = prepare_tasks(options)
