@@ -223,3 +223,11 @@ def test_verbosity_reaches_the_default_command_and_is_checked(capsys, logger_lev
     assert "unknown editor 'bogus'" in capsys.readouterr().err
     assert main(["list", "tasks", "--verbosity", "loud"]) == 2
     assert capsys.readouterr().err.startswith("flextape-bench: error: argument --verbosity: invalid choice: 'LOUD'")
+
+
+def test_bare_command_prints_help_and_runs_nothing(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main([]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: flextape-bench") and "run" in out and "leaderboard" in out
+    assert list(tmp_path.iterdir()) == []  # no results folder: nothing ran

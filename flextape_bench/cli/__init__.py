@@ -41,7 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or (argv[0] not in [command.NAME for command in COMMANDS] and argv[0] not in ("-h", "--help")):
+    if not argv:  # a bare command explains itself rather than starting a run of every task
+        build_parser().print_help()
+        return 0
+    if argv[0] not in [command.NAME for command in COMMANDS] and argv[0] not in ("-h", "--help"):
         argv.insert(0, COMMANDS[0].NAME)  # `flextape-bench --model ... --editor ...` runs
     try:
         args = build_parser().parse_args(argv, argparse.Namespace(argv=argv))  # argv: for --num-processes
