@@ -47,6 +47,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="also push the leaderboard's runs and tasks as a Hugging Face dataset repository",
     )
     parser.add_argument(
+        "--private",
+        action="store_true",
+        help="with --push-to-hub: create the dataset repository private (an existing repository keeps its visibility)",
+    )
+    parser.add_argument(
         "--dry-run",
         action="store_true",
         help="with --push-to-hub: write the dataset folder to <output>/hub/ (replacing only an earlier "
@@ -78,7 +83,7 @@ def _check_dry_run_folder(folder: Path) -> None:
         )
 
 
-def _push(hub: Any, selection: dict[Path, list[str]], output: Path, repo_id: str, dry_run: bool) -> None:
+def _push(hub: Any, selection: dict[Path, list[str]], output: Path, repo_id: str, dry_run: bool, private: bool) -> None:
     if dry_run:
         folder = output / HUB
         if folder.exists():  # an earlier dry run's (checked by _check_dry_run_folder): nothing of it is kept
@@ -92,13 +97,15 @@ def _push(hub: Any, selection: dict[Path, list[str]], output: Path, repo_id: str
         return
     with tempfile.TemporaryDirectory(prefix="flextape-hub-") as tmp:
         hub.build_dataset_folder(selection, Path(tmp), repo_id)
-        print(f"pushed: {hub.push_folder(Path(tmp), repo_id)}")
+        print(f"pushed: {hub.push_folder(Path(tmp), repo_id, private=private)}")
 
 
 def execute(args: argparse.Namespace) -> int:
     """Write the leaderboard, print its markdown table and the paths written; push when asked."""
     if args.dry_run and not args.push_to_hub:
         raise UserError("--dry-run needs --push-to-hub ORG/NAME (it writes the folder that would be pushed)")
+    if args.private and not args.push_to_hub:
+        raise UserError("--private needs --push-to-hub ORG/NAME (it makes the pushed dataset repository private)")
     if args.push_to_hub:
         from flextape_bench.leaderboard import hub  # the Hub client libraries load only for a push
 
@@ -116,5 +123,5 @@ def execute(args: argparse.Namespace) -> int:
         )
     print("\nwritten:\n" + "\n".join(f"  {path}" for path in paths))
     if args.push_to_hub:
-        _push(hub, _selection(collection), args.output, args.push_to_hub, args.dry_run)
+        _push(hub, _selection(collection), args.output, args.push_to_hub, args.dry_run, args.private)
     return 0

@@ -221,3 +221,18 @@ def test_names_in_a_summary_that_are_not_names_are_refused(tmp_path, capsys, fie
     assert err.startswith(f"flextape-bench: error: {run / 'summary.json'}: {field} {value!r} ") and err.count("\n") == 1
     assert err.endswith("; repair or remove this run\n")
     assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["results"]
+
+
+def test_private_push_creates_a_private_repository(results, tmp_path, fake_hub):
+    argv = ["leaderboard", "--results", str(results), "--output", str(tmp_path), "--push-to-hub", "org/runs"]
+    assert main([*argv, "--private"]) == 0
+    assert fake_hub[-1] == ("push", "org/runs", "org/runs", True)
+
+
+def test_private_without_a_push_is_refused(results, tmp_path, capsys):
+    argv = ["leaderboard", "--results", str(results), "--output", str(tmp_path / "out"), "--private"]
+    assert main(argv) == 2
+    assert capsys.readouterr().err.strip() == (
+        "flextape-bench: error: --private needs --push-to-hub ORG/NAME (it makes the pushed dataset repository private)"
+    )
+    assert not (tmp_path / "out").exists()
