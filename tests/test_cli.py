@@ -232,3 +232,17 @@ def test_bare_command_prints_help_and_runs_nothing(capsys, tmp_path, monkeypatch
     out = capsys.readouterr().out
     assert out.startswith("usage: flextape-bench") and "run" in out and "leaderboard" in out
     assert list(tmp_path.iterdir()) == []  # no results folder: nothing ran
+
+
+def test_lm_eval_spellings_of_flags_are_accepted(tmp_path, capsys):
+    from flextape_bench.cli.arguments import canonical_argv
+
+    assert canonical_argv(
+        ["--output_path", "o", "--include_path=d", "--num_edits", "1", "--hparams", "mom2_n_samples=8"]
+    ) == ["--output", "o", "--include-path=d", "--num-edits", "1", "--hparams", "mom2_n_samples=8"]
+    # through the command line: the same one-line error as with this project's spellings, so the flags were parsed
+    argv = ["--tasks", "no_such_task", "--data-dir", str(tmp_path)]
+    assert main([*argv, "--output_path", str(tmp_path / "o"), "--include_path", str(tmp_path)]) == 2
+    underscored = capsys.readouterr().err
+    assert main([*argv, "--output", str(tmp_path / "o"), "--include-path", str(tmp_path)]) == 2
+    assert underscored == capsys.readouterr().err and "no_such_task" in underscored

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 from flextape_bench import logs
 from flextape_bench.cli import agreement, demographics, judge, leaderboard, listing, run, stats, train_mend, validate
-from flextape_bench.cli.arguments import Parser, verbosity_argument
+from flextape_bench.cli.arguments import Parser, canonical_argv, verbosity_argument
 from flextape_bench.errors import UserError
 
 
@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    argv = canonical_argv(list(sys.argv[1:] if argv is None else argv))
     if not argv:  # a bare command explains itself rather than starting a run of every task
         build_parser().print_help()
         return 0

@@ -15,6 +15,22 @@ DEVICES = ["cpu", "cuda", "auto"]
 DTYPES = ["auto", "float32", "bfloat16", "float16"]
 
 
+LM_EVAL_FLAGS = {"--output-path": "--output"}  # lm-evaluation-harness's names of this project's flags
+
+
+def canonical_argv(argv: list[str]) -> list[str]:
+    """`argv` with lm-evaluation-harness's spellings of flags accepted: underscores in a flag's name
+    (`--include_path`, `--num_edits`, also as `--flag_name=value`) and its names (`--output_path` for `--output`)."""
+    out = []
+    for token in argv:
+        if token.startswith("--") and len(token) > 2:
+            flag, sep, value = token.partition("=")
+            flag = flag.replace("_", "-")
+            token = LM_EVAL_FLAGS.get(flag, flag) + sep + value
+        out.append(token)
+    return out
+
+
 class Parser(argparse.ArgumentParser):
     """An argument parser whose errors (bad flag value, missing argument) are one UserError line, like every other
     mistake in what was typed; subcommand parsers are of this class too."""
