@@ -23,8 +23,15 @@ from transformers import (
 from flextape_bench import models
 from flextape_bench.models.adapter import ModelAdapter
 from flextape_bench.models.layout import layout_for
+from flextape_bench.tasks import TaskIndex
 
 DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "seesaw_cf"
+
+
+@pytest.fixture(scope="module")
+def index() -> TaskIndex:
+    """The packaged task specs (tests/tasks and tests/metrics)."""
+    return TaskIndex()
 
 
 @pytest.fixture(scope="session")

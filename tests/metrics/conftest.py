@@ -4,14 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from flextape_bench.tasks import TaskIndex
 from flextape_bench.tasks.data import DATA_DIR_ENV
-
-
-@pytest.fixture(scope="module")
-def index() -> TaskIndex:
-    """The packaged task specs."""
-    return TaskIndex()
 
 
 @pytest.fixture(autouse=True)

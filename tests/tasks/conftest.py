@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from flextape_bench.tasks import TaskIndex
 from flextape_bench.tasks.data import DATA_DIR_ENV
 
 DATA_DIR = Path(__file__).parents[2].parent / "shared" / "seesaw_cf"
@@ -16,12 +15,6 @@ DATA_DIR = Path(__file__).parents[2].parent / "shared" / "seesaw_cf"
 def data_dir() -> Path:
     """The read-only local copy of the Seesaw-CF data (`../shared/seesaw_cf` from the repository root)."""
     return DATA_DIR
-
-
-@pytest.fixture(scope="module")
-def index() -> TaskIndex:
-    """The packaged task specs."""
-    return TaskIndex()
 
 
 @pytest.fixture(autouse=True)
