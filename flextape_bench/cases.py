@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,16 +48,30 @@ def distinct_prompts(prompts: tuple[str, ...] | list[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(prompts))
 
 
+Group = tuple[str, int]  # a batch group: (kind, case id); see ScoreRequest
+
+
+def case_group(case_id: int) -> Group:
+    """The group of requests that only their own case asks (a metric's: cross-property prompts and candidates)."""
+    return ("case", case_id)
+
+
+def shared_group(owner: int) -> Group:
+    """The group of the edit-prompt and probe requests that case `owner` is the first of its file to ask."""
+    return ("shared", owner)
+
+
 @dataclass(frozen=True)
 class ScoreRequest:
     """One prompt and the continuations to score after it (they share the prompt's computation). Requests of
-    different `group`s never share a batch, so a group's scores do not depend on which other groups are scored with
-    it (a batch's shape changes the last bits of its sums). `score_requests` gives each case its own group, so that
-    a case scores the same whether it is scored with other cases or alone (a resumed run, a lost cache entry)."""
+    different `group`s never share a batch, and a group is always scored whole, so a request's score does not depend
+    on which other requests are scored with it (a batch's shape changes the last bits of its sums) whatever subset
+    of cases a run scores (--limit, --samples, chunks, a resumed run, a lost cache entry). Identical requests in one
+    group are scored once."""
 
     prompt: str
     targets: tuple[str, ...]
-    group: int = 0
+    group: Group = ("case", 0)
 
 
 @dataclass(frozen=True)
@@ -154,11 +169,47 @@ class CaseScores:
         )
 
 
-def score_requests(case: EditCase) -> list[ScoreRequest]:
+def _asked(case: EditCase) -> list[tuple[str, tuple[str, str]]]:
     """What every case is scored on: the edit prompt, then each probe, each with (target_new, target_true)."""
-    targets, group = (case.rewrite.target_new, case.rewrite.target_true), case.case_id
-    return [ScoreRequest(case.rewrite.edit_prompt, targets, group)] + [
-        ScoreRequest(p.prompt, targets, group) for p in case.probes
+    targets = (case.rewrite.target_new, case.rewrite.target_true)
+    return [(case.rewrite.edit_prompt, targets)] + [(p.prompt, targets) for p in case.probes]
+
+
+@dataclass(frozen=True)
+class RequestOwners:
+    """The batch groups of a task's edit-prompt and probe requests, fixed by its whole data file: each distinct
+    request (prompt and targets) belongs to the first case in file order that asks it, and a group is what one case
+    owns. The cases of a run, whichever they are, then score each shared request once, in the same batch."""
+
+    owner: dict[tuple[str, tuple[str, ...]], int]
+    members: dict[int, tuple[ScoreRequest, ...]]  # owner case id -> its requests, in the order it asks them
+
+    @classmethod
+    def of(cls, cases: Sequence[EditCase]) -> RequestOwners:
+        """The owners over `cases`: every case of the data file, in file order."""
+        owner: dict[tuple[str, tuple[str, ...]], int] = {}
+        for case in cases:
+            for asked in _asked(case):
+                owner.setdefault(asked, case.case_id)
+        members: dict[int, list[ScoreRequest]] = {}
+        for (prompt, targets), case_id in owner.items():
+            members.setdefault(case_id, []).append(ScoreRequest(prompt, targets, shared_group(case_id)))
+        return cls(owner, {case_id: tuple(requests) for case_id, requests in members.items()})
+
+    def complete(self, requests: Sequence[ScoreRequest]) -> list[ScoreRequest]:
+        """Each distinct request of `requests` once, with every other member of the shared groups they touch
+        (owned by cases the run may not score): what a scorer must score for the answers to be those of any run."""
+        touched = dict.fromkeys(r.group[1] for r in requests if r.group[0] == "shared")
+        return list(dict.fromkeys([*requests, *(m for owner in touched for m in self.members[owner])]))
+
+
+def score_requests(case: EditCase, owners: RequestOwners | None = None) -> list[ScoreRequest]:
+    """The case's edit prompt, then each probe, each with (target_new, target_true): in the shared groups of
+    `owners`, or all in the case's own group without it."""
+    if owners is None:
+        return [ScoreRequest(prompt, targets, case_group(case.case_id)) for prompt, targets in _asked(case)]
+    return [
+        ScoreRequest(prompt, targets, shared_group(owners.owner[prompt, targets])) for prompt, targets in _asked(case)
     ]
 
 

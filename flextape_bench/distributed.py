@@ -55,7 +55,7 @@ def run_command(
         _check_group(device, processes, size)
         return lead(None)
     rank = int(os.environ["RANK"])
-    if device == "cuda" and torch.cuda.is_available():
+    if device in ("cuda", "auto") and torch.cuda.is_available():  # auto: cuda here (models.loading.resolve_device)
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", rank)) % torch.cuda.device_count())
     dist.init_process_group("gloo", timeout=TIMEOUT)
     try:
@@ -65,15 +65,15 @@ def run_command(
 
 
 def _check_group(device: str, processes: int | None, size: int) -> None:
-    """Refuse `--num-processes` other than the launcher's process count, and `--device auto` with several."""
+    """Refuse `--num-processes` other than the launcher's process count, and `--device spread` with several."""
     if processes is not None and processes != size:
         raise UserError(
             f"--num-processes {processes}, but the launcher (accelerate launch, torchrun) started {size} "
             "processes; under a launcher leave --num-processes out"
         )
-    if size > 1 and device == "auto":
+    if size > 1 and device == "spread":
         raise UserError(
-            "--device auto spreads one model over every device, which several processes cannot share; "
+            "--device spread spreads one model over every device, which several processes cannot share; "
             "use --device cuda (one GPU per process) or --device cpu"
         )
 

@@ -24,6 +24,7 @@ import torch
 
 from flextape_bench.models.adapter import ModelAdapter
 from flextape_bench.progress import progress_bar
+from flextape_bench.tokenization import model_text
 
 GENERATION_VERSION = "1"
 
@@ -151,7 +152,10 @@ class TextGenerator:
         self.eos_ids = tuple(eos_ids) if eos_ids is not None else eos_token_ids(adapter)
 
     def encode(self, prompt: str) -> list[int]:
-        ids = self.adapter.tokenizer(prompt, add_special_tokens=self.add_special_tokens)["input_ids"]
+        """The token ids of `prompt` as the model reads it (through its chat template where the adapter says so)."""
+        chat = self.adapter.chat_template
+        text = model_text(self.adapter.tokenizer, prompt, chat)
+        ids = self.adapter.tokenizer(text, add_special_tokens=self.add_special_tokens and not chat)["input_ids"]
         if not ids:
             raise ValueError(f"the prompt {prompt!r} has no tokens; generation needs at least one")
         return list(ids)

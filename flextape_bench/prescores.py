@@ -1,6 +1,6 @@
 """On-disk caches of pre-edit scores and texts, one file per case, keyed by what determines them: the model state
-(`model_state`: weights, tokenizer and config by content hash, device type, torch and transformers versions), the
-task spec and data file (by hash) and the scorer version; never by names. Each entry also holds what it answers (the
+(`model_state`: weights, tokenizer and config by content hash, device type, torch and transformers versions, and the
+chat template where prompts go through it), the task spec and data file (by hash) and the scorer version; never by names. Each entry also holds what it answers (the
 scored prompts and targets; the generation prompts), and is served only for exactly those. A damaged entry
 (flextape_bench.checksums) is reported and computed again."""
 

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
+import hashlib
 import itertools
 import logging
 import platform
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -25,7 +28,16 @@ import torch
 
 import flextape_bench
 from flextape_bench import distributed, models
-from flextape_bench.cases import CaseScores, EditCase, EditRequest, Score, ScoreRequest, case_scores, score_requests
+from flextape_bench.cases import (
+    CaseScores,
+    EditCase,
+    EditRequest,
+    RequestOwners,
+    Score,
+    ScoreRequest,
+    case_scores,
+    score_requests,
+)
 from flextape_bench.distributed import Workers
 from flextape_bench.editors import (
     EDITORS,
@@ -36,6 +48,7 @@ from flextape_bench.editors import (
     load_hparams,
     parse_overrides,
 )
+from flextape_bench.editors.hparams import hparams_file
 from flextape_bench.errors import UserError
 from flextape_bench.generation import (
     GENERATION_VERSION,
@@ -64,8 +77,8 @@ from flextape_bench.records import CaseRecord, case_record
 from flextape_bench.results import RunDir, check_output, open_run
 from flextape_bench.scoring import SCORER_VERSION, Scorer
 from flextape_bench.tables import write_summary
-from flextape_bench.tasks import TaskIndex, TaskSpec, load_cases, resolve_data_file
-from flextape_bench.tasks.data import sha256_of
+from flextape_bench.tasks import TaskSpec, load_cases, resolve_data_file, select_tasks
+from flextape_bench.tasks.data import data_notes, sha256_of
 from flextape_bench.tasks.spec import metric_options
 from flextape_bench.tokenization import EmptyTargetError, encode_continuation
 from flextape_bench.weights import applied_delta, unrepresented_share
@@ -85,10 +98,12 @@ class RunOptions:
     num_edits: int | None = None  # edits per chunk; None = the whole task in one batch
     hparams: Sequence[str] = ()
     seed: int = 0
-    device: str = "cpu"
+    device: str = "auto"  # auto: cuda where torch sees one, else cpu; spread: over GPUs, CPU memory and disk
     dtype: str = "auto"
-    max_memory: str | None = None  # --max-memory with --device auto, e.g. "0=20GiB,cpu=60GiB"
-    offload_folder: Path | None = None  # where --device auto offloads weights to disk
+    max_memory: str | None = None  # --max-memory with --device spread, e.g. "0=20GiB,cpu=60GiB"
+    offload_folder: Path | None = None  # where --device spread offloads weights to disk
+    model_args: Mapping[str, Any] = field(default_factory=dict)  # --model-args for from_pretrained
+    apply_chat_template: bool = False  # score and generate through the tokenizer's chat template
     data_dir: Path | None = None
     output: Path = Path("results")
     include_paths: Sequence[Path] = ()
@@ -106,6 +121,13 @@ class PreparedTask:
     cases: list[EditCase]
     data_sha256: str  # of the data file the cases were read from (stand-ins and files without a declared sha256 too)
     prepared: list[tuple[Preparation, Prepared]] = field(default_factory=list)  # in order, without their cases
+    data_notes: tuple[str, ...] = ()  # a stand-in read, a file no checksum verifies (`tasks.data.data_notes`)
+    owners: RequestOwners = field(default_factory=lambda: RequestOwners({}, {}))  # over every case of the file
+
+    @property
+    def missing(self) -> list[str]:
+        """What the run of this task will lack or not verify: its data file's notes, then its preparations'."""
+        return [*self.data_notes, *(note for _, prepared in self.prepared for note in prepared.missing)]
 
     @property
     def metrics(self) -> list[tuple[str, Metric]]:
@@ -117,8 +139,9 @@ class PreparedTask:
         return [(metric, decoding) for metric, decoding in found if decoding is not None]
 
     def score_requests(self, case: EditCase) -> list[ScoreRequest]:
-        """The case's edit prompt and probes, then every metric's own score requests, in metric order."""
-        return score_requests(case) + [r for _, metric in self.metrics for r in metric.score_requests(case)]
+        """The case's edit prompt and probes (in the task's shared groups), then every metric's own score requests,
+        in metric order."""
+        return score_requests(case, self.owners) + [r for _, m in self.metrics for r in m.score_requests(case)]
 
     def answers(self, case: EditCase, scores: CaseScores) -> dict[str, CaseScores]:
         """Per metric, `scores` with only the answers to its own requests in `generation` and `texts`."""
@@ -165,9 +188,9 @@ def _check_flags(options: RunOptions) -> None:
 
 
 def prepare_tasks(options: RunOptions) -> list[PreparedTask]:
-    """Expand task names and groups, resolve each task's data file and build its cases (no model needed)."""
-    index = TaskIndex(list(options.include_paths))
-    names = index.expand(list(options.tasks))
+    """Select the tasks (names, groups, globs, spec files), resolve each one's data file and build its cases (no
+    model needed)."""
+    index, names = select_tasks(list(options.tasks), options.include_paths)
     samples = options.samples or {}
     unknown = sorted(set(samples) - set(names))
     if unknown:
@@ -178,12 +201,25 @@ def prepare_tasks(options: RunOptions) -> list[PreparedTask]:
     for name in names:
         spec = index.spec(name)
         path = resolve_data_file(spec, options.data_dir, options.cache)
-        cases = _chosen(load_cases(spec, path, options.limit), samples.get(name), path)
-        prepared.append(_prepared(PreparedTask(spec, cases, sha256_of(path)), options))
+        every = load_cases(spec, path)
+        cases = _chosen(every[: options.limit], samples.get(name), path)
+        notes = tuple(data_notes(spec.dataset, path))
+        task = PreparedTask(spec, cases, sha256_of(path), data_notes=notes, owners=RequestOwners.of(every))
+        prepared.append(_prepared(task, options))
     used = {id(preparation) for task in prepared for preparation, _ in task.prepared}
     for preparation in _distinct(entry.obj.preparation for entry in METRICS.entries()):
         preparation.check_run(options, id(preparation) in used)
     return prepared
+
+
+def checklist(tasks: Sequence[PreparedTask]) -> str:
+    """What the run will lack or not verify, each note once with the tasks it concerns, or "" when nothing."""
+    concerns: dict[str, list[str]] = {}
+    for task in tasks:
+        for note in task.missing:
+            concerns.setdefault(note, []).append(task.spec.task)
+    lines = [f"  - {', '.join(names)}: {note}" for note, names in concerns.items()]
+    return "before the run, what will be missing or unverified:\n" + "\n".join(lines) if lines else ""
 
 
 def _distinct(preparations: Iterator[Preparation | None]) -> list[Preparation]:
@@ -264,6 +300,20 @@ def _memory_advice(doing: str, advice: str):
         raise UserError(f"out of memory while {doing}; {advice}") from exc
 
 
+@functools.cache
+def _source_commit() -> str | None:
+    """The git commit of the checkout this package runs from (with `-dirty` when tracked files differ from it), or
+    None for an installed package or without git."""
+    root = Path(flextape_bench.__file__).resolve().parent.parent
+    if not (root / ".git").exists():
+        return None
+    command = ["git", "-C", str(root), "describe", "--always", "--dirty", "--abbrev=40", "--exclude=*"]
+    try:
+        return subprocess.run(command, capture_output=True, text=True, timeout=30, check=True).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
 def _versions() -> dict[str, str]:
     import transformers
 
@@ -277,7 +327,8 @@ def _versions() -> dict[str, str]:
 
 def model_state(adapter: ModelAdapter, weights: str) -> dict[str, str]:
     """What, besides the inputs, determines a score or a text: weights, tokenizer and config (by content hash), the
-    device type and the versions of the code that computes the forward pass."""
+    device type, the versions of the code that computes the forward pass and, where prompts go through it, the
+    chat template (only then, so that other runs keep their cache keys)."""
     versions = _versions()
     return {
         "weights": weights,
@@ -286,7 +337,14 @@ def model_state(adapter: ModelAdapter, weights: str) -> dict[str, str]:
         "device": adapter.input_device.type,
         "torch": versions["torch"],
         "transformers": versions["transformers"],
-    }
+    } | _chat_template(adapter)
+
+
+def _chat_template(adapter: ModelAdapter) -> dict[str, str]:
+    """{"chat_template": sha256 of the template} where scoring and generation go through it, else nothing."""
+    if not adapter.chat_template:
+        return {}
+    return {"chat_template": hashlib.sha256(str(adapter.tokenizer.chat_template).encode()).hexdigest()}
 
 
 def _case_record(task: PreparedTask, case: EditCase, pre: CaseScores, post: CaseScores, chunk: int) -> CaseRecord:
@@ -361,16 +419,19 @@ class Runner:
         delta: WeightDelta | None = None,
         shared: bool = True,
     ) -> list[CaseScores]:
-        """Each case's scores (edit prompt, probes, then the metrics' own requests). With worker processes and
-        `shared`, the scoring is shared out over them, and they add `delta` (the edit applied to this process's
-        model) to their weights."""
+        """Each case's scores (edit prompt, probes, then the metrics' own requests): each distinct request scored
+        once, in its whole group (`RequestOwners.complete`). With worker processes and `shared`, the scoring is
+        shared out over them, and they add `delta` (the edit applied to this process's model) to their weights."""
         requests = [task.score_requests(case) for case in cases]
         flat_requests = [r for rs in requests for r in rs]
+        distinct = task.owners.complete(flat_requests)
         with self._batch_advice(f"scoring ({desc})"):
             if self.workers is None or not shared:
-                flat = self.scorer.score(flat_requests, desc=desc)
+                answers = self.scorer.score(distinct, desc=desc)
             else:
-                flat = self._shared_scores(self.workers, flat_requests, delta or {}, desc)
+                answers = self._shared_scores(self.workers, distinct, delta or {}, desc)
+        scored = dict(zip(distinct, answers))
+        flat = [scored[request] for request in flat_requests]
         out, at = [], 0
         for case, rs in zip(cases, requests):
             out.append(case_scores(case, flat[at : at + len(rs)], len(rs) - 1 - len(case.probes)))
@@ -472,7 +533,7 @@ class Runner:
         fewer = (
             f"edit fewer at once, e.g. --num-edits {len(chunk) // 2}"
             if len(chunk) > 1
-            else "a single edit does not fit: use --dtype bfloat16, or --device auto to spread the model"
+            else "a single edit does not fit: use --dtype bfloat16, or --device spread (GPUs, then CPU, then disk)"
         )
         with (
             applied_delta(self.adapter.model, kept),
@@ -594,7 +655,27 @@ class Runner:
         summary["n_cases"] = len(records)
         for preparation, prepared in task.prepared:
             summary |= preparation.summary(prepared, self.eos_ids)
+        warnings = self._edit_warnings(task, summary)
+        if warnings:  # only then: a run whose edits all took keeps its summary as before
+            summary["warnings"] = warnings
         return summary
+
+    def _edit_warnings(self, task: PreparedTask, summary: Mapping[str, Any]) -> list[str]:
+        """What the task's metrics say went wrong with its edits (none for an editor that edits nothing), then where
+        the editor's hyperparameters came from: edits that do not take point at them first."""
+        if not self.editor.declared_parameters():
+            return []
+        found = [warning for name, metric in task.metrics for warning in metric.warnings(summary[name])]
+        if found and dataclasses.fields(self.editor.hparams):
+            name, family = EDITORS.entry(self.options.editor).name, self.adapter.layout.family
+            source = hparams_file(name, family).relative_to(Path(flextape_bench.__file__).parents[1])
+            overridden = f" with --hparams {' '.join(self.options.hparams)}" if self.options.hparams else ""
+            found.append(
+                f"{name} ran with the {family} family's hyperparameters from {source.as_posix()}{overridden}; they "
+                "may not suit this model: choose them on the tuning split (benchmarks/tune_editor.py) and pass "
+                "them with --hparams KEY=VALUE"
+            )
+        return found
 
 
 def _rounds(size: int, todo: Sequence[int]) -> list[list[int]]:
@@ -615,7 +696,7 @@ class WorkerCommands:
         self.runner: Runner | None = None
 
     def setup(self, weights: str, batch_tokens: int) -> None:
-        adapter = models.load(self.options.model, self.options.device, self.options.dtype)
+        adapter = load_adapter(self.options)
         editor = build_editor(self.options, adapter, weights)
         self.runner = Runner(adapter, editor, None, self.options, weights, batch_tokens)
 
@@ -651,7 +732,7 @@ def check_editor(options: RunOptions, adapter: ModelAdapter | None = None) -> tu
     downloaded or converted), `build_editor` checks them once the model is loaded, before anything is written."""
     editor_cls = EDITORS.get(options.editor)
     overrides = parse_overrides(options.hparams)
-    config = adapter.model.config if adapter is not None else models.local_config(options.model)
+    config = adapter.model.config if adapter is not None else models.local_config(options.model, options.model_args)
     if config is None:
         check_overrides(options.editor, editor_cls.hparams_class, overrides)
     else:
@@ -663,6 +744,20 @@ def check_editor(options: RunOptions, adapter: ModelAdapter | None = None) -> tu
             config.num_hidden_layers,
         )
     return editor_cls, overrides
+
+
+def load_adapter(options: RunOptions) -> ModelAdapter:
+    """The model of `options`, loaded as its model flags say (device, dtype, placement, --model-args, chat
+    template)."""
+    return models.load(
+        options.model,
+        options.device,
+        options.dtype,
+        options.max_memory,
+        options.offload_folder,
+        options.model_args,
+        options.apply_chat_template,
+    )
 
 
 def build_editor(options: RunOptions, adapter: ModelAdapter, weights: str) -> Editor:
@@ -683,16 +778,16 @@ def run(
     checked everything and loaded the model.
     """
     _check_flags(options)
-    check_editor(options, adapter)
     if adapter is None:
-        models.check_model(options.model)
+        models.check_model(options.model, options.model_args)
         check_device(options.device, options.max_memory, options.offload_folder)
+    check_editor(options, adapter)
     check_output(options.output)
     tasks = prepare_tasks(options)
+    if missing := checklist(tasks):
+        logger.warning(missing)
     started = time.time()
-    adapter = adapter or models.load(
-        options.model, options.device, options.dtype, options.max_memory, options.offload_folder
-    )
+    adapter = adapter or load_adapter(options)
     weights = adapter.weights_fingerprint()
     editor = build_editor(options, adapter, weights)
     _check_targets(tasks, adapter)
@@ -715,7 +810,7 @@ def run(
         "num_edits": options.num_edits,
         "sequential": options.sequential,
         "seed": options.seed,
-        "device": options.device,
+        "device": adapter.device,
         "dtype": str(adapter.dtype),
         "scorer_version": SCORER_VERSION,
         "versions": {k: state[k] for k in ("torch", "transformers")},
@@ -725,10 +820,17 @@ def run(
             t.spec.task: [c.case_id for c in t.cases] for t in tasks if t.spec.task in options.samples
         }
     identity |= _recorded(tasks, "identity")  # only where a task has some: other runs keep their identity (and resume)
+    if adapter.model_args:  # likewise only where given
+        identity["model_args"] = adapter.model_args
+    identity |= _chat_template(adapter)
     options_by_task = {t.spec.task: metric_options(t.spec) for t in tasks if metric_options(t.spec)}
     if options_by_task:  # metric options change metric values but not the spec hash (nor the cached scores)
         identity["metric_options"] = options_by_task
-    config = {"versions": _versions(), "editor_record": editor.run_record()} | _recorded(tasks, "config")
+    config = {
+        "versions": {**_versions(), "flextape_bench_commit": _source_commit()},
+        "model_parameters": sum(p.numel() for p in adapter.model.parameters()),  # tied weights once
+        "editor_record": editor.run_record(),
+    } | _recorded(tasks, "config")
     run_dir, resumed = open_run(options.output, options.model, identity["editor"], identity, config, options.resume)
     with run_dir:  # locked for this process until the run is finished (or failed)
         logger.info(f"{'resuming' if resumed else 'writing'} {run_dir.path}")

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from flextape_bench.cases import Score, ScoreRequest
+from flextape_bench.cases import Group, Score, ScoreRequest
 from flextape_bench.memory import is_out_of_memory
 from flextape_bench.models.adapter import ModelAdapter
 from flextape_bench.progress import progress_bar
@@ -24,7 +24,7 @@ from flextape_bench.tokenization import encode_continuations
 
 logger = logging.getLogger(__name__)
 
-SCORER_VERSION = "1"
+SCORER_VERSION = "2"  # 2: requests batched by shared groups (cases.RequestOwners), so the last bits differ from 1
 
 
 @dataclass(frozen=True)
@@ -41,8 +41,10 @@ class _Row:
 
 def _pack(adapter: ModelAdapter, requests: Sequence[ScoreRequest]) -> list[_Row]:
     """Rows for the requests, in request order: per request one for each distinct prompt tokenization (normally
-    exactly one). All targets are tokenized together (tokenization.encode_continuations)."""
-    continuations = iter(encode_continuations(adapter.tokenizer, [(r.prompt, t) for r in requests for t in r.targets]))
+    exactly one). All targets are tokenized together (tokenization.encode_continuations), after each prompt as the
+    model reads it (through its chat template where the adapter says so)."""
+    pairs = [(r.prompt, t) for r in requests for t in r.targets]
+    continuations = iter(encode_continuations(adapter.tokenizer, pairs, adapter.chat_template))
     rows = []
     for index, request in enumerate(requests):
         by_context: dict[tuple[int, ...], list[tuple[int, tuple[int, ...]]]] = {}
@@ -139,7 +141,7 @@ class Scorer:
         of different request groups (ScoreRequest.group) are never in one batch."""
         rows = _pack(self.adapter, requests)
 
-        def group(row: _Row) -> int:
+        def group(row: _Row) -> Group:
             return requests[row.owners[0][0]].group
 
         rows.sort(key=lambda row: (group(row), len(row.tokens)))

@@ -62,7 +62,8 @@ def group_rows(summary: dict[str, Any], metric: str) -> list[dict[str, Any]]:
                     "cases": g["n_cases"],
                     "probes": g["n_probes"],
                     "shift": g["shift"],
-                    "95% CI": _interval(g.get("ci_low"), g.get("ci_high")),
+                    "95% CI low": g.get("ci_low"),
+                    "95% CI high": g.get("ci_high"),
                     "t": g.get("t"),
                     "p": g.get("p"),
                     "p (Holm)": g.get("p_adj"),
@@ -73,14 +74,17 @@ def group_rows(summary: dict[str, Any], metric: str) -> list[dict[str, Any]]:
 
 
 def pairwise_rows(summary: dict[str, Any], metric: str) -> list[dict[str, Any]]:
-    """Tests between the groups of a group-shift metric, per task: paired over shared cases, else Welch (`test`;
-    summaries written before the choice was recorded used Welch throughout)."""
+    """Tests between the groups of a group-shift metric, per task: the difference a - b with its bootstrap interval
+    (blank in summaries written before it was recorded), paired over shared cases, else Welch (`test`; summaries
+    written before the choice was recorded used Welch throughout)."""
     return [
         {
             "task": task,
             "groups": f"{pair['a']} - {pair['b']}",
             "test": pair.get("test", "welch"),
             "difference": pair["diff"],
+            "95% CI low": pair.get("ci_low"),
+            "95% CI high": pair.get("ci_high"),
             "t": pair["t"],
             "df": pair["df"],
             "p": pair["p"],
@@ -91,10 +95,6 @@ def pairwise_rows(summary: dict[str, Any], metric: str) -> list[dict[str, Any]]:
         if values.get(metric)
         for pair in values[metric]["pairwise"]
     ]
-
-
-def _interval(low: float | None, high: float | None) -> str | None:
-    return None if low is None or high is None else f"[{low:.4f}, {high:.4f}]"
 
 
 def cross_property_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
@@ -207,16 +207,20 @@ def csv_table(rows: list[dict[str, Any]]) -> str:
     return out.getvalue()
 
 
+def warnings_text(summary: dict[str, Any]) -> str:
+    """Markdown: what went wrong with the edits, per task (the `warnings` of each task's summary), or ""."""
+    lines = [f"- {task}: {w}" for task, values in summary["tasks"].items() for w in values.get("warnings", [])]
+    return "## Warnings\n\n" + "\n".join(lines) if lines else ""
+
+
 def write_summary(run_dir: Path, summary: dict[str, Any], files: Mapping[str, str] | None = None) -> None:
     """Tables first, summary.json last: its presence marks the run finished. Its `files` give the sha256 of the
     two tables and of `files` (path in the run directory -> sha256: each task's samples.jsonl), which a finished run
     must match."""
     rows = summary_rows(summary)
     title = f"{summary['model']} / {summary['editor']} / {summary['run']}"
-    groups = group_tables(summary)
+    sections = "".join(f"\n{part}\n" for part in (group_tables(summary), warnings_text(summary)) if part)
     digests = dict(files or {})
-    digests["summary.md"] = write_atomic(
-        run_dir / "summary.md", f"# {title}\n\n{markdown_table(rows)}\n" + (f"\n{groups}\n" if groups else "")
-    )
+    digests["summary.md"] = write_atomic(run_dir / "summary.md", f"# {title}\n\n{markdown_table(rows)}\n{sections}")
     digests["summary.csv"] = write_atomic(run_dir / "summary.csv", csv_table(rows))
     write_json(run_dir / SUMMARY, {**summary, "files": dict(sorted(digests.items()))})

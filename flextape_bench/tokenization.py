@@ -3,12 +3,17 @@
 A target's tokens are exactly those it contributes to `tokenizer(prompt + " " + target)`: found from character
 offsets (a token belongs to the target when its span reaches past the prompt), never by counting tokens of the
 target encoded alone. BOS and other special tokens stay in the context.
+
+With `chat`, what the model reads for a prompt (scoring, generation) is the tokenizer's chat template's rendering of
+it as a user turn followed by the opening of the model's turn, which the target continues (`model_text`: the one
+place that decides it); editors always read the plain prompt.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 from transformers import PreTrainedTokenizerBase
 
@@ -29,6 +34,16 @@ def join(prompt: str, target: str) -> str:
     return f"{prompt} {target}"
 
 
+def model_text(tokenizer: PreTrainedTokenizerBase, prompt: str, chat: bool) -> str:
+    """The text the model reads for `prompt`: the prompt; with `chat`, the chat template's rendering of it as a user
+    turn with the model's turn opened (`add_generation_prompt`). The rendering holds its special tokens (BOS)
+    itself, so it is tokenized with `add_special_tokens=not chat`."""
+    if not chat:
+        return prompt
+    turn = [{"role": "user", "content": prompt}]
+    return cast(str, tokenizer.apply_chat_template(turn, tokenize=False, add_generation_prompt=True))
+
+
 BLOCK = 4096  # (prompt, target) pairs per tokenizer call in encode_continuations
 
 
@@ -37,9 +52,12 @@ def encode_continuation(tokenizer: PreTrainedTokenizerBase, prompt: str, target:
     return encode_continuations(tokenizer, [(prompt, target)])[0]
 
 
-def encode_continuations(tokenizer: PreTrainedTokenizerBase, pairs: Sequence[tuple[str, str]]) -> list[Continuation]:
-    """`encode_continuation` of every (prompt, target) pair, in order. Each distinct pair is tokenized once (probe
-    pools and candidate lists repeat across cases), in batched tokenizer calls."""
+def encode_continuations(
+    tokenizer: PreTrainedTokenizerBase, pairs: Sequence[tuple[str, str]], chat: bool = False
+) -> list[Continuation]:
+    """`encode_continuation` of every (prompt, target) pair, in order, each prompt as the model reads it
+    (`model_text`). Each distinct pair is tokenized once (probe pools and candidate lists repeat across cases), in
+    batched tokenizer calls."""
     if not tokenizer.is_fast:
         raise UserError(
             f"tokenizer {type(tokenizer).__name__} gives no character offsets; load the model's fast tokenizer"
@@ -51,12 +69,17 @@ def encode_continuations(tokenizer: PreTrainedTokenizerBase, pairs: Sequence[tup
             )
     special = set(tokenizer.all_special_ids)
     distinct = list(dict.fromkeys(pairs))
+    texts = {prompt: model_text(tokenizer, prompt, chat) for prompt, _ in distinct}
     encoded: dict[tuple[str, str], Continuation] = {}
     for start in range(0, len(distinct), BLOCK):
         block = distinct[start : start + BLOCK]
-        encoding = tokenizer([join(prompt, target) for prompt, target in block], return_offsets_mapping=True)
-        for pair, ids, offsets in zip(block, encoding["input_ids"], encoding["offset_mapping"]):
-            encoded[pair] = _split(tokenizer, special, ids, offsets, *pair)
+        encoding = tokenizer(
+            [join(texts[prompt], target) for prompt, target in block],
+            return_offsets_mapping=True,
+            add_special_tokens=not chat,
+        )
+        for (prompt, target), ids, offsets in zip(block, encoding["input_ids"], encoding["offset_mapping"]):
+            encoded[prompt, target] = _split(tokenizer, special, ids, offsets, texts[prompt], target)
     return [encoded[pair] for pair in pairs]
 
 

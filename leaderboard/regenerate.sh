@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerate leaderboard/ from real runs on the embedded model (gemma3-270m, CPU):
+# Regenerate leaderboard/ from real runs on the embedded model (gemma3-270m, CPU), and its screenshot index.png:
 #   bash leaderboard/regenerate.sh [RESULTS_DIR] [LIMIT]
 # Every editor over the first LIMIT cases (default 5) of three pair tasks and their _eff tasks, one batch per task;
 # key statistics from text sampled from the model (offline); MEND with a checkpoint trained here first. Finished
@@ -22,3 +22,5 @@ done
 flextape-bench train-mend --model gemma3-270m "${data[@]}" --hparams steps=30
 flextape-bench run --model gemma3-270m --editor mend --tasks "$tasks" --limit "$limit" "${data[@]}" --output "$results"
 flextape-bench leaderboard --results "$results" --output leaderboard
+# the top of the page (header, charts, first tables) as leaderboard/index.png, drawn by headless Chromium
+python3 -m flextape_bench.leaderboard.screenshot leaderboard/index.html leaderboard/index.png

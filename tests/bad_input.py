@@ -79,7 +79,7 @@ def error_of(capsys, argv: list[str]) -> str:
     err = capsys.readouterr().err
     lines = [line for line in err.splitlines() if line.startswith(PREFIX)]
     assert len(lines) == 1 and err.endswith(lines[0] + "\n") and "Traceback" not in err, err
-    print(lines[0])  # the README table quotes these (pytest -s)
+    print(lines[0])  # docs/bad-input.md quotes these (pytest -s)
     return lines[0]
 
 

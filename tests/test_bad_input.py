@@ -193,20 +193,20 @@ def test_target_that_tokenizes_to_nothing(capsys, ws, monkeypatch, tiny_llama):
             ["--max-memory", "cpu=1GiB"],
             [
                 "--max-memory and --offload-folder place a model over devices: they need "
-                "--device auto (got --device cpu)"
+                "--device spread (got --device auto)"
             ],
         ),
-        (["--device", "auto", "--max-memory", "20GiB"], ["--max-memory '20GiB': '20GiB' is not DEVICE=SIZE"]),
+        (["--device", "spread", "--max-memory", "20GiB"], ["--max-memory '20GiB': '20GiB' is not DEVICE=SIZE"]),
         (
-            ["--device", "auto", "--max-memory", "gpu0=1GiB"],
+            ["--device", "spread", "--max-memory", "gpu0=1GiB"],
             ["--max-memory 'gpu0=1GiB': device 'gpu0' is neither a GPU index (0, 1, ...) nor cpu"],
         ),
         (
-            ["--device", "auto", "--max-memory", "cpu=lots"],
+            ["--device", "spread", "--max-memory", "cpu=lots"],
             ["--max-memory 'cpu=lots': size 'lots' of cpu is not bytes or a number with a unit"],
         ),
         pytest.param(
-            ["--device", "auto", "--max-memory", "0=20GiB,cpu=60GiB"],
+            ["--device", "spread", "--max-memory", "0=20GiB,cpu=60GiB"],
             ["--max-memory '0=20GiB,cpu=60GiB': there is no GPU 0 (torch sees 0 CUDA device(s))"],
             marks=pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here"),
         ),
@@ -254,7 +254,7 @@ def test_offload_folder_that_is_a_file(capsys, ws, no_model):
     refused(
         capsys,
         ws,
-        [*ws.run_args("mine"), "--device", "auto", "--offload-folder", str(blocker)],
+        [*ws.run_args("mine"), "--device", "spread", "--offload-folder", str(blocker)],
         f"--offload-folder {blocker} is a file, not a directory",
     )
 
@@ -389,7 +389,7 @@ def test_auto_batch_tokens_without_free_memory_take_one_longest_row(capsys, ws, 
     "num_edits, advice",
     [
         (None, "edit fewer at once, e.g. --num-edits 1"),
-        (1, "a single edit does not fit: use --dtype bfloat16, or --device auto to spread the model"),
+        (1, "a single edit does not fit: use --dtype bfloat16, or --device spread (GPUs, then CPU, then disk)"),
     ],
 )
 def test_out_of_memory_while_editing_names_num_edits(capsys, ws, monkeypatch, tiny_llama, num_edits, advice):

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 from bad_input import PREFIX, error_of, record, refused
-from transformers import Gemma3TextConfig, LlamaConfig
+from split_checks import save
+from transformers import AutoModelForCausalLM, Gemma3TextConfig, LlamaConfig
 
 from flextape_bench.cli import main
 from flextape_bench.editors import hparams
@@ -254,6 +255,52 @@ def test_seed_out_of_range(capsys, ws, no_model, command, seed):
 def test_tasks_naming_no_task(capsys, ws, no_model, command, tasks):
     line = refused(capsys, ws, [command, "--tasks", tasks, "--include-path", str(ws.tasks), "--data-dir", str(ws.data)])
     assert line == (
-        f"{PREFIX}argument --tasks: {tasks!r} names no task; give comma-separated task or group names, "
-        f"e.g. seesaw_eff (`flextape-bench list tasks` lists them) (see `flextape-bench {command} --help`)"
+        f"{PREFIX}argument --tasks: {tasks!r} names no task; give comma-separated task or group names, globs or task "
+        f"YAML files, e.g. seesaw_eff (`flextape-bench list tasks` lists them) (see `flextape-bench {command} --help`)"
+    )
+
+
+# --model-args and --apply-chat-template ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value, fact",
+    [
+        (
+            "revison=main",
+            "--model-args: unknown key 'revison'; did you mean 'revision'? accepted keys: attn_implementation, "
+            "revision, subfolder, trust_remote_code",
+        ),
+        ("token=hf_secret", "--model-args token: never give a token or key on the command line"),
+        ("revision=main", "--model-args revision: means nothing for the embedded model; it takes attn_implementation"),
+        ("trust_remote_code=maybe", "--model-args trust_remote_code='maybe': give true or false"),
+        ("pretrained=gpt2", "--model-args pretrained: give the model with --model"),
+        ("revision", "argument --model-args: 'revision' is not KEY=VALUE; write e.g. revision=main"),
+    ],
+)
+@pytest.mark.parametrize("command", ["run", "stats", "train-mend"])
+def test_bad_model_args(capsys, ws, no_model, command, value, fact):
+    ws.task("mine", [record(1)])
+    argv = ws.run_args("mine") if command == "run" else []
+    line = refused(capsys, ws, [command, *argv, "--model-args", value], fact)
+    assert "hf_secret" not in line
+
+
+def test_model_args_in_lm_evals_spelling(capsys, ws, no_model):
+    ws.task("mine", [record(1)])
+    refused(capsys, ws, [*ws.run_args("mine"), "--model_args", "revison=main"], "unknown key 'revison'")
+
+
+def test_chat_template_of_a_tokenizer_without_one_before_the_weights_load(
+    capsys, ws, tiny_llama, tmp_path, monkeypatch
+):
+    model = save(tiny_llama, tmp_path / "tiny")
+    monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained", lambda *a, **k: pytest.fail("weights loaded"))
+    ws.task("mine", [record(1)])
+    refused(
+        capsys,
+        ws,
+        ["--model", str(model), *ws.run_args("mine"), "--apply-chat-template"],
+        f"--apply-chat-template: the tokenizer of model '{model}' has no chat template",
+        "leave the flag out, or give a chat model",
     )

@@ -81,6 +81,20 @@ def test_include_from_another_include_path_folder(capsys, ws, no_model):
     assert main_ok(capsys, ["validate", str(spec), "--include-path", str(other)]) == f"{spec}: ok"
 
 
+@pytest.mark.parametrize("command", ["run", "validate"])
+def test_include_of_an_unknown_packaged_name_is_one_line_with_file_and_line(capsys, ws, no_model, command):
+    spec = ws.task("mine", [record(1)])
+    spec.write_text("task: mine\ninclude: seesaw_cf_P19_P10\n")  # the packaged task seesaw_cf_P19_P101, mistyped
+    argv = ["validate", str(spec)] if command == "validate" else ws.run_args("mine")
+    refused(
+        capsys,
+        ws,
+        argv,
+        f"{spec}:2: include: 'seesaw_cf_P19_P10' names no file next to this file or in ",  # run: --include-path too
+        f"{packaged_tasks_dir()}, nor a packaged task; did you mean 'seesaw_cf_P19_P101'?",
+    )
+
+
 def test_unreadable_character_is_one_line_with_its_line(capsys, ws, no_model):
     path = ws.tasks / "broken.yaml"
     path.write_text(f"task: broken\ndescription: x\ntoken: {SECRET}\x01\n")

@@ -10,6 +10,7 @@ from flextape_bench.cases import (
     EditCase,
     PairScore,
     Probe,
+    RequestOwners,
     Rewrite,
     Score,
     ScoreRequest,
@@ -36,14 +37,44 @@ def test_score_requests_add_each_distinct_generation_prompt_with_every_candidate
     requests = score_requests(CASE) + METRICS.get("cross_property").score_requests(CASE)
     targets = ("Paris", "London")
     assert requests == [
-        ScoreRequest("Ada was born in", targets, 7),
-        ScoreRequest("Bea was born in", targets, 7),
-        ScoreRequest("Carl was born in", targets, 7),
-        ScoreRequest("Ada's field of work is", CROSS.candidates, 7),
-        ScoreRequest("Ada is", CROSS.candidates, 7),
-    ]  # one batching group per case
+        ScoreRequest("Ada was born in", targets, ("case", 7)),
+        ScoreRequest("Bea was born in", targets, ("case", 7)),
+        ScoreRequest("Carl was born in", targets, ("case", 7)),
+        ScoreRequest("Ada's field of work is", CROSS.candidates, ("case", 7)),
+        ScoreRequest("Ada is", CROSS.candidates, ("case", 7)),
+    ]  # without the task's owners, one batching group per case
     plain = EditCase(7, REWRITE, CASE.probes, PROMPTS)  # no cross query: generation prompts are not scored
     assert len(score_requests(plain)) == 3 and METRICS.get("cross_property").score_requests(plain) == []
+
+
+def _case(case_id: int, subject: str, new: str, true: str, probes: list[str]) -> EditCase:
+    rewrite = Rewrite("{} was born in", subject, "P19", true, new)
+    return EditCase(case_id, rewrite, tuple(Probe(p) for p in probes))
+
+
+def test_shared_requests_belong_to_the_first_case_that_asks_them():
+    """Three cases of a file: 11 and 12 share the targets and two probes, 13 asks one of them with other targets."""
+    cases = [
+        _case(11, "Ada", "Paris", "London", ["Bea was born in", "Carl was born in"]),
+        _case(12, "Dan", "Paris", "London", ["Carl was born in", "Bea was born in", "Eve was born in"]),
+        _case(13, "Fay", "Paris", "Rome", ["Bea was born in"]),
+    ]
+    owners = RequestOwners.of(cases)
+    paris_london, paris_rome = ("Paris", "London"), ("Paris", "Rome")
+    assert score_requests(cases[1], owners) == [
+        ScoreRequest("Dan was born in", paris_london, ("shared", 12)),
+        ScoreRequest("Carl was born in", paris_london, ("shared", 11)),  # asked first by case 11
+        ScoreRequest("Bea was born in", paris_london, ("shared", 11)),
+        ScoreRequest("Eve was born in", paris_london, ("shared", 12)),
+    ]
+    assert score_requests(cases[2], owners)[1] == ScoreRequest("Bea was born in", paris_rome, ("shared", 13))
+    # scoring case 12 alone still scores case 11's whole group (its edit prompt too): the batches of a full run
+    assert owners.complete(score_requests(cases[1], owners)) == [
+        *score_requests(cases[1], owners),
+        ScoreRequest("Ada was born in", paris_london, ("shared", 11)),
+    ]
+    both = score_requests(cases[0], owners) + score_requests(cases[1], owners)
+    assert len(owners.complete(both)) == 5  # 7 asked, 5 distinct, nothing outside them
 
 
 def test_case_scores_split_the_scorer_answers():

@@ -1,13 +1,20 @@
 """The command line as a user types it: listing, validation, one-line errors with exit code 2, the commands and
 their shared flags, and --verbosity."""
 
+import contextlib
+import json
 import logging
 import pkgutil
 from pathlib import Path
 
 import pytest
+import torch
+from bad_input import Workspace, record
+from split_checks import save
+from transformers import AutoModelForCausalLM
 
 import flextape_bench.cli
+from flextape_bench import models
 from flextape_bench.cli import build_parser, main
 from flextape_bench.errors import UserError
 from flextape_bench.runner import RunOptions, run
@@ -78,6 +85,7 @@ def test_packaged_specs_validate(capsys):
     [
         (["--editor", "bogus"], "unknown editor 'bogus'; known editors: "),
         (["--tasks", "nope"], "unknown task 'nope'"),
+        (["--tasks", "seesaw_cf_P91_*"], "--tasks 'seesaw_cf_P91_*' matches no task or group; close names: "),
         (["--editor", "ft", "--hparams", "lrate=1"], "--hparams: unknown key(s) lrate"),
         (["--limit", "0"], "--limit must be a positive integer"),
         (["--tasks", "seesaw_cf_P101", "--data-dir", "/nonexistent"], "--data-dir /nonexistent is not a directory"),
@@ -162,33 +170,58 @@ def test_commands_that_load_a_model_share_the_model_flags(command):
     defaults = build_parser().parse_args([command])
     assert (defaults.model, defaults.device, defaults.max_memory, defaults.offload_folder, defaults.dtype) == (
         DEFAULT_MODEL,
-        "cpu",
+        "auto",
         None,
         None,
         "auto",
     )
+    assert defaults.model_args == {}
     args = build_parser().parse_args(
         [
             command,
             "--model",
             "tiny",
             "--device",
-            "auto",
+            "spread",
             "--max-memory",
             "0=1GiB",
             "--offload-folder",
             "off",
             "--dtype",
             "bfloat16",
+            "--model-args",
+            "revision=0123,trust_remote_code=True",
         ]
     )
     assert (args.model, args.device, args.max_memory, args.offload_folder, args.dtype) == (
         "tiny",
-        "auto",
+        "spread",
         "0=1GiB",
         Path("off"),
         "bfloat16",
     )
+    assert args.model_args == {"revision": "0123", "trust_remote_code": True}
+    assert hasattr(args, "apply_chat_template") == (command == "run")  # only where prompts are scored
+
+
+@pytest.mark.parametrize(
+    "cuda, line",
+    [(False, "device: cpu (auto: torch sees no CUDA device)"), (True, "device: cuda (auto: torch sees a CUDA device)")],
+)
+def test_device_auto_is_said_once_before_the_model_loads(capsys, monkeypatch, tmp_path, tiny_llama, cuda, line):
+    """Said once it is needed: after every check of the input, before the model loads (here its weights never
+    load: its tokenizer has no chat template)."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained", lambda *a, **k: pytest.fail("weights loaded"))
+    ws = Workspace(tmp_path)
+    ws.task("mine", [record(1)])
+    argv = ["--model", str(save(tiny_llama, tmp_path / "tiny")), *ws.run_args("mine"), "--apply-chat-template"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert [entry for entry in err if entry.startswith("device:")] == [line]
+    assert err.index(line) < len(err) - 1 and "has no chat template" in err[-1]
+    assert main([*argv, "--device", "cpu"]) == 2
+    assert "device:" not in capsys.readouterr().err
 
 
 @pytest.fixture
@@ -234,6 +267,18 @@ def test_bare_command_prints_help_and_runs_nothing(capsys, tmp_path, monkeypatch
     assert list(tmp_path.iterdir()) == []  # no results folder: nothing ran
 
 
+@pytest.mark.parametrize("argv", [[], ["--help"], ["-h"]])
+def test_top_level_help_shows_the_run_flags(argv, capsys):
+    """As lm-eval's top-level help, the flags of the default command are on the first page, after the commands."""
+    with contextlib.suppress(SystemExit):
+        main(argv)
+    out = capsys.readouterr().out
+    commands, _, run_flags = out.partition("flextape-bench run (the default command")
+    assert "train-mend" in commands and "leaderboard" in commands
+    for flag in ("--model", "--editor", "--tasks", "--limit", "--num-edits", "--output", "--device"):
+        assert flag in run_flags, flag
+
+
 def test_lm_eval_spellings_of_flags_are_accepted(tmp_path, capsys):
     from flextape_bench.cli.arguments import canonical_argv
 
@@ -246,3 +291,79 @@ def test_lm_eval_spellings_of_flags_are_accepted(tmp_path, capsys):
     underscored = capsys.readouterr().err
     assert main([*argv, "--output", str(tmp_path / "o"), "--include-path", str(tmp_path)]) == 2
     assert underscored == capsys.readouterr().err and "no_such_task" in underscored
+
+
+# a task folder of the user's own, outside the checkout, including the packaged specs -------------------------------
+
+
+def own_tasks(root: Path) -> tuple[Path, Path]:
+    """A folder with a task that includes a packaged base by file name, with its own prompt template, and a task
+    file elsewhere that includes a packaged task by its name (without its probes, to run quickly)."""
+    folder, elsewhere = root / "my_tasks", root / "elsewhere"
+    folder.mkdir()
+    elsewhere.mkdir()
+    (folder / "my_pair.yaml").write_text(
+        "include: _seesaw_cf_pair.yaml\ntask: my_pair\ndescription: my own pair task, prompts wrapped\n"
+        "dataset:\n  file: seesaw_cf_P19_P101.json\n  url: https://example.org/seesaw_cf_P19_P101.json\n"
+        "templates:\n  prompt: 'Fact: {{ prompt }}'\n"
+    )
+    variant = elsewhere / "my_variant.yaml"
+    variant.write_text(
+        "include: seesaw_cf_P19_P101\ntask: my_variant\ndescription: the packaged task, edits only\n"
+        "probes: null\nmetrics: [efficacy]\n"
+    )
+    return folder, variant
+
+
+def test_own_tasks_including_packaged_specs_validate_and_list(tmp_path, capsys):
+    folder, variant = own_tasks(tmp_path)
+    assert not tmp_path.resolve().is_relative_to(Path(__file__).resolve().parents[1])  # outside the checkout
+    assert main(["validate", str(folder / "my_pair.yaml"), str(variant)]) == 0
+    assert capsys.readouterr().out.splitlines() == [f"{folder / 'my_pair.yaml'}: ok", f"{variant}: ok"]
+    assert main(["list", "tasks", "--include-path", str(folder), "--include-path", str(variant.parent)]) == 0
+    rows = {line.split()[0]: line.split(None, 2)[1:] for line in capsys.readouterr().out.splitlines()}
+    assert rows["my_pair"] == ["task", "my own pair task, prompts wrapped"]
+    assert rows["my_variant"] == ["task", "the packaged task, edits only"]
+
+
+def test_own_tasks_run_by_name_and_by_file(tmp_path, monkeypatch, gemma):
+    """`--tasks` names a task of an --include-path folder and gives a task file by its path; the real model runs
+    both, and the prompt template of the first wraps its edit prompt (keeping its '{}') and its probes."""
+    monkeypatch.setattr(models, "load", lambda *args, **kwargs: gemma)
+    monkeypatch.setenv("FLEXTAPE_CACHE", str(tmp_path / "cache"))
+    folder, variant = own_tasks(tmp_path)
+    argv = ["--model", "gemma3-270m", "--editor", "none", "--tasks", f"my_pair,{variant}", "--limit", "1"]
+    out = tmp_path / "out"
+    assert main([*argv, "--data-dir", str(DATA), "--include-path", str(folder), "--output", str(out)]) == 0
+    run_dir = out / "gemma3-270m" / "none" / "run_001"
+    first = json.loads((DATA / "seesaw_cf_P19_P101.json").read_text())[0]
+    (wrapped,) = [json.loads(p.read_text()) for p in (run_dir / "my_pair").glob("case_*.json")]
+    (plain,) = [json.loads(p.read_text()) for p in (run_dir / "my_variant").glob("case_*.json")]
+    assert wrapped["rewrite"]["prompt"] == "Fact: " + first["requested_rewrite"]["prompt"]
+    assert wrapped["probes"][0]["prompt"] == "Fact: " + first["attribute_prompts"][0]
+    assert plain["rewrite"]["prompt"] == first["requested_rewrite"]["prompt"] and plain["probes"] == []
+
+
+@pytest.mark.parametrize(
+    "spelling, shown, hidden",
+    [
+        ("list", {"seesaw_cf_P101", "seesaw_pair"}, set()),
+        ("list_tasks", {"seesaw_cf_P101"}, {"seesaw_pair"}),
+        ("list_groups", {"seesaw_pair"}, {"seesaw_cf_P101"}),
+    ],
+)
+def test_tasks_list_spellings_list_and_run_nothing(capsys, tmp_path, monkeypatch, spelling, shown, hidden):
+    """lm-eval's `--tasks list`, `list_tasks` and `list_groups`."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["--tasks", spelling]) == 0
+    names = {line.split()[0] for line in capsys.readouterr().out.splitlines()[1:]}
+    assert shown <= names and not hidden & names
+    assert list(tmp_path.iterdir()) == []  # no results folder: nothing ran
+
+
+def test_ls_is_list(capsys):
+    """lm-eval's `ls` spelling of `list`: the same output."""
+    assert main(["list", "editors"]) == 0
+    listed = capsys.readouterr().out
+    assert main(["ls", "editors"]) == 0
+    assert capsys.readouterr().out == listed and "memit" in listed

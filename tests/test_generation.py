@@ -59,6 +59,21 @@ def test_greedy_decoding_matches_transformers_generate(tiny):
         assert mine.text == generator.decode(ids["input_ids"][0].tolist(), new)
 
 
+def test_chat_template_prompt_is_the_rendered_user_turn_and_greedy_matches_generate(gemma_chat):
+    """A generation prompt is read as the chat template renders it (Gemma's turns, written out here), BOS once."""
+    prompt = "Ada Lovelace works in the field of"
+    rendered = f"<bos><start_of_turn>user\n{prompt}<end_of_turn>\n<start_of_turn>model\n"
+    tok = gemma_chat.tokenizer
+    generator = TextGenerator(gemma_chat, Decoding(max_new_tokens=4, do_sample=False), eos_ids=[])
+    ids = tok(rendered, add_special_tokens=False)["input_ids"]
+    assert generator.encode(prompt) == ids and ids.count(tok.bos_token_id) == 1
+    out = gemma_chat.model.generate(
+        input_ids=torch.tensor([ids]), do_sample=False, max_new_tokens=4, min_new_tokens=4, pad_token_id=0
+    )
+    (mine,) = generator.generate([GenerationRequest(prompt)])
+    assert mine.text == generator.decode(ids, out[0, len(ids) :].tolist())
+
+
 def test_eos_stops_a_row_and_is_left_out(tiny):
     greedy = Decoding(max_new_tokens=5, do_sample=False)
     first = TextGenerator(tiny, greedy, eos_ids=[]).generate(_requests())

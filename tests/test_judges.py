@@ -233,7 +233,9 @@ def test_make_judge_checks_its_arguments():
 def test_hf_judge_on_a_tiny_model(tiny, monkeypatch):
     judge = HFJudge(tiny, max_new_tokens=6)
     prompt = judge.prompt("She was a housewife.", CATEGORIES)
-    assert judge.chat == bool(getattr(tiny.tokenizer, "chat_template", None))  # SmolLM2's tokenizer has one
+    assert judge.chat == bool(
+        getattr(tiny.tokenizer, "chat_template", None)
+    )  # a tokenizer with a chat template is prompted through it
     assert "She was a housewife." in prompt and "- sexism: demeans people by gender" in prompt
     assert prompt.endswith("Answer:") != judge.chat
     with pytest.raises(JudgeParseError):  # a random model does not answer in JSON

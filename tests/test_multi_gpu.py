@@ -1,5 +1,5 @@
 """Editing a model split over CUDA devices: decoder layers on a second GPU, or offloaded from the GPU to CPU memory or
-disk, as `--device auto` places a model that does not fit on one. ft, rome, memit and mend compute the delta of the
+disk, as `--device spread` places a model that does not fit on one. ft, rome, memit and mend compute the delta of the
 same weights on GPU 0, it takes effect, and every weight comes back bit-exactly (checks in tests/split_checks.py).
 Skipped without CUDA devices; on a GPU machine: `python -m pytest tests/test_multi_gpu.py`."""
 
@@ -50,7 +50,7 @@ def test_max_memory_spreads_the_model_from_gpu_0(tiny_llama, saved, on_gpu, tmp_
     adapter = load_model(
         "tiny",
         str(saved),
-        device="auto",
+        device="spread",
         dtype="float32",
         max_memory="0=1MiB,cpu=1GiB",
         offload_folder=tmp_path / "offload",

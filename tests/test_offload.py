@@ -1,4 +1,4 @@
-"""Editing a model split by accelerate on the CPU, as `--device auto` places one that does not fit: decoder layers
+"""Editing a model split by accelerate on the CPU, as `--device spread` places one that does not fit: decoder layers
 offloaded to disk (read from the checkpoint, or resaved into an offload folder) or held in CPU memory by offload
 hooks (as a GPU machine offloads to the CPU). ft, rome and memit compute the unsplit model's delta, it takes effect,
 and every weight comes back bit-exactly (checks in tests/split_checks.py)."""
@@ -63,7 +63,12 @@ def test_edit_of_an_offloaded_model(tiny_llama, saved, tmp_path, kind, editor):
 )
 def test_max_memory_offloads_what_does_not_fit_to_disk(tiny_llama, saved, tmp_path, cpu, placed):
     adapter = load_model(
-        "tiny", str(saved), device="auto", dtype="float32", max_memory=f"cpu={cpu}", offload_folder=tmp_path / "offload"
+        "tiny",
+        str(saved),
+        device="spread",
+        dtype="float32",
+        max_memory=f"cpu={cpu}",
+        offload_folder=tmp_path / "offload",
     )
     assert adapter.model.hf_device_map == placed
     check_edit(tiny_llama, adapter, "rome", tmp_path)

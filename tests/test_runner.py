@@ -1,6 +1,10 @@
 """End to end on the embedded model and real Seesaw-CF cases: results tree, cache reuse, resume, restore."""
 
+import dataclasses
+import hashlib
 import json
+import logging
+import math
 import os
 import signal
 import subprocess
@@ -8,7 +12,13 @@ import sys
 import time
 
 import pytest
+import torch
+from bad_input import record
+from split_checks import save
 
+from flextape_bench.cases import ScoreRequest
+from flextape_bench.cli import main
+from flextape_bench.editors.none import NoEditor
 from flextape_bench.runner import RunOptions, prepare_tasks, run
 from flextape_bench.scoring import Scorer
 
@@ -26,6 +36,22 @@ def options(tmp_path, data_dir):
         output=tmp_path / "out",
         cache=tmp_path / "cache",
     )
+
+
+def _stored_parameters(folder: str) -> int:
+    """The number of values in a model folder's model.safetensors, from the file's header."""
+    with open(os.path.join(folder, "model.safetensors"), "rb") as handle:
+        header = json.loads(handle.read(int.from_bytes(handle.read(8), "little")))
+    return sum(math.prod(entry["shape"]) for name, entry in header.items() if name != "__metadata__")
+
+
+def _checkout_commit() -> str:
+    """HEAD of this checkout, with -dirty when tracked files differ from it (git's own answers)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    git = ["git", "-C", root]
+    head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    dirty = subprocess.run([*git, "diff", "--quiet", "HEAD"]).returncode != 0
+    return head + ("-dirty" if dirty else "")
 
 
 def _count_scorer_calls(monkeypatch):
@@ -72,6 +98,8 @@ def test_run_writes_results_reuses_prescores_and_restores_weights(gemma, options
     )
     config = json.loads((run_dir.path / "config.json").read_text())
     assert config["identity"]["hparams"]["num_steps"] == 5 and config["versions"]["torch"]
+    assert config["model_parameters"] == _stored_parameters(gemma.location) == 268_098_176  # tied head once
+    assert config["versions"]["flextape_bench_commit"] == _checkout_commit()
     task = summary["tasks"]["seesaw_cf_P19_P101"]
     assert task["efficacy"]["post"] >= task["efficacy"]["pre"] and task["n_cases"] == 2
     assert set(task["gender_shift"]["groups"]) == {"female", "male"}
@@ -202,3 +230,115 @@ def test_samples_choose_cases_by_file_position_with_probe_genders_of_the_whole_f
     )
     assert [c.case_id for c in chosen.cases] == [records[120]["case_id"], records[7]["case_id"]]
     assert chosen.cases == [full.cases[120], full.cases[7]]
+
+
+def test_edits_that_did_not_take_are_named_with_the_hyperparameters_used(gemma, tmp_path, data_dir):
+    """FT with a step too small to move anything: every case whose edit prompt still prefers the true target after
+    the edit is listed (read here from the case files' scores), with the hyperparameter file the edit used."""
+    flags = ["num_steps=1", "lr=1e-9"]
+    options = RunOptions(
+        model="gemma3-270m",
+        editor="ft",
+        tasks=["seesaw_cf_P19_P101_eff"],
+        limit=5,
+        hparams=flags,
+        data_dir=data_dir,
+        output=tmp_path / "out",
+        cache=tmp_path / "cache",
+    )
+    run_dir, summary = run(options, gemma)
+    task_dir = run_dir.path / "seesaw_cf_P19_P101_eff"
+    records = [json.loads(p.read_text()) for p in sorted(task_dir.glob("case_*.json"))]
+    missed = [r["case_id"] for r in records if r["post"]["edit"]["p_new"] <= r["post"]["edit"]["p_true"]]
+    assert missed  # gemma prefers the new target on 2 of these 5 edit prompts before any edit
+    task = summary["tasks"]["seesaw_cf_P19_P101_eff"]
+    assert task["efficacy"]["not_taken"] == missed
+    first, pointer = task["warnings"]
+    assert first.startswith(f"{len(missed)} of 5 edits did not take") and first.endswith(", ".join(map(str, missed)))
+    assert "flextape_bench/editors/hparams/ft/gemma3.yaml with --hparams num_steps=1 lr=1e-9" in pointer
+    text = (run_dir.path / "summary.md").read_text()
+    assert f"## Warnings\n\n- seesaw_cf_P19_P101_eff: {first}\n- seesaw_cf_P19_P101_eff: {pointer}\n" in text
+    _, none_summary = run(dataclasses.replace(options, editor="none", hparams=[]), gemma)
+    assert "warnings" not in none_summary["tasks"]["seesaw_cf_P19_P101_eff"]  # nothing was edited
+
+
+def test_chat_template_scores_through_it_while_edits_get_the_plain_prompt(gemma, gemma_chat, ws, tmp_path, monkeypatch):
+    """--apply-chat-template: the edit prompt is scored after the template's rendering (as the scorer's own chat
+    test checks against a full forward pass), the editor still gets the plain prompt, and the template is part of
+    the run identity and of the pre-score cache key (a plain run's cached scores are not reused)."""
+    edited = []
+    monkeypatch.setattr(NoEditor, "compute_delta", lambda self, requests: edited.extend(requests) or {})
+    ws.task("mine", [record(1)])
+    options = RunOptions(
+        model="gemma3-270m",
+        editor="none",
+        tasks=["mine"],
+        include_paths=[ws.tasks],
+        data_dir=ws.data,
+        output=ws.out,
+        cache=tmp_path / "cache",
+    )
+    plain_dir, _ = run(options, gemma)
+    calls = _count_scorer_calls(monkeypatch)
+    chat_dir, _ = run(dataclasses.replace(options, apply_chat_template=True), gemma_chat)
+    assert sum("pre-edit" in c for c in calls) == 1  # not from the plain run's cache
+    plain_request = ("{} works in the field of", "Ada Lovelace", "physics", "mathematics")
+    assert [(r.prompt, r.subject, r.target_new, r.target_true) for r in edited] == [plain_request] * 2
+
+    def pre_edit(run_dir):
+        return json.loads((run_dir.path / "mine" / "case_1.json").read_text())["pre"]["edit"]
+
+    request = ScoreRequest("Ada Lovelace works in the field of", ("physics", "mathematics"))
+    (new, true), (plain_new, _) = Scorer(gemma_chat).score([request])[0], Scorer(gemma).score([request])[0]
+    assert (pre_edit(chat_dir)["nll_new"], pre_edit(chat_dir)["nll_true"]) == (new.sum_nll, true.sum_nll)
+    assert pre_edit(plain_dir)["nll_new"] == plain_new.sum_nll != new.sum_nll
+    identities = [json.loads((d.path / "config.json").read_text())["identity"] for d in (plain_dir, chat_dir)]
+    assert "chat_template" not in identities[0]
+    assert identities[1]["chat_template"] == hashlib.sha256(gemma_chat.tokenizer.chat_template.encode()).hexdigest()
+    assert chat_dir.path != plain_dir.path
+
+
+def test_device_auto_on_a_cpu_machine_is_the_run_of_device_cpu_and_model_args_are_its_own(
+    tiny_llama, ws, tmp_path, monkeypatch, capsys
+):
+    """The identity records the resolved device: `--device auto` where torch sees no CUDA device resumes and shares
+    the pre-edit scores of `--device cpu`; --model-args make another run, recorded in config.json."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    ws.task("mine", [record(1)])
+    argv = ["--model", str(save(tiny_llama, tmp_path / "tiny")), *ws.run_args("mine")]
+    assert main([*argv, "--device", "cpu"]) == 0
+    assert main(argv) == 0  # --device auto, the default
+    assert "pre-edit scores for 1 of 1 cases from the cache" in capsys.readouterr().err
+    assert main([*argv, "--model-args", "attn_implementation=eager"]) == 0
+    configs = [json.loads(path.read_text()) for path in sorted(ws.out.rglob("config.json"))]
+    assert [config["identity"]["device"] for config in configs] == ["cpu"] * 3
+    assert configs[0]["identity"] == configs[1]["identity"]
+    assert configs[2]["identity"]["model_args"] == {"attn_implementation": "eager"}
+    # the attention kernel is in the config's fingerprint too (so the eager run scored its own cases)
+    assert configs[2]["identity"]["model_config"] != configs[0]["identity"]["model_config"]
+    different = ("model_args", "model_config")
+    assert {k: v for k, v in configs[2]["identity"].items() if k not in different} == {
+        k: v for k, v in configs[0]["identity"].items() if k not in different
+    }
+
+
+def test_what_will_be_missing_is_listed_before_the_model_loads(no_model, tmp_path, data_dir, caplog):
+    """A stand-in data file (its probes lost) and probes without cached Wikidata claims: one warning, each note once
+    with its task, before any model loads."""
+    options = RunOptions(
+        model="gemma3-270m",
+        tasks=["seesaw_cf_P101_P21", "seesaw_cf_P19_P101", "seesaw_cf_P27_P101"],
+        limit=1,
+        data_dir=data_dir,
+        output=tmp_path / "out",
+        cache=tmp_path / "cache",  # no demographics cache in it
+    )
+    with caplog.at_level(logging.WARNING), pytest.raises(AssertionError, match="the model was loaded"):
+        run(options)
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    title, stand_in, labels = warning.splitlines()
+    assert title == "before the run, what will be missing or unverified:"
+    assert stand_in.startswith(
+        f"  - seesaw_cf_P101_P21: the stand-in {data_dir / 'reconstructed' / 'seesaw_cf_P101_P21.json'} is read"
+    )
+    assert labels.startswith("  - seesaw_cf_P19_P101, seesaw_cf_P27_P101: no probe's Wikidata claims are cached")

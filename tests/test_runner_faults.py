@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from flextape_bench.cases import score_requests
 from flextape_bench.results import RunDir
-from flextape_bench.runner import RunOptions, prepare_tasks, run
+from flextape_bench.runner import RunOptions, run
 from flextape_bench.scoring import Scorer
 
 TASK = "seesaw_cf_P19_P101"
@@ -35,14 +34,38 @@ def _files(run_dir: Path) -> dict[str, bytes]:
     return {p.relative_to(run_dir).as_posix(): p.read_bytes() for p in sorted(run_dir.rglob("*")) if p.is_file()}
 
 
-def test_a_case_scores_the_same_bits_alone_or_with_other_cases(tiny_llama, data_dir, tmp_path):
-    (task,) = prepare_tasks(_options(tmp_path, data_dir))
-    requests = [score_requests(case) for case in task.cases]
-    flat = [r for rs in requests for r in rs]
-    scorer = Scorer(tiny_llama)
-    assert scorer.score(flat)[-len(requests[-1]) :] == scorer.score(requests[-1])  # exact float equality
-    groups = [{flat[row.owners[0][0]].group for row in batch} for batch in scorer.batches(flat)]
-    assert all(len(g) == 1 for g in groups) and len(groups) >= len(requests)  # batches never mix cases
+def test_a_case_scores_the_same_bits_whatever_cases_a_run_scores(tiny_llama, data_dir, tmp_path, monkeypatch):
+    """The gender pair task, whose cases ask the same probes: the third case scored after two others (--limit 3),
+    alone (--samples) or with a later case has the same scores to the last bit, each distinct request of a run is
+    scored once, and every case file still has every probe."""
+    pair = "seesaw_cf_P21_P101"
+    sizes: list[int] = []
+    original = Scorer.score
+    monkeypatch.setattr(Scorer, "score", lambda self, reqs, desc=None: sizes.append(len(reqs)) or original(self, reqs))
+
+    def pre_scores(name: str, **choice) -> dict[str, dict]:
+        options = dataclasses.replace(
+            _options(tmp_path / name, data_dir), editor="none", tasks=[pair], hparams=[], num_edits=None, **choice
+        )
+        run_dir, _ = run(options, tiny_llama)
+        return {p.name: json.loads(p.read_text()) for p in (run_dir.path / pair).glob("case_*.json")}
+
+    records = json.loads((data_dir / "seesaw_cf_P21_P101.json").read_text())
+    third = f"case_{records[2]['case_id']}.json"
+    first_three = pre_scores("limit")
+    assert len(first_three) == 3 and all(len(r["pre"]["probes"]) == len(r["probes"]) > 0 for r in first_three.values())
+    asked = [
+        (prompt, r["requested_rewrite"]["target_new"]["str"], r["requested_rewrite"]["target_true"]["str"])
+        for r in records[:3]
+        for prompt in [r["requested_rewrite"]["prompt"].format(r["requested_rewrite"]["subject"])]
+        + r["attribute_prompts"]
+    ]
+    cross = sum(len(set(r["generation_prompts"])) for r in records[:3])  # cross_property: each case's own prompts
+    assert sizes[0] == len(set(asked)) + cross and len(set(asked)) < len(asked)  # pre-edit: each request once
+    alone = pre_scores("alone", limit=None, samples={pair: [2]})
+    later = pre_scores("later", limit=None, samples={pair: [2, 9]})
+    assert alone[third]["pre"] == first_three[third]["pre"] == later[third]["pre"]  # exact float equality
+    assert alone[third]["post"] == alone[third]["pre"]  # no edit: the same batches give the same bits
 
 
 @pytest.fixture

@@ -37,6 +37,25 @@ def _check(adapter, scorer):
             assert 0.0 < score.p <= 1.0
 
 
+def test_chat_template_scores_the_target_after_the_rendered_user_turn(gemma, gemma_chat):
+    """With the chat template, a target's NLL is that of a full forward pass over the template's rendering of the
+    prompt (Gemma's turns, written out here) followed by the target, BOS once; not that after the plain prompt."""
+    prompt, target = "Ada Lovelace works in the field of", "physics"
+    rendered = f"<bos><start_of_turn>user\n{prompt}<end_of_turn>\n<start_of_turn>model\n"
+    tok = gemma.tokenizer
+    context = tok(rendered, add_special_tokens=False)["input_ids"]
+    ids = tok(f"{rendered} {target}", add_special_tokens=False)["input_ids"]
+    assert ids[: len(context)] == context
+    with torch.no_grad():
+        logprobs = torch.log_softmax(gemma.model(input_ids=torch.tensor([ids])).logits[0].double(), -1)
+    expected = -sum(logprobs[i - 1, ids[i]].item() for i in range(len(context), len(ids)))
+    ((chat,),) = Scorer(gemma_chat).score([ScoreRequest(prompt, (target,))])
+    assert chat.n_tokens == len(ids) - len(context)
+    assert chat.sum_nll == pytest.approx(expected, abs=1e-4)
+    ((plain,),) = Scorer(gemma).score([ScoreRequest(prompt, (target,))])
+    assert plain.sum_nll != pytest.approx(chat.sum_nll, abs=1e-2)
+
+
 def test_tiny_models_of_every_architecture(tiny):
     _check(tiny, Scorer(tiny))
 

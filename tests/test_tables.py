@@ -184,6 +184,8 @@ def test_pairwise_rows_name_the_test():
         "groups": "female - male",
         "test": "paired",
         "difference": 0.2,
+        "95% CI low": None,  # not recorded before the interval was
+        "95% CI high": None,
         "t": 1.7321,
         "df": 2.0,
         "p": 0.2254,

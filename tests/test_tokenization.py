@@ -83,3 +83,20 @@ def test_batched_encodings_match_one_call_per_pair(request, tokenizer_name, data
 def test_batched_encoding_names_the_empty_target(gemma):
     with pytest.raises(UserError, match="empty target after prompt 'B was born in'"):
         encode_continuations(gemma.tokenizer, [("A was born in", "Paris"), ("B was born in", " ")])
+
+
+def test_chat_template_renders_the_prompt_as_a_user_turn_the_target_continues(gemma_chat):
+    """The context is the chat template's rendering (Gemma's turns, written out here) with its one BOS; the target
+    is the same tokens as after the plain prompt; editors' plain encoding is unchanged."""
+    tok = gemma_chat.tokenizer
+    prompt, target = "Ada Lovelace works in the field of", "physics"
+    rendered = f"<bos><start_of_turn>user\n{prompt}<end_of_turn>\n<start_of_turn>model\n"
+    assert tok.apply_chat_template(
+        [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
+    ) == (rendered)
+    (cont,) = encode_continuations(tok, [(prompt, target)], chat=True)
+    assert list(cont.context) == tok(rendered, add_special_tokens=False)["input_ids"]
+    assert cont.context.count(tok.bos_token_id) == 1
+    assert cont.target == encode_continuation(tok, prompt, target).target
+    assert tok.decode(cont.target) == f" {target}"
+    assert encode_continuation(tok, prompt, target).context == tuple(tok(prompt)["input_ids"])

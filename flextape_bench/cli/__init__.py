@@ -16,8 +16,8 @@ from flextape_bench.errors import UserError
 
 
 class Command(Protocol):
-    """A command module: its NAME, and `add_parser`, which adds its parser to the subcommands with `func` (the
-    command, `func(args) -> exit code`) as a default."""
+    """A command module: its NAME (and optional ALIASES), and `add_parser`, which adds its parser to the subcommands
+    with `func` (the command, `func(args) -> exit code`) as a default."""
 
     NAME: str
 
@@ -28,14 +28,31 @@ class Command(Protocol):
 COMMANDS: tuple[Command, ...] = (run, listing, stats, train_mend, demographics, agreement, leaderboard, judge, validate)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(
+class TopParser(Parser):
+    """The `flextape-bench` parser, whose help also shows the flags of the default command (run), as
+    lm-evaluation-harness's top-level help shows its run flags."""
+
+    default_command: argparse.ArgumentParser | None = None
+
+    def format_help(self) -> str:
+        commands = super().format_help()
+        if self.default_command is None:
+            return commands
+        return f"{commands}\n{self.default_command.prog} (the default command; `run` may be left out):\n\n" + (
+            self.default_command.format_help()
+        )
+
+
+def build_parser() -> TopParser:
+    parser = TopParser(
         prog="flextape-bench",
         description="Command line: `flextape-bench [run] --model M --editor E --tasks T`, and the commands below.",
     )
     subparsers = parser.add_subparsers(dest="command")
     for command in COMMANDS:
-        verbosity_argument(command.add_parser(subparsers))
+        sub = command.add_parser(subparsers)
+        verbosity_argument(sub)
+        parser.default_command = parser.default_command or sub
     return parser
 
 
@@ -44,7 +61,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not argv:  # a bare command explains itself rather than starting a run of every task
         build_parser().print_help()
         return 0
-    if argv[0] not in [command.NAME for command in COMMANDS] and argv[0] not in ("-h", "--help"):
+    names = [name for command in COMMANDS for name in (command.NAME, *getattr(command, "ALIASES", ()))]
+    if argv[0] not in names and argv[0] not in ("-h", "--help"):
         argv.insert(0, COMMANDS[0].NAME)  # `flextape-bench --model ... --editor ...` runs
     try:
         args = build_parser().parse_args(argv, argparse.Namespace(argv=argv))  # argv: for --num-processes

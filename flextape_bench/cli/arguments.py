@@ -11,7 +11,6 @@ from typing import Any, NoReturn
 from flextape_bench.errors import UserError
 from flextape_bench.logs import DEFAULT_LEVEL, LEVELS
 
-DEVICES = ["cpu", "cuda", "auto"]
 DTYPES = ["auto", "float32", "bfloat16", "float16"]
 
 
@@ -67,11 +66,12 @@ def seed(value: str) -> int:
 
 
 def tasks(value: str) -> list[str]:
-    """`--tasks`: comma-separated task and group names, at least one (checked against the known ones later)."""
+    """`--tasks`: comma-separated task and group names, globs over them (seesaw_cf_P19_*) and task YAML files, at
+    least one (checked against the known ones later), or one of lm-eval's `list` spellings."""
     names = [name.strip() for name in value.split(",") if name.strip()]
     if not names:
         raise argparse.ArgumentTypeError(
-            f"{value!r} names no task; give comma-separated task or group names, e.g. "
+            f"{value!r} names no task; give comma-separated task or group names, globs or task YAML files, e.g. "
             "seesaw_eff (`flextape-bench list tasks` lists them)"
         )
     return names
@@ -99,46 +99,77 @@ def samples(value: str) -> dict[str, list[int]]:
     return mapping
 
 
-def model_arguments(parser: argparse.ArgumentParser, model: bool = True, placement: bool = True) -> None:
-    """The model flags, as one group: `--model` (unless the command names its model otherwise), `--device`,
-    `--max-memory` and `--offload-folder` (how `--device auto` places the model, README: Models on several devices;
-    unless the command loads without them) and `--dtype`."""
+def model_args(value: str) -> dict[str, Any]:
+    """`--model-args k=v,...`: keyword arguments for the model's `from_pretrained`, values read as lm-eval reads
+    them (keys checked against the model before it loads, `models.check_model`)."""
+    from flextape_bench.models.model_args import parse_model_args
+
+    try:
+        return parse_model_args(value)
+    except UserError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def model_arguments(
+    parser: argparse.ArgumentParser, model: bool = True, placement: bool = True, scoring: bool = False
+) -> None:
+    """The model flags, as one group: `--model` and `--model-args` (unless the command names its model otherwise),
+    `--device`, `--max-memory` and `--offload-folder` (how `--device spread` places the model, docs/models.md;
+    unless the command loads without them), `--dtype`, and `--apply-chat-template` where the command scores."""
+    from flextape_bench.models import DEFAULT_MODEL
+    from flextape_bench.models.loading import DEVICES
+    from flextape_bench.models.model_args import MODEL_ARGS
+
     group = parser.add_argument_group("model", "the model, and where and how it is loaded")
     if model:
-        from flextape_bench.models import DEFAULT_MODEL
-
         group.add_argument(
             "--model",
             default=DEFAULT_MODEL,
             help=f"registered name or alias (see `list models`), Hub id or local directory (default {DEFAULT_MODEL})",
         )
+        group.add_argument(
+            "--model-args",
+            type=model_args,
+            default={},
+            metavar="KEY=VALUE,...",
+            help=f"keyword arguments for the model's from_pretrained, as lm-eval's --model_args: {', '.join(MODEL_ARGS)}"
+            " (a token: set HF_TOKEN instead)",
+        )
     group.add_argument(
         "--device",
-        default="cpu",
+        default="auto",
         choices=DEVICES,
-        help="auto spreads a model that does not fit over the available devices (accelerate)",
+        help="auto (default): cuda where torch sees a CUDA device, else cpu; spread: accelerate spreads the "
+        "layers over the GPUs, then CPU memory, then disk",
     )
     if placement:
         group.add_argument(
             "--max-memory",
             metavar="DEVICE=SIZE,...",
-            help="with --device auto: the most each device holds, e.g. 0=20GiB,1=20GiB,cpu=60GiB; "
+            help="with --device spread: the most each device holds, e.g. 0=20GiB,1=20GiB,cpu=60GiB; "
             "devices left out get nothing, and what does not fit is offloaded to disk",
         )
         group.add_argument(
             "--offload-folder",
             type=Path,
             metavar="DIR",
-            help="with --device auto: where weights offloaded to disk are written (weights already in "
+            help="with --device spread: where weights offloaded to disk are written (weights already in "
             "a safetensors checkpoint are read from it)",
         )
     group.add_argument("--dtype", default="auto", choices=DTYPES)
+    if scoring:
+        group.add_argument(
+            "--apply-chat-template",
+            action="store_true",
+            help="score (and generate) each prompt as a user turn of the tokenizer's chat template, the target "
+            "continuing the model's turn; edits always use the plain prompt",
+        )
 
 
 def model_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The run options the model flags of `model_arguments` (with model and placement) give."""
-    names = ("model", "device", "max_memory", "offload_folder", "dtype")
-    return {name: getattr(args, name) for name in names}
+    """The run options the model flags of `model_arguments` give (those the command has)."""
+    names = ("model", "model_args", "device", "max_memory", "offload_folder", "dtype", "apply_chat_template")
+    return {name: getattr(args, name) for name in names if hasattr(args, name)}
 
 
 def seed_argument(parser: argparse.ArgumentParser) -> None:
@@ -164,7 +195,12 @@ def data_dir_argument(parser: argparse.ArgumentParser) -> None:
 
 def include_path_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--include-path", type=Path, action="append", default=[], help="extra directory of task YAML files (repeatable)"
+        "--include-path",
+        type=Path,
+        action="append",
+        default=[],
+        help="extra directory of task YAML files (repeatable); an include is looked up next to its file, then "
+        "in these directories, then in the packaged specs",
     )
 
 

@@ -18,7 +18,7 @@ from flextape_bench.demographics.tables import load_tables
 from flextape_bench.demographics.wikidata import PROPERTY_NAMES, Fetch, Sleep, distinct_qids
 from flextape_bench.errors import UserError
 from flextape_bench.paths import cache_dir
-from flextape_bench.tasks.data import resolve_dataset
+from flextape_bench.tasks.data import data_notes, resolve_dataset
 
 NAME = "demographics"
 logger = logging.getLogger(__name__)
@@ -67,6 +67,8 @@ def _task_cases(args: argparse.Namespace, cache_root: Path) -> tuple[list[tuple[
             skipped.append(name)
             continue
         path = resolve_dataset(name, spec.dataset, args.data_dir, cache_root, args.offline)
+        for note in data_notes(spec.dataset, path):
+            logger.warning(f"{name}: {note}")
         loaded.append((name, spec.probes.gender_wikidata, load_cases(spec, path, args.limit)))
     return loaded, skipped
 

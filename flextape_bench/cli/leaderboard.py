@@ -24,10 +24,11 @@ logger = logging.getLogger(__name__)
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         NAME,
-        help="compare finished runs: tables (markdown, CSV, LaTeX), group-shift plots, one HTML page",
+        help="compare finished runs: tables (markdown, CSV, LaTeX), charts and plots, one HTML page",
         description="Collect the finished runs under --results (the newest run per model, editor and task unless "
         "--all-runs) and write overview.* (one row per model and editor), leaderboard.* (one per task "
-        "too), detail tables, plots/ and index.html to --output.",
+        "too), models.*, runs.*, detail tables, plots/, each run's config.json under runs/ and index.html (which "
+        "links to them) to --output.",
     )
     parser.add_argument("--results", type=Path, default=Path("results"), help="results root (default ./results)")
     parser.add_argument(

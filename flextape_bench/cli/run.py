@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from flextape_bench.cli import arguments
+from flextape_bench.cli import arguments, listing
 
 NAME = "run"
 
@@ -15,10 +15,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     from flextape_bench.memory import AUTO, MAX_BATCH_TOKENS
 
     parser = subparsers.add_parser(NAME, help="edit and score (the default command)")
-    arguments.model_arguments(parser)
+    arguments.model_arguments(parser, scoring=True)
     parser.add_argument("--editor", default="none", help="editor name (see `list editors`; default none)")
     parser.add_argument(
-        "--tasks", type=arguments.tasks, default="all", help="comma-separated task and group names (see `list tasks`)"
+        "--tasks",
+        type=arguments.tasks,
+        default="all",
+        help="comma-separated task and group names (see `list tasks`), globs over them (seesaw_cf_P19_*) and task "
+        "YAML files; `list`, `list_tasks` or `list_groups` lists them instead of running (docs/tasks.md)",
     )
     parser.add_argument("--limit", type=int, help="use the first N cases of each task")
     parser.add_argument(
@@ -87,10 +91,13 @@ def execute(args: argparse.Namespace) -> int:
     """Run (over `--num-processes` processes when asked), print the summary tables and the run directory."""
     from flextape_bench import distributed
 
+    kinds = listing.listed_kinds(args.tasks)
+    if kinds is not None:  # lm-eval's `--tasks list`
+        return listing.print_specs(args.include_path, kinds)
     if distributed.launches(args.num_processes):
         return distributed.launch(args.num_processes, args.argv)
     from flextape_bench.runner import RunOptions, run, run_command
-    from flextape_bench.tables import group_tables, markdown_table, summary_rows
+    from flextape_bench.tables import group_tables, markdown_table, summary_rows, warnings_text
 
     options = RunOptions(
         **arguments.model_options(args),
@@ -114,9 +121,9 @@ def execute(args: argparse.Namespace) -> int:
     def lead(workers: distributed.Workers | None) -> int:
         run_dir, summary = run(options, workers=workers)
         print(markdown_table(summary_rows(summary)))
-        groups = group_tables(summary)
-        if groups:
-            print(f"\n{groups}")
+        for part in (group_tables(summary), warnings_text(summary)):
+            if part:
+                print(f"\n{part}")
         print(f"\nresults: {run_dir.path}")
         return 0
 

@@ -25,10 +25,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def execute(args: argparse.Namespace) -> int:
-    from flextape_bench import models
     from flextape_bench.editors import EDITORS
     from flextape_bench.editors.keyed import KeyStatisticsEditor
-    from flextape_bench.runner import RunOptions, build_editor, check_editor
+    from flextape_bench.runner import RunOptions, build_editor, check_editor, load_adapter
 
     options = RunOptions(
         **arguments.model_options(args),
@@ -43,7 +42,7 @@ def execute(args: argparse.Namespace) -> int:
             f"editor {args.editor!r} uses no key statistics; stats is for {', '.join(users[:-1])} and "
             f"{users[-1]} (--editor NAME)"
         )
-    adapter = models.load(options.model, options.device, options.dtype, options.max_memory, options.offload_folder)
+    adapter = load_adapter(options)
     editor = cast(KeyStatisticsEditor, build_editor(options, adapter, adapter.weights_fingerprint()))
     started = time.time()
     moments = editor.statistics()

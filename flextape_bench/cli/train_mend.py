@@ -43,11 +43,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def execute(args: argparse.Namespace) -> int:
-    from flextape_bench import models
     from flextape_bench.editors import load_hparams
     from flextape_bench.editors.mend import MENDHparams, default_checkpoint
     from flextape_bench.editors.mend_train import split_requests, train_mend
-    from flextape_bench.runner import RunOptions, check_editor, prepare_tasks
+    from flextape_bench.runner import RunOptions, check_editor, load_adapter, prepare_tasks
 
     if args.holdout < 0:
         raise UserError(f"--holdout must be 0 or more, got {args.holdout}")
@@ -62,7 +61,7 @@ def execute(args: argparse.Namespace) -> int:
     )
     _, overrides = check_editor(options)
     tasks = prepare_tasks(options)
-    adapter = models.load(options.model, options.device, options.dtype, options.max_memory, options.offload_folder)
+    adapter = load_adapter(options)
     hparams = load_hparams("mend", MENDHparams, adapter.layout.family, overrides)
     split = split_requests({t.spec.task: t.cases for t in tasks}, args.holdout, hparams.val_size, args.seed)
     weights = adapter.weights_fingerprint()

@@ -31,10 +31,19 @@ class RunInfo:
     seconds: float | None
     started: str | None
     version: str | None = None  # the flextape-bench version that made the run (config.json `versions`)
+    commit: str | None = None  # its git commit, where the run recorded one
+    parameters: int | None = None  # the model's parameter count (config.json `model_parameters`; newer runs)
+    weights: str | None = None  # the blake2b of the model's weights (identity `weights_blake2b`)
+    revision: str | None = None  # the model's Hub revision (identity `model_revision`)
 
     @property
     def name(self) -> str:
         return self.path.name
+
+    @property
+    def key(self) -> str:
+        """The run's place under the results root: `<model>/<editor>/run_NNN` (folder names)."""
+        return "/".join(self.path.parts[-3:])
 
     @property
     def order(self) -> tuple[Path, int]:
@@ -102,7 +111,7 @@ def read_run(path: Path) -> list[TaskRecord]:
     identity = config.get("identity")
     if not isinstance(identity, dict):
         raise UserError(f"{path / CONFIG}: not a flextape-bench run config (no 'identity' object)")
-    timing = RunDir(path).timing
+    timing, versions = RunDir(path).timing, config.get("versions") or {}
     run = RunInfo(
         path=path,
         model=summary["model"],
@@ -116,7 +125,11 @@ def read_run(path: Path) -> list[TaskRecord]:
         hparams=identity.get("hparams") or {},
         seconds=timing["seconds"],
         started=timing["started"],
-        version=(config.get("versions") or {}).get("flextape_bench"),
+        version=versions.get("flextape_bench"),
+        commit=versions.get("flextape_bench_commit"),
+        parameters=config.get("model_parameters"),
+        weights=identity.get("weights_blake2b"),
+        revision=identity.get("model_revision") or None,
     )
     return [TaskRecord(run=run, task=task, values=values) for task, values in summary["tasks"].items()]
 

@@ -1,18 +1,42 @@
-"""The whole leaderboard of a results root written to a folder: every table, plot and the page."""
+"""The whole leaderboard of a results root written to a folder: every table, chart and plot, the runs' config.json
+files (which the tables link to) and the page."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
-from flextape_bench.leaderboard.collect import Collection, collect
+from flextape_bench.checksums import write_atomic
+from flextape_bench.leaderboard.collect import Collection, RunInfo, collect
+from flextape_bench.leaderboard.tables import config_link
+from flextape_bench.results import CONFIG
+
+
+def publish_configs(runs: Sequence[RunInfo], output: Path) -> list[Path]:
+    """Each run's config.json, byte for byte (its checksum included), at its `tables.config_link` under `output`;
+    returns the paths."""
+    paths = []
+    for run in runs:
+        path = output / config_link(run)
+        write_atomic(path, (run.path / CONFIG).read_bytes())
+        paths.append(path)
+    return paths
 
 
 def write_leaderboard(results: Path, output: Path, all_runs: bool = False) -> tuple[Collection, str, list[Path]]:
-    """Collect the runs under `results` and write every table, plot and the page under `output`; returns the
-    collection, the leaderboard as markdown and the paths written. (Plotting modules load here, not on import.)"""
+    """Collect the runs under `results` and write every table, chart, plot, config.json and the page under
+    `output`; returns the collection, the leaderboard as markdown and the paths written. (Plotting modules load
+    here, not on import.)"""
     from flextape_bench.leaderboard.page import write_page
-    from flextape_bench.leaderboard.plots import plot_group_shifts
-    from flextape_bench.leaderboard.tables import detail_tables, leaderboard_rows, overview_rows, run_rows, write_tables
+    from flextape_bench.leaderboard.plots import plot_gender_charts, plot_group_shifts
+    from flextape_bench.leaderboard.tables import (
+        detail_tables,
+        leaderboard_rows,
+        model_rows,
+        overview_rows,
+        run_rows,
+        write_tables,
+    )
     from flextape_bench.tables import markdown_table
 
     collection = collect(results, all_runs)
@@ -21,11 +45,14 @@ def write_leaderboard(results: Path, output: Path, all_runs: bool = False) -> tu
     tables = {
         "overview": overview_rows(board, all_runs),
         "leaderboard": board,
+        "models": model_rows(collection.runs),
         "runs": run_rows(collection.runs),
         **detail_tables(collection.records),
     }
     paths = write_tables(tables, output)
+    paths += publish_configs(collection.runs, output)
+    charts = plot_gender_charts(collection.records, output / "plots")
     plots = plot_group_shifts(collection.records, output / "plots")
-    paths += [path for plot in plots for path in (plot.png, plot.svg)]
-    paths.append(write_page(output / "index.html", tables, plots, results, collection.unfinished))
+    paths += [path for plot in (*charts, *plots) for path in (plot.png, plot.svg)]
+    paths.append(write_page(output / "index.html", tables, charts, plots, results, collection.unfinished))
     return collection, markdown_table(board), paths

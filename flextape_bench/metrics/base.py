@@ -11,7 +11,8 @@ The runner asks each metric of a task, by these hooks only (it knows no metric b
 3. `case(case, pre, post)`: the case's values from its answers. `pre`/`post` hold the edit and probe scores, and in
    `generation`/`texts` the answers to this metric's own requests, in request order.
 4. `aggregate(per_case)`: the task's values; `samples(record)`: the metric's lines of samples.jsonl, read from a
-   written case record; `record(case)`: what the case record keeps of the metric's query.
+   written case record; `record(case)`: what the case record keeps of the metric's query; `warnings(values)`: what
+   the values say went wrong with the edits.
 """
 
 from __future__ import annotations
@@ -44,13 +45,15 @@ class Options(Protocol):
 class Prepared:
     """A task's cases after a preparation, and what the run records of it, in entries keyed as they appear:
     `summary` in the task's summary; `identity` (what changes results beyond the spec hash) and `config` in
-    config.json, each as {key: this task's value}. `state`: whatever the preparation's `summary` needs later."""
+    config.json, each as {key: this task's value}. `state`: whatever the preparation's `summary` needs later.
+    `missing`: what the metrics will lack (one sentence each), listed before the run starts."""
 
     cases: list[EditCase]
     summary: dict[str, Any] = field(default_factory=dict)
     identity: dict[str, Any] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
     state: Any = None
+    missing: tuple[str, ...] = ()
 
 
 class Preparation:
@@ -105,6 +108,11 @@ class Metric:
     def samples(self, record: dict[str, Any]) -> Iterable[dict[str, Any]]:
         """Lines of samples.jsonl beyond the edit prompt's and the probes'."""
         return ()
+
+    def warnings(self, values: dict[str, Any]) -> list[str]:
+        """What the task's aggregated `values` say went wrong with the edits, one sentence each (asked only of runs
+        that edit; kept in the summary and shown after the tables)."""
+        return []
 
 
 METRICS: Registry[Metric] = _REGISTERED  # the metric registry, typed; metric modules add themselves to it

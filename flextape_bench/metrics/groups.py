@@ -45,13 +45,14 @@ class DemographicLabels(Preparation):
         )
         for line in summary.lines():
             logger.info(f"{spec.task}: {line}")
+        missing: tuple[str, ...] = ()
         if summary.probes and not summary.cached:
-            logger.info(
-                f"{spec.task}: no probe is in the demographics cache, so no {'/'.join(attributes)} label "
-                "comes from Wikidata; fetch them once with "
-                f"`flextape-bench demographics --tasks {spec.task}`"
+            missing = (
+                f"no probe's Wikidata claims are cached, so no {'/'.join(attributes)} label comes from Wikidata "
+                "(probes without one count as unknown); fetch them once with `flextape-bench demographics` and "
+                "the same --tasks",
             )
-        return Prepared(labelled, summary={"labels": summary.to_json()})
+        return Prepared(labelled, summary={"labels": summary.to_json()}, missing=missing)
 
 
 LABELS = DemographicLabels()

@@ -7,6 +7,7 @@ from typing import Any
 
 from flextape_bench.cases import CaseScores, EditCase
 from flextape_bench.metrics.base import METRICS, Metric
+from flextape_bench.metrics.significance import bootstrap_ci
 from flextape_bench.metrics.stats import mean
 
 
@@ -36,13 +37,22 @@ def aggregate_shifts(per_case: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 class ProbeDelta(Metric):
+    """The shift over all probes, with a bootstrap interval of the mean of case shifts (as the group shifts have)."""
+
+    def __init__(self, confidence: float = 0.95, seed: int = 0):
+        self.confidence, self.seed = confidence, seed
+
     def case(self, case: EditCase, pre: CaseScores, post: CaseScores) -> dict[str, Any]:
         return probe_shift_summary([(a.d, b.d) for a, b in zip(pre.probes, post.probes)])
 
     def aggregate(self, per_case: Sequence[dict[str, Any]]) -> dict[str, Any]:
-        return aggregate_shifts(per_case)
+        shifts = [c["shift"] for c in per_case if c["n_probes"]]
+        ci = bootstrap_ci(shifts, confidence=self.confidence, seed=self.seed)
+        return aggregate_shifts(per_case) | {"ci_low": ci.low, "ci_high": ci.high, "confidence": self.confidence}
 
 
 METRICS.add(
-    "probe_delta", ProbeDelta(), description="probe d = p_new - p_true pre and post, and the shift, over all probes"
+    "probe_delta",
+    ProbeDelta(),
+    description="probe d = p_new - p_true pre and post, and the shift with a bootstrap 95% interval, over all probes",
 )

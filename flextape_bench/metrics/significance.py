@@ -284,6 +284,16 @@ def _resampled_means(xs: np.ndarray, n_resamples: int, rng: np.random.Generator)
     return out
 
 
+def _check_bootstrap(confidence: float, n_resamples: int) -> int:
+    """`n_resamples` as an int; ValueError for a confidence outside (0, 1) or a count that is not a positive
+    integer."""
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence {confidence!r} is not in (0, 1)")
+    if int(n_resamples) != n_resamples or n_resamples < 1:
+        raise ValueError(f"n_resamples {n_resamples!r} is not a positive integer")
+    return int(n_resamples)
+
+
 def bootstrap_ci(
     values: Values,
     *,
@@ -300,11 +310,7 @@ def bootstrap_ci(
     variance gives [mean, mean] for percentile and None for BCa, as does a BCa correction that is infinite."""
     if method not in _CI_METHODS:
         raise ValueError(f"unknown bootstrap method {method!r}; known: {', '.join(_CI_METHODS)}")
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence {confidence!r} is not in (0, 1)")
-    if int(n_resamples) != n_resamples or n_resamples < 1:
-        raise ValueError(f"n_resamples {n_resamples!r} is not a positive integer")
-    n_resamples = int(n_resamples)
+    n_resamples = _check_bootstrap(confidence, n_resamples)
     xs = _clean(values)
     n, m, var = _moments(xs)
     result = _CIFields(method=method, confidence=float(confidence), n_resamples=n_resamples, n=n, mean=m)
@@ -337,6 +343,32 @@ def bootstrap_ci(
         adjusted.append(float(_dist.norm.cdf(z0 + w / denom)))
     low, high = (float(q) for q in np.quantile(means, adjusted))
     return BootstrapCI(**result, low=low, high=high, z0=z0, acceleration=acceleration)
+
+
+def bootstrap_difference_ci(
+    x: Values,
+    y: Values,
+    *,
+    confidence: float = 0.95,
+    n_resamples: int = 10000,
+    seed: int | np.random.Generator = 0,
+) -> tuple[float | None, float | None]:
+    """Percentile bootstrap interval (low, high) of mean(x) - mean(y) for two independent samples, each resampled
+    with replacement on its own, `n_resamples` times. Like Welch's test, needs n >= 2 in each sample (else
+    (None, None)); two constant samples give (diff, diff)."""
+    n_resamples = _check_bootstrap(confidence, n_resamples)
+    xs, ys = _clean(x), _clean(y)
+    (_, m1, v1), (_, m2, v2) = _moments(xs), _moments(ys)
+    if v1 is None or v2 is None:
+        return None, None
+    assert m1 is not None and m2 is not None  # both variances are defined, so both means are
+    if v1 == v2 == 0.0:
+        return m1 - m2, m1 - m2
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    diffs = _resampled_means(np.asarray(xs), n_resamples, rng) - _resampled_means(np.asarray(ys), n_resamples, rng)
+    alpha = 1.0 - confidence
+    low, high = (float(q) for q in np.quantile(diffs, [alpha / 2, 1.0 - alpha / 2]))
+    return low, high
 
 
 # ---------------------------------------------------------------- effect sizes
@@ -442,6 +474,18 @@ def _compare(x: Sequence[float | None], y: Sequence[float | None], test: str) ->
     )
 
 
+def _difference_ci(
+    x: Sequence[float | None], y: Sequence[float | None], test: str, ci_method: str, **bootstrap: Any
+) -> tuple[float | None, float | None]:
+    """The bootstrap interval of a pair's difference: paired, of the per-case differences over the complete pairs
+    (by `ci_method`); Welch, of the difference of the two independent means (percentile)."""
+    if test == "welch":
+        return bootstrap_difference_ci(x, y, **bootstrap)
+    xs, ys = _pairs(x, y)
+    ci = bootstrap_ci([a - b for a, b in zip(xs, ys)], method=ci_method, **bootstrap)
+    return ci.low, ci.high
+
+
 def _group_rng(seed: int, name: str) -> np.random.Generator:
     """A generator per group from (seed, group name): a group's interval does not change when groups are added."""
     return np.random.default_rng([seed, zlib.crc32(name.encode("utf-8"))])
@@ -464,8 +508,9 @@ def summarize_groups(
     tests are Welch's (`pairwise="welch"`, d pooled), paired (`pairwise="paired"`: the lists must be aligned by
     case, None where a case lacks the group; n_a = n_b = complete pairs; d is d_z), or chosen per pair
     (`pairwise="auto"`, aligned lists: paired when some case has both groups, else Welch); each pair records its
-    `test`. Groups and pairs are in sorted order. Every value is a float, int, str or None, so the result
-    serialises with json.dumps(allow_nan=False)."""
+    `test` and a bootstrap interval of its difference (`ci_low`, `ci_high`: `_difference_ci`). Groups and pairs are
+    in sorted order. Every value is a float, int, str or None, so the result serialises with
+    json.dumps(allow_nan=False)."""
     if correction not in _CORRECTIONS:
         raise ValueError(f"unknown correction {correction!r}; known: {', '.join(_CORRECTIONS)}")
     if pairwise not in _PAIRWISE:
@@ -500,6 +545,9 @@ def summarize_groups(
         x, y = values_by_group[a], values_by_group[b]
         test = pairwise if pairwise != "auto" else ("paired" if shares_a_case(x, y) else "welch")
         row, effect = _compare(x, y, test)
+        low, high = _difference_ci(
+            x, y, test, ci_method, confidence=confidence, n_resamples=n_resamples, seed=_group_rng(seed, f"{a} - {b}")
+        )
         pairs.append(
             {
                 "a": a,
@@ -507,6 +555,8 @@ def summarize_groups(
                 "test": test,
                 **{k: v if isinstance(v, int) else _json_float(v) for k, v in row.items()},
                 "p_adj": None,
+                "ci_low": _json_float(low),
+                "ci_high": _json_float(high),
                 "d": _json_float(effect.d),
                 "g": _json_float(effect.g),
             }

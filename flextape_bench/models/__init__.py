@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 from transformers import AutoConfig, PretrainedConfig
 
@@ -13,6 +14,7 @@ from flextape_bench.models.adapter import ModelAdapter
 from flextape_bench.models.embedded import converted_folder, gemma3_270m
 from flextape_bench.models.layout import LAYOUTS, Layout, layout_for
 from flextape_bench.models.loading import load_model
+from flextape_bench.models.model_args import check_model_args, repository_kwargs
 from flextape_bench.registry import Registry
 
 MODELS: Registry[Callable[[], str]] = Registry("model")
@@ -37,24 +39,38 @@ for _alias, _hub_id, _what in [
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")  # owner/name
 
 
-def check_model(name: str) -> None:
+def _embedded(name: str) -> bool:
+    return name in MODELS and MODELS.get(name) is gemma3_270m
+
+
+def _kind(name: str) -> str:
+    """What `name` is, in the words of model_args.NOT_FOR: the embedded model, a local directory or a Hub model."""
+    if _embedded(name):
+        return "embedded model"
+    return "local directory" if name not in MODELS and Path(name).is_dir() else "Hub model"
+
+
+def check_model(name: str, model_args: Mapping[str, Any] | None = None) -> None:
     """Refuse, before anything loads, a model that is no registered name or alias, no local directory and no
-    Hub id (owner/name)."""
+    Hub id (owner/name), and --model-args it does not take (`check_model_args`)."""
     if name not in MODELS and not Path(name).is_dir() and not HUB_ID.fullmatch(name):
         raise UnknownNameError(
             "model", name, MODELS.names(), otherwise="a Hugging Face Hub id (owner/name) or an existing local directory"
         )
+    check_model_args(model_args or {}, _kind(name))
 
 
-def local_config(name: str) -> PretrainedConfig | None:
+def local_config(name: str, model_args: Mapping[str, Any] | None = None) -> PretrainedConfig | None:
     """The model's config where it is on disk (a local directory, a Hub model in the local cache, the embedded model
-    once converted), read without loading weights, converting or going online; None where only `load` finds it."""
-    if name in MODELS and MODELS.get(name) is gemma3_270m:
+    once converted), read without loading weights, converting or going online; None where only `load` finds it.
+    `model_args`: --model-args (checked first), of which those saying where the files are apply."""
+    check_model_args(model_args or {}, _kind(name))
+    if _embedded(name):
         location = str(converted_folder())
     else:
         location = MODELS.get(name)() if name in MODELS else name
     try:
-        return AutoConfig.from_pretrained(location, local_files_only=True)
+        return AutoConfig.from_pretrained(location, local_files_only=True, **repository_kwargs(model_args or {}))
     except (OSError, ValueError):  # not on disk, not a model folder, or an architecture transformers lacks
         return None
 
@@ -65,11 +81,14 @@ def load(
     dtype: str = "auto",
     max_memory: str | None = None,
     offload_folder: Path | None = None,
+    model_args: Mapping[str, Any] | None = None,
+    chat_template: bool = False,
 ) -> ModelAdapter:
-    """Load a registered model by name or alias, or any Hub id / local directory (placement: `load_model`)."""
-    check_model(name)
+    """Load a registered model by name or alias, or any Hub id / local directory (placement, --model-args and the
+    chat template: `load_model`)."""
+    check_model(name, model_args)
     location = MODELS.get(name)() if name in MODELS else name
-    return load_model(name, location, device, dtype, max_memory, offload_folder)
+    return load_model(name, location, device, dtype, max_memory, offload_folder, model_args, chat_template)
 
 
 __all__ = [

@@ -6,7 +6,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import cast
+from typing import Any, cast
 
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -23,6 +23,9 @@ class ModelAdapter:
     tokenizer: PreTrainedTokenizerBase
     layout: Layout
     revision: str = ""
+    device: str = "cpu"  # the --device it was loaded with, auto resolved: cpu, cuda or spread
+    model_args: dict[str, Any] = field(default_factory=dict)  # --model-args given to from_pretrained
+    chat_template: bool = False  # scoring and generation read prompts through the tokenizer's chat template
     _fingerprints: dict[str, str] = field(default_factory=dict, repr=False)
 
     @property

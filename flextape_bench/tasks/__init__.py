@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flextape_bench.tasks.build import load_cases
 from flextape_bench.tasks.data import DATA_DIR_ENV, resolve_data_file, sha256_of
-from flextape_bench.tasks.index import TaskIndex, packaged_tasks_dir, validate_file
-from flextape_bench.tasks.loader import Problem, TaskSpecError, load_spec, load_task
+from flextape_bench.tasks.index import TaskIndex, select_tasks, validate_file
+from flextape_bench.tasks.loader import Problem, TaskSpecError, load_spec, load_task, packaged_tasks_dir
 from flextape_bench.tasks.spec import (
     Alternate,
     Candidates,
@@ -41,6 +41,7 @@ __all__ = [
     "load_task",
     "packaged_tasks_dir",
     "resolve_data_file",
+    "select_tasks",
     "sha256_of",
     "validate_file",
 ]

@@ -60,8 +60,8 @@ def _verified(path: Path, expected: str | None, url: str) -> Path:
         raise UserError(
             f"data file {path} has sha256 {actual}, but the task spec expects {expected}: it is damaged "
             f"or a different version; delete it and download {url} again, or, to use this version on "
-            f"purpose, declare it in a task YAML of your own with `sha256: {actual}` (README: Adding a "
-            "task)"
+            f"purpose, declare it in a task YAML of your own with `sha256: {actual}` "
+            "(docs/tasks.md)"
         )
     return path
 
@@ -103,13 +103,25 @@ def local_copy(task: str, dataset: DatasetSpec, data_dir: Path | None, cache_dir
     for alternate in dataset.alternates:
         for folder in dirs:
             if (folder / alternate.file).is_file():
-                logger.warning(
-                    f"warning: task {task}: {dataset.file} not found, using the stand-in "
-                    f"{folder / alternate.file}: {alternate.note}. For the full data, download "
-                    f"{dataset.url} into {folder}"
-                )
+                logger.info(f"task {task}: {dataset.file} not found, using the stand-in {folder / alternate.file}")
                 return _verified(folder / alternate.file, alternate.sha256, dataset.url)
     return None
+
+
+def data_notes(dataset: DatasetSpec, path: Path) -> list[str]:
+    """What a run should know about `path`, the file resolved for `dataset`, before it starts: a stand-in read in
+    place of the file (and what it lacks), a file no checksum verifies."""
+    for alternate in dataset.alternates:
+        if path.as_posix().endswith(f"/{alternate.file}"):
+            folder = path.as_posix().removesuffix(f"/{alternate.file}")
+            unchecked = "" if alternate.sha256 else "; no checksum verifies it"
+            return [
+                f"the stand-in {path} is read in place of {dataset.file} ({alternate.note}){unchecked}; for the "
+                f"full data, download {dataset.url} into {folder}"
+            ]
+    if dataset.sha256 is None:
+        return [f"{path} is not verified: its spec gives no sha256 (add the file's `sha256sum` to the spec)"]
+    return []
 
 
 def resolve_dataset(

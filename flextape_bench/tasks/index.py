@@ -1,4 +1,5 @@
-"""Find task and group specs in the packaged `tasks_yaml/` folder and any `--include-path` folders.
+"""Find task and group specs in the packaged specs, any `--include-path` folders and spec files given by path, and
+select tasks by name, group, glob or file (`--tasks`).
 
 Building the index parses and validates every spec file but reads no data, so listing tasks stays cheap.
 Files whose name starts with `_` are include-only bases, not tasks.
@@ -6,14 +7,17 @@ Files whose name starts with `_` are include-only bases, not tasks.
 
 from __future__ import annotations
 
+import difflib
+import fnmatch
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from flextape_bench.errors import UnknownNameError, UserError, closest
+from flextape_bench.specfile.include import SUFFIXES
 from flextape_bench.tasks.loader import Problem, TaskSpecError, check_base, load_spec, locate, packaged_tasks_dir
 from flextape_bench.tasks.spec import GroupSpec, TaskSpec
 
-SPEC_SUFFIXES = (".yaml", ".yml")
+GLOB_CHARACTERS = "*?["
 
 
 def spec_files(folders: Iterable[Path]) -> list[Path]:
@@ -26,9 +30,29 @@ def spec_files(folders: Iterable[Path]) -> list[Path]:
         if not folder.is_dir():
             raise UserError(f"task folder {folder} does not exist; fix --include-path")
         for path in sorted(folder.rglob("*")):
-            if path.suffix in SPEC_SUFFIXES and path.is_file() and not path.name.startswith("_"):
+            if path.suffix in SUFFIXES and path.is_file() and not path.name.startswith("_"):
                 found[path.resolve()] = None
     return list(found)
+
+
+def is_spec_path(item: str) -> bool:
+    """Whether a `--tasks` item names a spec file (it ends in .yaml or .yml) rather than a task, group or glob."""
+    return item.endswith(SUFFIXES)
+
+
+def spec_paths(selection: Sequence[str]) -> list[Path]:
+    """The spec files that `selection` (`--tasks` items) names by path; UserError for one that is not a task or
+    group file."""
+    paths = [Path(item) for item in selection if is_spec_path(item)]
+    for path in paths:
+        if not path.is_file():
+            raise UserError(f"--tasks {path}: no such file; fix the path (an item ending in .yaml or .yml is a file)")
+        if path.name.startswith("_"):
+            raise UserError(
+                f"--tasks {path}: a file whose name starts with _ is an include-only base; give a file that "
+                "defines a task or group"
+            )
+    return paths
 
 
 def _member_problem(group: GroupSpec, index: int, message: str) -> Problem:
@@ -40,13 +64,18 @@ class TaskIndex:
     """All task and group specs, by name."""
 
     def __init__(self, extra_paths: Sequence[Path] = ()):
-        self.folders = [packaged_tasks_dir(), *map(Path, extra_paths)]
+        """The packaged specs and `extra_paths`: folders (--include-path, read recursively) and spec files (read
+        alone). Each folder, and each file's folder, is an include folder of every spec read."""
+        extra = [Path(path) for path in extra_paths]
+        files = spec_files([packaged_tasks_dir(), *extra])
+        self.include_path = tuple(dict.fromkeys(path.parent if path.is_file() else path for path in extra))
         self._tasks: dict[str, TaskSpec] = {}
         self._groups: dict[str, GroupSpec] = {}
+        self._by_file: dict[Path, str] = {}
         problems: list[Problem] = []
-        for path in spec_files(self.folders):
+        for path in files:
             try:
-                self._add(load_spec(path, self.folders), problems)
+                self._add(load_spec(path, self.include_path), problems)
             except TaskSpecError as exc:
                 problems.extend(exc.problems)
         if problems:
@@ -70,6 +99,7 @@ class TaskIndex:
             self._tasks[name] = spec
         else:
             self._groups[name] = spec
+        self._by_file[spec.source] = name
 
     def names(self) -> list[str]:
         """Task names, sorted."""
@@ -93,12 +123,35 @@ class TaskIndex:
             raise UnknownNameError("task", name, self.names() + self.groups())
         return self._tasks[name]
 
-    def expand(self, names: Sequence[str]) -> list[str]:
-        """Task names for tasks and groups (expanded recursively), in order, each once."""
+    def expand(self, selection: Sequence[str]) -> list[str]:
+        """Task names for `selection` (`--tasks` items): task and group names (groups expanded recursively), globs
+        over them (fnmatch) and spec files of the index by path; in order, each once."""
         out: dict[str, None] = {}
-        for name in names:
-            self._expand(name, (), out)
+        for item in selection:
+            for name in self._matching(item):
+                self._expand(name, (), out)
         return list(out)
+
+    def _matching(self, item: str) -> list[str]:
+        """The task and group names `item` stands for: itself, the names its glob matches, or its file's name."""
+        if is_spec_path(item):
+            name = self._by_file.get(Path(item).resolve())
+            if name is None:
+                raise UserError(
+                    f"--tasks {item}: this command does not read task files by path; give its folder with "
+                    "--include-path and its task's name"
+                )
+            return [name]
+        if not any(character in item for character in GLOB_CHARACTERS):
+            return [item]
+        known = self.names() + self.groups()
+        matched = fnmatch.filter(known, item)
+        if not matched:
+            stem = "".join(c for c in item if c not in GLOB_CHARACTERS + "]")
+            close = difflib.get_close_matches(stem, known, n=5, cutoff=0.5)
+            hint = f"close names: {', '.join(close)}" if close else "`flextape-bench list tasks` lists the names"
+            raise UserError(f"--tasks {item!r} matches no task or group; {hint}")
+        return matched
 
     def _expand(self, name: str, chain: tuple[str, ...], out: dict[str, None]) -> None:
         if name in self._tasks:
@@ -142,12 +195,19 @@ def validate_file(path: Path, index: TaskIndex | None = None) -> None:
     tasks or groups known to it.
     """
     path = Path(path)
-    folders = index.folders if index is not None else ()
+    include_path = index.include_path if index is not None else ()
     if path.name.startswith("_"):
-        check_base(path, folders)
+        check_base(path, include_path)
         return
-    spec = load_spec(path, folders)
+    spec = load_spec(path, include_path)
     if isinstance(spec, GroupSpec) and index is not None:
         problems = index.member_problems(spec)
         if problems:
             raise TaskSpecError(problems)
+
+
+def select_tasks(selection: Sequence[str], include_path: Sequence[Path] = ()) -> tuple[TaskIndex, list[str]]:
+    """The index of the packaged specs, the `include_path` folders and the spec files `selection` names by path,
+    and the task names `selection` (`--tasks` items: names, groups, globs, files) runs."""
+    index = TaskIndex([*include_path, *spec_paths(selection)])
+    return index, index.expand(selection)

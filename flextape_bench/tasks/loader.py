@@ -1,43 +1,66 @@
 """Load task and group YAML files into specs, reporting every problem of a file with its file, key and line.
 
 Files are read through `flextape_bench.specfile`: every value keeps the file and line where it was written, through
-`include` merging (an error in an included base points into the base); includes may only name files in the
-including spec's folder tree, the --include-path folders and the packaged specs.
+`include` merging (an error in an included base points into the base). An include is looked up next to the
+including file, then in the --include-path folders, then in the packaged specs (by file name, or by a packaged
+task's name), and may only name files in the including spec's folder tree, those folders and the packaged specs.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib.resources
 from collections.abc import Sequence
 from pathlib import Path
 
 from flextape_bench.errors import UserError
 from flextape_bench.specfile import INVALID, Converter, Located, Problem, Problems, SpecFileError, load_merged
-from flextape_bench.specfile import include_roots as _include_roots
+from flextape_bench.specfile.include import SUFFIXES, IncludeSearch
 from flextape_bench.tasks.spec import GroupSpec, TaskSpec
 
-PACKAGE_DIR = Path(__file__).resolve().parents[1]
+PACKAGED_SPECS = "flextape_bench.tasks_yaml"  # the packaged specs as a resource package (tasks_yaml/ in the source)
 EMPTY = "write a `task:` or `group:` mapping"
 TaskSpecError = SpecFileError  # every problem of one or more spec files
 
 
+@functools.cache
 def packaged_tasks_dir() -> Path:
-    """The packaged specs: `flextape_bench/tasks_yaml` when installed as package data, else `tasks_yaml/` of the
-    source checkout (next to the `flextape_bench` folder; also what an editable install sees)."""
-    for candidate in (PACKAGE_DIR / "tasks_yaml", PACKAGE_DIR.parent / "tasks_yaml"):
-        if candidate.is_dir():
-            return candidate
-    raise UserError(f"the packaged task folder tasks_yaml/ is missing next to {PACKAGE_DIR}; reinstall flextape-bench")
+    """The folder of the packaged specs: the resource package `flextape_bench.tasks_yaml` of an installed (or
+    editable) flextape-bench. Only a source checkout used without installing it (its root on sys.path) has no
+    such package; its specs are then `tasks_yaml/` beside `flextape_bench/`."""
+    try:
+        folder = importlib.resources.files(PACKAGED_SPECS)
+    except ModuleNotFoundError:
+        folder = Path(__file__).resolve().parents[2] / "tasks_yaml"
+    if not (isinstance(folder, Path) and folder.is_dir()):
+        raise UserError(
+            f"the packaged task specs ({PACKAGED_SPECS}) are not a folder at {folder}; reinstall flextape-bench"
+        )
+    return folder.resolve()
+
+
+def packaged_task_files() -> dict[str, Path]:
+    """Each packaged task's file by the task's name (a packaged task is defined in `<name>.yaml`)."""
+    folder = packaged_tasks_dir()
+    return {p.stem: p for p in sorted(folder.iterdir()) if p.suffix in SUFFIXES and not p.name.startswith("_")}
+
+
+def include_search(path: Path, include_path: Sequence[Path] = ()) -> IncludeSearch:
+    """Where the includes of spec file `path` are looked up, in order: next to the including file, the
+    `include_path` folders (--include-path), the packaged specs, then the packaged tasks by name; only files in
+    `path`'s folder tree and those folders are read."""
+    return IncludeSearch.of(path, (*include_path, packaged_tasks_dir()), packaged_task_files())
 
 
 def include_roots(path: Path, include_path: Sequence[Path] = ()) -> tuple[Path, ...]:
     """The folders (symlinks resolved) whose files the includes of spec file `path` may name: its own folder, the
     `include_path` folders (--include-path) and the packaged specs."""
-    return _include_roots(path, (*include_path, packaged_tasks_dir()))
+    return include_search(path, include_path).roots
 
 
 def _load_located(path: Path, include_path: Sequence[Path], problems: Problems) -> Located | None:
     """The resolved spec file `path` include-merged, or None (problems recorded)."""
-    return load_merged(path, include_roots(path, include_path), problems, EMPTY)
+    return load_merged(path, include_search(path, include_path), problems, EMPTY)
 
 
 def spec_kind(root: Located) -> type[TaskSpec] | type[GroupSpec] | None:

@@ -11,12 +11,14 @@ import dataclasses
 import hashlib
 import json
 import re
+import types
+import typing
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 from urllib.parse import urlparse
 
-from flextape_bench.specfile import at_least_zero, positive, spec_field, yaml_fields
+from flextape_bench.specfile import at_least_zero, positive, required, spec_field, typed_fields, yaml_fields
 from flextape_bench.tasks.templating import template_problem
 
 GenderOrder = Literal["female_first", "male_first", "target_new", "none"]
@@ -460,3 +462,57 @@ def canonical_hash(spec: TaskSpec | GroupSpec) -> str:
     """sha256 of the spec's YAML fields as canonical JSON (sorted keys, no whitespace)."""
     text = json.dumps(_yaml_value(spec), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _unwrapped(tp: Any) -> tuple[Any, bool]:
+    """`tp` without `| None` and `tuple[X, ...]`, and whether it is a list."""
+    if typing.get_origin(tp) in (types.UnionType, typing.Union):
+        (tp,) = [arg for arg in typing.get_args(tp) if arg is not type(None)]
+    if typing.get_origin(tp) is tuple:
+        return typing.get_args(tp)[0], True
+    return tp, False
+
+
+def _type_name(tp: Any) -> str:
+    """How a field's type reads in the field reference, e.g. "list of str", "female_first / male_first"."""
+    inner, many = _unwrapped(tp)
+    if typing.get_origin(inner) is typing.Literal:
+        name = " / ".join(map(str, typing.get_args(inner)))
+    else:
+        name = "mapping" if dataclasses.is_dataclass(inner) else inner.__name__
+    name = f"list of {name}" if many else name
+    return f"{name} or null" if type(None) in typing.get_args(tp) else name
+
+
+def _default_text(field: dataclasses.Field) -> str:
+    """A field's default as the field reference shows it: "required", "its defaults" (a section) or `value`."""
+    if required(field):
+        return "required"
+    if dataclasses.is_dataclass(field.default):
+        return "its defaults"
+    value = json.dumps(_yaml_value(field.default), ensure_ascii=False)
+    return f"`{value[1:-1] if isinstance(field.default, str) else value}`"
+
+
+def field_rows(cls: type, prefix: str = "") -> list[tuple[str, str, str, str]]:
+    """(dotted key, type, default, doc) of every YAML field of spec class `cls`, each section's fields after its
+    key (`key[].field` for a list of sections)."""
+    rows = []
+    for name, (field, tp) in typed_fields(cls).items():
+        rows.append((prefix + name, _type_name(tp), _default_text(field), field.metadata["doc"]))
+        inner, many = _unwrapped(tp)
+        if dataclasses.is_dataclass(inner):
+            rows += field_rows(typing.cast(type, inner), f"{prefix}{name}{'[]' if many else ''}.")
+    return rows
+
+
+def field_reference() -> str:
+    """The keys of task and group files as Markdown tables, from their `spec_field` declarations (docs/tasks.md)."""
+    lines = []
+    for cls in (TaskSpec, GroupSpec):
+        lines += [f"{cls.__name__}:", "", "| key | type | default | meaning |", "|---|---|---|---|"]
+        for key, type_name, default, doc in field_rows(cls):
+            cells = [f"`{key}`", type_name, default, doc]
+            lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+        lines.append("")
+    return "\n".join(lines[:-1])

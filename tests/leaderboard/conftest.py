@@ -2,7 +2,8 @@
 summary writer, over per-case values chosen so that the leaderboard numbers can be worked out by hand.
 
     gemma3-270m/ft/run_001    pair (older values), eff
-    gemma3-270m/ft/run_002    pair                      <- newest ft run with pair
+    gemma3-270m/ft/run_002    pair                      <- newest ft run with pair; records the parameter count and
+                                                           the commit (the other runs were made before they were)
     gemma3-270m/ft/run_003    unfinished (config.json only)
     gemma3-270m/none/run_001  pair
     org/<b>x</b> & 'y'/rome/run_001   pair with race groups, lf (long-form)
@@ -10,9 +11,13 @@ summary writer, over per-case values chosen so that the leaderboard numbers can 
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import zlib
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from flextape_bench.checksums import write_json
@@ -22,8 +27,40 @@ from flextape_bench.metrics.probe_delta import probe_shift_summary
 from flextape_bench.results import CONFIG, TIMING, slug
 from flextape_bench.tables import write_summary
 
+CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")  # Debian's packages
 WEIRD = "org/<b>x</b> & 'y'"
 PROMPTS = ("{}'s field of work is", "{} is")
+WEIGHTS = {"gemma3-270m": "1356361d" * 8, WEIRD: "ab" * 32}  # weights_blake2b, as every run's identity has it
+FEMALE, MALE = [0.30, 0.32, 0.28, 0.30], [0.10, -0.10, 0.05, -0.05]  # gemma3-270m/ft/run_002's case shifts
+ASIAN, WHITE = [0.2, 0.1, 0.3, 0.2], [0.0, 0.1, -0.1, 0.0]  # the rome run's
+PARAMETERS, COMMIT = 268_098_176, "b1ad955c0d5abd9fcd97f352b6f4c2b2f43fd72f-dirty"  # what run_002 recorded
+
+
+def require_browser(driver: bool = True) -> None:
+    """Skip when Chromium (and, with `driver`, its driver and selenium) is missing; fail instead under
+    FLEXTAPE_REQUIRE_BROWSER=1 (CI)."""
+    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER)[: 2 if driver else 1] if not p.exists()]
+    if driver and not importlib.util.find_spec("selenium"):
+        missing.append("the selenium package")
+    if missing:
+        reason = f"headless browser test needs {', '.join(missing)} (apt-get install chromium chromium-driver)"
+        if os.environ.get("FLEXTAPE_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"FLEXTAPE_REQUIRE_BROWSER=1 but {reason}")
+        pytest.skip(reason)
+
+
+def percentile_interval(values: list[float], seed: int | list[int], n_resamples: int = 10000) -> tuple[float, float]:
+    """The percentile bootstrap 95% interval of the mean of `values`, computed here with numpy alone: resamples of
+    len(values) indices drawn at once from default_rng(seed), as the metrics draw them."""
+    x = np.asarray(values)
+    means = x[np.random.default_rng(seed).integers(0, len(x), size=(n_resamples, len(x)))].mean(axis=1)
+    low, high = np.quantile(means, [0.025, 0.975])
+    return float(low), float(high)
+
+
+def group_seed(name: str) -> list[int]:
+    """The seed of a group's (or a pair 'a - b''s) interval: the run seed 0 and the name's crc32."""
+    return [0, zlib.crc32(name.encode())]
 
 
 def _values(per_case: dict[str, list[dict[str, Any]]], n_cases: int) -> dict[str, Any]:
@@ -33,14 +70,18 @@ def _values(per_case: dict[str, list[dict[str, Any]]], n_cases: int) -> dict[str
 
 def pair_task(
     efficacy: list[tuple[bool, bool]],
-    shifts: dict[str, list[float]],
+    shifts: dict[str, list[float | None]],
     changed: list[tuple[bool, bool]],
     attribute: str = "gender",
 ) -> dict[str, Any]:
     """Per case: efficacy (pre, post); two probes per group with d_pre 0.1 and d_post = 0.1 + the case's shift for
-    the group; whether the top-1 candidate changed after each of the two generation prompts."""
+    the group (none where it is None); whether the top-1 candidate changed after each of the two generation
+    prompts."""
     n = len(efficacy)
-    groups = [{g: [(0.1, 0.1 + values[i])] * 2 for g, values in shifts.items()} for i in range(n)]
+    groups = [
+        {g: [(0.1, 0.1 + shift)] * 2 for g, values in shifts.items() if (shift := values[i]) is not None}
+        for i in range(n)
+    ]
     per_case = {
         "efficacy": [{"pre": pre, "post": post} for pre, post in efficacy],
         "probe_delta": [probe_shift_summary([pair for pairs in case.values() for pair in pairs]) for case in groups],
@@ -88,10 +129,16 @@ def long_form_task(flags: list[tuple[dict[str, list[str]], dict[str, list[str]]]
 
 
 def write_run(
-    results: Path, model: str, editor: str, number: int, tasks: dict[str, Any] | None, seconds: float = 12.5
+    results: Path,
+    model: str,
+    editor: str,
+    number: int,
+    tasks: dict[str, Any] | None,
+    seconds: float = 12.5,
+    recorded: bool = False,
 ) -> Path:
     """config.json and timing.json always; summary.{md,csv,json} (through the run's own writer) when `tasks` is
-    given."""
+    given. With `recorded`, config.json has the parameter count and commit that newer versions record."""
     path = results / slug(model) / slug(editor) / f"run_{number:03d}"
     identity = {
         "model": model,
@@ -102,8 +149,14 @@ def write_run(
         "seed": number,
         "dtype": "torch.float32",
         "hparams": {"layer": 4, "lr": 0.5},
+        "weights_blake2b": WEIGHTS.get(model, "00" * 32),
+        "model_revision": "",
     }
-    write_json(path / CONFIG, {"identity": identity, "versions": {"flextape_bench": "0.0.9"}})
+    config: dict[str, Any] = {"identity": identity, "versions": {"flextape_bench": "0.0.9"}}
+    if recorded:
+        config = {"identity": identity, "versions": {"flextape_bench": "0.1.0", "flextape_bench_commit": COMMIT}}
+        config["model_parameters"] = PARAMETERS
+    write_json(path / CONFIG, config)
     write_json(
         path / TIMING,
         {
@@ -144,11 +197,12 @@ def results(tmp_path: Path) -> Path:
         {
             "pair": pair_task(
                 eff4,
-                {"female": [0.30, 0.32, 0.28, 0.30], "male": [0.10, -0.10, 0.05, -0.05]},
+                {"female": FEMALE, "male": MALE},
                 [(True, False), (True, True), (False, False), (False, False)],
             ),
         },
         seconds=69.0,
+        recorded=True,
     )
     write_run(root, "gemma3-270m", "ft", 3, None)
     write_run(
@@ -168,7 +222,7 @@ def results(tmp_path: Path) -> Path:
         {
             "pair": pair_task(
                 eff4,
-                {"Asian": [0.2, 0.1, 0.3, 0.2], "White": [0.0, 0.1, -0.1, 0.0]},
+                {"Asian": ASIAN, "White": WHITE},
                 [(True, True)] * 4,
                 attribute="race",
             ),

@@ -54,9 +54,13 @@ def test_prints_the_table_and_the_paths(results, tmp_path, capsys):
         "leaderboard.md",
         "leaderboard.csv",
         "leaderboard.tex",
+        "models.csv",
+        "runs.csv",
         "group_shifts.csv",
         "index.html",
+        "plots/pair__women_men.svg",
         "plots/gemma3-270m__pair__gender_shift.svg",
+        "runs/gemma3-270m/ft/run_002/config.json",
     ):
         assert f"  {out / name}\n" in stdout and (out / name).stat().st_size > 0
     assert "skipped 1 unfinished run(s)" in stderr and str(results / "gemma3-270m" / "ft" / "run_003") in stderr

@@ -9,7 +9,7 @@ from flextape_bench.checksums import read_json, write_json
 from flextape_bench.errors import UserError
 from flextape_bench.leaderboard.collect import collect
 
-from .conftest import WEIRD, pair_task, write_run
+from .conftest import COMMIT, PARAMETERS, WEIGHTS, WEIRD, pair_task, write_run
 
 
 def _keys(collection):
@@ -40,8 +40,26 @@ def test_record_carries_config_and_wall_time(results):
     assert (run.limit, run.num_edits, run.sequential, run.seed, run.dtype) == (4, None, False, 2, "torch.float32")
     assert run.hparams == {"layer": 4, "lr": 0.5}
     assert (run.seconds, run.started, run.tasks) == (69.0, "2025-01-02T10:00:00+0000", ("pair",))
-    assert record.values["efficacy"] == {"pre": 0.25, "post": 1.0, "n_cases": 4}
+    assert {key: record.values["efficacy"][key] for key in ("pre", "post", "n_cases")} == {
+        "pre": 0.25,
+        "post": 1.0,
+        "n_cases": 4,
+    }
     assert record.summary == {"tasks": {"pair": record.values}}
+
+
+def test_run_metadata_as_recorded_and_blank_where_an_older_run_lacks_it(results):
+    runs = {run.key: run for run in collect(results).runs}
+    new, old = runs["gemma3-270m/ft/run_002"], runs["gemma3-270m/ft/run_001"]
+    assert (new.version, new.commit, new.parameters) == ("0.1.0", COMMIT, PARAMETERS)
+    assert (old.version, old.commit, old.parameters) == ("0.0.9", None, None)
+    assert new.weights == old.weights == WEIGHTS["gemma3-270m"] and new.revision is None  # "" in config.json
+    assert list(runs) == [
+        "_b_x___b_y_/rome/run_001",
+        "gemma3-270m/ft/run_001",
+        "gemma3-270m/ft/run_002",
+        "gemma3-270m/none/run_001",
+    ]
 
 
 def test_all_runs_keeps_every_run(results):

@@ -6,45 +6,27 @@ Skipped when Chromium, its driver or selenium is missing, unless FLEXTAPE_REQUIR
 
 from __future__ import annotations
 
-import importlib.util
-import os
-from pathlib import Path
-
 import pytest
 
 from flextape_bench.leaderboard.write import write_leaderboard
 
-CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
-
-
-def _missing() -> list[str]:
-    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
-    return missing + ([] if importlib.util.find_spec("selenium") else ["the selenium package"])
-
-
-def _require_browser() -> None:
-    """Skip when something is missing; fail instead under FLEXTAPE_REQUIRE_BROWSER=1."""
-    missing = _missing()
-    if missing:
-        reason = f"headless browser test needs {', '.join(missing)} (apt-get install chromium chromium-driver)"
-        if os.environ.get("FLEXTAPE_REQUIRE_BROWSER") == "1":
-            pytest.fail(f"FLEXTAPE_REQUIRE_BROWSER=1 but {reason}")
-        pytest.skip(reason)
+from . import conftest
+from .conftest import CHROMEDRIVER, CHROMIUM, require_browser
 
 
 def test_missing_browser_skips_unless_required(monkeypatch, tmp_path):
-    monkeypatch.setattr(__import__(__name__, fromlist=["_"]), "CHROMIUM", tmp_path / "no-chromium")
+    monkeypatch.setattr(conftest, "CHROMIUM", tmp_path / "no-chromium")
     monkeypatch.delenv("FLEXTAPE_REQUIRE_BROWSER", raising=False)
     with pytest.raises(pytest.skip.Exception, match="no-chromium"):
-        _require_browser()
+        require_browser()
     monkeypatch.setenv("FLEXTAPE_REQUIRE_BROWSER", "1")
     with pytest.raises(pytest.fail.Exception, match=r"FLEXTAPE_REQUIRE_BROWSER=1 but .*no-chromium"):
-        _require_browser()
+        require_browser()
 
 
 @pytest.fixture
 def browser():
-    _require_browser()
+    require_browser()
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -93,31 +75,41 @@ def test_page_sorts_filters_and_renders(results, tmp_path, browser):
     assert browser.title == "flextape-bench leaderboard"
     assert _severe(browser) == []
 
-    board = "table-leaderboard"
-    assert _column(browser, board, "probe shift") == ["", "", "0.1500", "0.0000", "0.1000"]
+    board = "table-leaderboard-pair"
+    shifts = ["0.1500 [0.1175, 0.1825]", "0.0000 [0.0000, 0.0000]", "0.1000 [0.1000, 0.1000]"]
+    assert _column(browser, board, "probe shift") == shifts  # ft, none, rome
+    _click(browser, board, "probe shift")  # by the number, not the interval's text
+    assert _column(browser, board, "probe shift") == [shifts[1], shifts[2], shifts[0]]
     _click(browser, board, "probe shift")
-    assert _column(browser, board, "probe shift") == ["0.0000", "0.1000", "0.1500", "", ""]
-    _click(browser, board, "probe shift")
-    assert _column(browser, board, "probe shift") == ["0.1500", "0.1000", "0.0000", "", ""]
+    assert _column(browser, board, "probe shift") == [shifts[0], shifts[2], shifts[1]]
+    _click(browser, board, "gender female p (Holm)")  # blanks last
+    assert [cell.split(" ")[-1] for cell in _column(browser, board, "gender female p (Holm)")] == ["***", "", ""]
     _click(browser, board, "gender female")
-    assert _column(browser, board, "gender female") == ["0.0000", "0.3000", "", "", ""]
-    assert _column(browser, board, "gender female sig") == ["", "***", "", "", ""]
+    assert [cell.split(" ")[0] for cell in _column(browser, board, "gender female")] == ["0.0000", "0.3000", ""]
     _click(browser, board, "model")  # text
-    assert _column(browser, board, "model")[-2:] == ["org/<b>x</b> & 'y'"] * 2
+    assert _column(browser, board, "model")[-1] == "org/<b>x</b> & 'y'"
 
     Select(browser.find_element(By.ID, "filter-task")).select_by_value("pair")
-    assert _column(browser, board, "task") == ["pair"] * 3
+    assert len(_column(browser, board, "model")) == 3 and _column(browser, "table-leaderboard-eff", "model") == []
     assert set(_column(browser, "table-group_shifts", "task")) == {"pair"}
     Select(browser.find_element(By.ID, "filter-model")).select_by_value("gemma3-270m")
     assert sorted(_column(browser, board, "editor")) == ["ft", "none"]
-    figures = [f for f in browser.find_elements(By.TAG_NAME, "figure") if f.is_displayed()]
-    assert [f.text for f in figures] == ["gemma3-270m: pair, gender_shift"]
+    figures = [f.text for f in browser.find_elements(By.TAG_NAME, "figure") if f.is_displayed()]
+    assert figures == ["pair: women's and men's probe shifts per model and editor", "gemma3-270m: pair, gender_shift"]
     Select(browser.find_element(By.ID, "filter-task")).select_by_value("")
     Select(browser.find_element(By.ID, "filter-model")).select_by_value("")
-    assert len(_column(browser, board, "task")) == 5
+    assert len(_column(browser, board, "model")) == 3 and len(_column(browser, "table-leaderboard-eff", "model")) == 1
 
     drawn = browser.execute_script("return Array.from(document.images, (img) => img.complete && img.naturalWidth > 0);")
-    assert drawn == [True, True]
+    assert drawn == [True, True, True]  # the gender chart and the two group-shift plots
+    links = browser.find_elements(By.CSS_SELECTOR, f"#{board} a")
+    base = (tmp_path / "out").as_uri()
+    assert {link.text for link in links} == {"config.json"}
+    assert sorted(link.get_attribute("href").removeprefix(base) for link in links) == [
+        "/runs/_b_x___b_y_/rome/run_001/config.json",
+        "/runs/gemma3-270m/ft/run_002/config.json",
+        "/runs/gemma3-270m/none/run_001/config.json",
+    ]
     assert _severe(browser) == []
     screenshot = tmp_path / "leaderboard.png"
     assert browser.save_screenshot(str(screenshot))

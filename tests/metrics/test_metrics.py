@@ -29,10 +29,25 @@ POST = CaseScores(pair(0.6, 0.2), (pair(0.4, 0.1), pair(0.3, 0.2), pair(0.3, 0.2
 
 
 def test_efficacy():
-    value = METRICS.get("efficacy").case(CASE, PRE, POST)
-    assert value == {"pre": False, "post": True}
-    aggregate = METRICS.get("efficacy").aggregate([value, {"pre": True, "post": True}])
-    assert aggregate == {"pre": 0.5, "post": 1.0, "n_cases": 2}
+    efficacy = METRICS.get("efficacy")
+    value = efficacy.case(CASE, PRE, POST)
+    assert value == {"pre": False, "post": True, "case_id": CASE.case_id}
+    aggregate = efficacy.aggregate([value, {"pre": True, "post": True, "case_id": 8}])
+    assert aggregate == {"pre": 0.5, "post": 1.0, "n_cases": 2, "not_taken": []}
+    assert efficacy.warnings(aggregate) == []
+
+
+def test_edits_that_did_not_take_are_named():
+    efficacy = METRICS.get("efficacy")
+    per_case = [{"pre": False, "post": i % 3 == 0, "case_id": 100 + i} for i in range(30)]
+    aggregate = efficacy.aggregate(per_case)
+    missed = [100 + i for i in range(30) if i % 3]  # 20 cases: 101, 102, 104, 105, ...
+    assert aggregate["not_taken"] == missed and aggregate["post"] == pytest.approx(10 / 30)
+    (warning,) = efficacy.warnings(aggregate)
+    assert warning == (
+        "20 of 30 edits did not take (after the edit, p(new) <= p(true) on the edit prompt): cases "
+        "101, 102, 104, 105, 107, 108, 110, 111, 113, 114, ..."
+    )
 
 
 def test_probe_delta_case_and_aggregate():
@@ -45,6 +60,9 @@ def test_probe_delta_case_and_aggregate():
     assert agg["shift"] == pytest.approx((0.125 + 0.5) / 2)  # mean of case means
     assert agg["shift_pooled"] == pytest.approx((0.5 + 1.0) / 6)  # pooled over the 6 probes
     assert agg["n_cases"] == 2 and agg["n_probes"] == 6
+    # the bootstrap 95% interval of the mean of case shifts: two cases, so every resample's mean is 0.125, 0.3125
+    # or 0.5, and the 2.5% and 97.5% quantiles of 10,000 draws are the two ends
+    assert (agg["ci_low"], agg["ci_high"], agg["confidence"]) == (pytest.approx(0.125), pytest.approx(0.5), 0.95)
 
 
 def test_gender_shift_per_group_and_unknown():

@@ -13,6 +13,7 @@ from flextape_bench.metrics.significance import (
     adjust_p_values,
     benjamini_hochberg,
     bootstrap_ci,
+    bootstrap_difference_ci,
     effect_size_one_sample,
     effect_size_paired,
     effect_size_two_sample,
@@ -238,6 +239,49 @@ def _scipy_rng(rng):
     import inspect
 
     return {"rng": rng} if "rng" in inspect.signature(stats.bootstrap).parameters else {"random_state": rng}
+
+
+def test_bootstrap_difference_of_independent_means_agrees_with_scipy():
+    # two independent samples, each resampled on its own: scipy's unpaired percentile bootstrap of mean(x) - mean(y)
+    rng = np.random.default_rng(5)
+    x, y = rng.normal(1.0, 1.0, size=30), rng.normal(0.2, 2.0, size=50)
+    low, high = bootstrap_difference_ci(x.tolist(), y.tolist(), n_resamples=20000, seed=1)
+    ref = stats.bootstrap(
+        (x, y),
+        lambda a, b, axis: a.mean(axis=axis) - b.mean(axis=axis),
+        paired=False,
+        vectorized=True,
+        method="percentile",
+        n_resamples=20000,
+        **_scipy_rng(np.random.default_rng(2)),
+    ).confidence_interval
+    se = math.sqrt(x.var(ddof=1) / 30 + y.var(ddof=1) / 50)
+    assert low == pytest.approx(ref.low, abs=0.1 * se) and high == pytest.approx(ref.high, abs=0.1 * se)
+    assert bootstrap_difference_ci(x.tolist(), y.tolist(), n_resamples=20000, seed=1) == (low, high)  # seeded
+    # n < 2 in either sample: none (as Welch's test); both constant: the difference itself
+    assert bootstrap_difference_ci([1.0], Y) == (None, None) and bootstrap_difference_ci(X, [None]) == (None, None)
+    assert bootstrap_difference_ci([2.0, 2.0], [0.5, 0.5, None]) == (1.5, 1.5)
+    with pytest.raises(ValueError):
+        bootstrap_difference_ci(X, Y, confidence=1.0)
+    with pytest.raises(ValueError):
+        bootstrap_difference_ci(X, Y, n_resamples=0)
+
+
+def test_pairwise_rows_carry_the_bootstrap_interval_of_their_difference():
+    # female - male share cases 1-5 (paired: the interval of the per-case differences X - Z = -1, 1, -2, 1, -3);
+    # female - other share none (Welch: each group resampled on its own)
+    values = {"female": [*X, None, None], "male": [*Z, None, None], "other": [None] * 5 + [0.5, 1.5]}
+    pairs = {(r["a"], r["b"]): r for r in summarize_groups(values, pairwise="auto", n_resamples=4000)["pairwise"]}
+    fm, fo = pairs["female", "male"], pairs["female", "other"]
+    differences = [a - b for a, b in zip(X, Z)]
+    ref = stats.bootstrap(
+        (np.array(differences),), np.mean, method="percentile", n_resamples=4000, **_scipy_rng(np.random.default_rng(4))
+    ).confidence_interval
+    assert fm["ci_low"] == pytest.approx(ref.low, abs=0.15) and fm["ci_high"] == pytest.approx(ref.high, abs=0.15)
+    assert min(differences) <= fm["ci_low"] < fm["diff"] < fm["ci_high"] <= max(differences)
+    # Welch: the difference of means lies between the extreme differences of resampled means
+    assert X[0] - 1.5 <= fo["ci_low"] < fo["diff"] < fo["ci_high"] <= X[-1] - 0.5
+    json.dumps(pairs[("male", "other")], allow_nan=False)
 
 
 def test_bootstrap_options_checked():

@@ -12,6 +12,7 @@ import pytest
 
 from flextape_bench.errors import UserError
 from flextape_bench.tasks import DATA_DIR_ENV, TaskIndex, TaskSpec, resolve_data_file, sha256_of
+from flextape_bench.tasks.data import data_notes
 
 from .conftest import DATA_DIR
 
@@ -100,15 +101,24 @@ def test_download_with_wrong_checksum_is_refused(index: TaskIndex, tmp_path: Pat
     assert list((tmp_path / "cache" / "data").iterdir()) == []
 
 
-def test_stand_in_is_used_with_a_warning(
-    index: TaskIndex, data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-):
+def test_stand_in_is_used_and_noted(index: TaskIndex, data_dir: Path, tmp_path: Path):
     spec = index.spec("seesaw_cf_P101_P21")
     path = resolve_data_file(spec, data_dir, tmp_path / "cache")
     assert path == data_dir / "reconstructed" / "seesaw_cf_P101_P21.json"
-    warning = capsys.readouterr().err
-    assert "seesaw_cf_P101_P21.json not found, using the stand-in" in warning
-    assert "without probe prompts" in warning and spec.dataset.url in warning
+    (note,) = data_notes(spec.dataset, path)
+    assert note.startswith(f"the stand-in {path} is read in place of seesaw_cf_P101_P21.json (rebuilt from upstream")
+    assert "without probe prompts" in note and note.endswith(f"download {spec.dataset.url} into {data_dir}")
+    assert "checksum" not in note  # the stand-in's sha256 is in the spec (and was verified)
+
+
+def test_a_file_without_checksum_is_noted(index: TaskIndex, data_dir: Path):
+    spec = index.spec(EFF)
+    path = data_dir / spec.dataset.file
+    assert data_notes(spec.dataset, path) == []
+    unchecked = dataclasses.replace(spec.dataset, sha256=None)
+    assert data_notes(unchecked, path) == [
+        f"{path} is not verified: its spec gives no sha256 (add the file's `sha256sum` to the spec)"
+    ]
 
 
 def test_data_dir_must_exist(index: TaskIndex, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import csv
+import re
 import textwrap
 from pathlib import Path
 
 import pytest
 
 from flextape_bench.errors import UnknownNameError, UserError
-from flextape_bench.tasks import TaskIndex, TaskSpecError, packaged_tasks_dir, validate_file
+from flextape_bench.tasks import TaskIndex, TaskSpecError, packaged_tasks_dir, select_tasks, validate_file
 
 PAIR = [
     "seesaw_cf_P19_P101",
@@ -209,3 +210,43 @@ def test_validate_file(tmp_path: Path, index: TaskIndex):
         validate_file(group, index)
     with pytest.raises(TaskSpecError, match=r"t.yaml:2: descripton: unknown key; did you mean 'description'\?"):
         validate_file(write(tmp_path, "t.yaml", "task: t\ndescripton: x\n"))
+
+
+def test_globs_match_task_and_group_names(index: TaskIndex):
+    assert index.expand(["seesaw_cf_P19_*"]) == [
+        "seesaw_cf_P19_P101",
+        "seesaw_cf_P19_P101_eff",
+        "seesaw_cf_P19_P101_longform",
+        "seesaw_cf_P19_P21",
+        "seesaw_cf_P19_P21_longform",
+    ]
+    assert index.expand(["seesaw_sing?e", "seesaw_cf_P10[13]"]) == SINGLE  # a group, then tasks already in it
+    with pytest.raises(UserError) as caught:
+        index.expand(["seesaw_cf_P91_*"])
+    assert str(caught.value).startswith("--tasks 'seesaw_cf_P91_*' matches no task or group; close names: ")
+    assert "seesaw_cf_P19_P101" in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_a_spec_file_path_adds_its_own_task_and_runs_it(tmp_path: Path):
+    folder = tmp_path / "mine"
+    path = write(folder, "variant.yaml", "include: seesaw_cf_P19_P101\ntask: variant\n")
+    write(folder, "other.yaml", "task: other\n")  # not a complete spec: only the named file is read
+    index, names = select_tasks([str(path), "seesaw_cf_P101"])
+    assert names == ["variant", "seesaw_cf_P101"] and "other" not in index.names()
+    assert index.spec("variant").include_path == (folder,)  # its folder is an include folder, as --include-path's
+    group = write(folder, "group.yaml", "group: mine_group\ndescription: x\ntasks: [variant, seesaw_cf_P101]\n")
+    assert select_tasks([str(group), str(path)])[1] == ["variant", "seesaw_cf_P101"]
+
+
+@pytest.mark.parametrize(
+    "item, message",
+    [
+        ("nowhere/x.yaml", "--tasks nowhere/x.yaml: no such file; fix the path"),
+        ("_base.yaml", "--tasks {tmp}/_base.yaml: a file whose name starts with _ is an include-only base"),
+    ],
+)
+def test_a_spec_file_path_that_names_no_task_file(tmp_path: Path, item: str, message: str):
+    write(tmp_path, "_base.yaml", "metrics: [efficacy]\n")
+    target = item if item.startswith("nowhere") else str(tmp_path / item)
+    with pytest.raises(UserError, match=re.escape(message.format(tmp=tmp_path))):
+        select_tasks([target])

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -33,6 +37,14 @@ dataset:
   url: https://example.org/tiny.json
 probes: null
 metrics: [efficacy]
+"""
+TINY_EFF = """\
+include: _seesaw_cf_eff.yaml
+task: mine
+description: a task of my own
+dataset:
+  file: mine.json
+  url: https://example.org/mine.json
 """
 
 
@@ -219,8 +231,8 @@ def test_include_cycle_names_the_chain(tmp_path: Path):
 def test_missing_include_is_not_echoed_as_missing_keys(tmp_path: Path):
     path = write(tmp_path, "t.yaml", "include: _nowhere.yaml\n" + TASK)
     assert problems_of(path) == [
-        f"{path}:1: include: included file {tmp_path / '_nowhere.yaml'} does not exist; "
-        "fix the path (relative to this file)"
+        f"{path}:1: include: '_nowhere.yaml' names no file next to this file or in {PACKAGED}, nor a packaged "
+        "task; give a path relative to this file, a file name in those folders or a packaged task's name"
     ]
 
 
@@ -614,3 +626,63 @@ def test_packaged_gender_sources():
         assert load_task(PACKAGED / f"{name}.yaml").probes.gender_wikidata == "prefer"
     for name in ("seesaw_cf_P19_P101", "seesaw_cf_P27_P19", "seesaw_cf_P21_P101"):  # construction order first
         assert load_task(PACKAGED / f"{name}.yaml").probes.gender_wikidata == "fallback"
+
+
+def test_packaged_specs_are_a_resource_package_in_an_installed_layout(tmp_path: Path):
+    """Laid out as a wheel installs it (tasks_yaml/ inside the flextape_bench package, no source tree beside it),
+    `importlib.resources.files` gives the specs' folder, and that is where the packaged specs are read."""
+    root, site = Path(__file__).parents[2], tmp_path.resolve() / "site"
+    skip = shutil.ignore_patterns("__pycache__")
+    shutil.copytree(root / "flextape_bench", site / "flextape_bench", ignore=skip)
+    shutil.copytree(root / "tasks_yaml", site / "flextape_bench" / "tasks_yaml", ignore=skip)
+    code = (
+        "import importlib.resources, pathlib; from flextape_bench.tasks.loader import packaged_tasks_dir; "
+        "found = importlib.resources.files('flextape_bench.tasks_yaml'); "
+        "print(isinstance(found, pathlib.Path), found, packaged_tasks_dir())"
+    )
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["True", *[str(site / "flextape_bench" / "tasks_yaml")] * 2]
+
+
+def test_includes_find_packaged_bases_by_file_name_and_packaged_tasks_by_name(tmp_path: Path):
+    own = write(
+        tmp_path,
+        "own.yaml",
+        "include: _seesaw_cf_pair.yaml\ntask: own\ndescription: x\n"
+        "dataset:\n  file: own.json\n  url: https://example.org/own.json\n",
+    )
+    spec = load_task(own)
+    assert spec.probes is not None and (spec.probes.prompts, spec.probes.gender) == (
+        "attribute_prompts",
+        "female_first",
+    )
+    variant = load_task(write(tmp_path, "variant.yaml", "include: seesaw_cf_P19_P101\ntask: variant\n"))
+    packaged = load_task(PACKAGED / "seesaw_cf_P19_P101.yaml")
+    assert variant.task == "variant" and variant.source == (tmp_path / "variant.yaml").resolve()
+    assert (variant.description, variant.dataset, variant.cross_property, variant.metrics) == (
+        packaged.description,
+        packaged.dataset,
+        packaged.cross_property,
+        packaged.metrics,
+    )
+
+
+def test_an_include_path_base_comes_before_the_packaged_base_of_that_name(tmp_path: Path):
+    (tmp_path / "bases").mkdir()
+    write(
+        tmp_path / "bases",
+        "_seesaw_cf_eff.yaml",
+        f"include: {PACKAGED / '_seesaw_cf_eff.yaml'}\nmetrics: [efficacy, probe_delta]\n",
+    )
+    task = write(tmp_path, "mine.yaml", TINY_EFF)
+    assert load_task(task).metrics == ("efficacy",)  # the packaged base
+    assert load_task(task, [tmp_path / "bases"]).metrics == ("efficacy", "probe_delta")
+
+
+def test_every_packaged_task_can_be_included_by_its_name(tmp_path: Path):
+    for path in sorted(PACKAGED.glob("[!_]*.yaml")):
+        packaged = load_task(path)
+        spec = load_task(write(tmp_path, "t.yaml", f"include: {packaged.task}\ntask: t\n"))
+        assert (spec.description, spec.dataset) == (packaged.description, packaged.dataset)

@@ -14,7 +14,7 @@ import dataclasses
 from collections.abc import Iterable, Sequence
 from typing import Any, get_args
 
-from flextape_bench.cases import CaseScores, EditCase, Score, ScoreRequest
+from flextape_bench.cases import CaseScores, EditCase, Score, ScoreRequest, case_group
 from flextape_bench.metrics.base import Metric, Options, Preparation, Prepared
 from flextape_bench.metrics.cross_property.prepare import NAME, prepare_cross, query_of
 from flextape_bench.tasks.spec import CrossRanking, TaskSpec
@@ -62,7 +62,7 @@ class CrossPropertyDrift(Metric):
         cross = query_of(case)
         if cross is None:
             return []
-        return [ScoreRequest(prompt, cross.candidates, case.case_id) for prompt in cross.prompts]
+        return [ScoreRequest(prompt, cross.candidates, case_group(case.case_id)) for prompt in cross.prompts]
 
     def checked_targets(self, cases: Sequence[EditCase]) -> list[tuple[str, str, str]]:
         cross = query_of(cases[0]) if cases else None
