@@ -79,6 +79,7 @@ class Metric:
     preparation: Preparation | None = None
 
     def score_requests(self, case: EditCase) -> list[ScoreRequest]:
+        """Prompts with the continuations to score, in the case's own batch group (`cases.case_group`)."""
         return []
 
     def decoding(self, spec: TaskSpec) -> Decoding | None:

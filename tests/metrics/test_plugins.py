@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from flextape_bench.cases import CaseScores, EditCase, ScoreRequest
+from flextape_bench.cases import CaseScores, EditCase, ScoreRequest, case_group
 from flextape_bench.generation import Decoding
 from flextape_bench.metrics import METRICS, Metric, Preparation, Prepared
 from flextape_bench.metrics.base import Options
@@ -39,7 +39,7 @@ class SubjectEcho(Metric, Preparation):
         return Prepared(out, summary={"subject_echo_cases": len(out)})
 
     def score_requests(self, case: EditCase) -> list[ScoreRequest]:
-        return [ScoreRequest(case.rewrite.edit_prompt, (case.queries[NAME],), case.case_id)]
+        return [ScoreRequest(case.rewrite.edit_prompt, (case.queries[NAME],), case_group(case.case_id))]
 
     def decoding(self, spec: TaskSpec) -> Decoding | None:
         return Decoding(max_new_tokens=2, do_sample=False)
