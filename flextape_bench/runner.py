@@ -829,6 +829,8 @@ def run(
     config = {
         "versions": {**_versions(), "flextape_bench_commit": _source_commit()},
         "model_parameters": sum(p.numel() for p in adapter.model.parameters()),  # tied weights once
+        # CPU sums depend on the thread count, and FT-L's Adam steps amplify such differences (docs/faithfulness.md)
+        "torch_threads": torch.get_num_threads(),
         "editor_record": editor.run_record(),
     } | _recorded(tasks, "config")
     run_dir, resumed = open_run(options.output, options.model, identity["editor"], identity, config, options.resume)

@@ -98,6 +98,7 @@ def test_run_writes_results_reuses_prescores_and_restores_weights(gemma, options
     )
     config = json.loads((run_dir.path / "config.json").read_text())
     assert config["identity"]["hparams"]["num_steps"] == 5 and config["versions"]["torch"]
+    assert config["torch_threads"] == torch.get_num_threads() and "torch_threads" not in config["identity"]
     assert config["model_parameters"] == _stored_parameters(gemma.location) == 268_098_176  # tied head once
     assert config["versions"]["flextape_bench_commit"] == _checkout_commit()
     task = summary["tasks"]["seesaw_cf_P19_P101"]
