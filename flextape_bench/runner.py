@@ -201,10 +201,12 @@ def prepare_tasks(options: RunOptions) -> list[PreparedTask]:
     for name in names:
         spec = index.spec(name)
         path = resolve_data_file(spec, options.data_dir, options.cache)
-        every = load_cases(spec, path)
-        cases = _chosen(every[: options.limit], samples.get(name), path)
+        # the first --limit cases own the same groups as in the whole file (a request's first asker is among them);
+        # --samples reads the whole file, so the groups of the cases it picks are the whole file's
+        read = load_cases(spec, path, options.limit)
+        cases = _chosen(read, samples.get(name), path)
         notes = tuple(data_notes(spec.dataset, path))
-        task = PreparedTask(spec, cases, sha256_of(path), data_notes=notes, owners=RequestOwners.of(every))
+        task = PreparedTask(spec, cases, sha256_of(path), data_notes=notes, owners=RequestOwners.of(read))
         prepared.append(_prepared(task, options))
     used = {id(preparation) for task in prepared for preparation, _ in task.prepared}
     for preparation in _distinct(entry.obj.preparation for entry in METRICS.entries()):
