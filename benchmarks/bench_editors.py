@@ -1,10 +1,12 @@
-"""Seconds per edit of every editor on the embedded model, and key statistics cold versus cached.
+"""Seconds per edit and peak memory of every editor on the embedded model, per batch size, and key statistics cold
+versus cached.
 
-    python benchmarks/bench_editors.py --edits 4 --samples 128
+    python benchmarks/bench_editors.py --edits 1,10,100 --samples 128 [--editors memit] [--hparams KEY=VALUE]
 
-Edits are the first cases of seesaw_cf_P103_eff, applied in one batch per editor (ROME applies them one after
-another inside the batch, as the paper does). Statistics use the offline corpus `model` (text sampled from the
-model) in a fresh cache directory, so the first call is cold and the second reads the cache. MEND uses the
+For each batch size N, the first N cases of seesaw_cf_P103_eff are edited in one batch per editor (ROME applies
+them one after another inside the batch, as the paper does). Statistics use the offline corpus `model` (text
+sampled from the model) in a fresh cache directory, so the first call is cold and the second reads the cache;
+`--statistics-cache DIR` keeps them in DIR instead (cold only the first time). MEND uses the
 checkpoint that `flextape-bench train-mend` saved in the user cache (skipped, with a note, when there is none);
 its training time per step is read from the checkpoint. Each timed step's peak memory is reported: on the CPU the
 process's peak resident set size (sampled), on CUDA torch's peak allocation; both include the model's weights.
@@ -22,6 +24,7 @@ import torch
 from tabulate import tabulate
 
 from flextape_bench.cases import EditRequest
+from flextape_bench.editors.mend import MENDEditor
 from flextape_bench.errors import UserError
 from flextape_bench.memory import PeakMemory, used_bytes
 from flextape_bench.models import DEFAULT_MODEL, load
@@ -36,29 +39,34 @@ EDITORS = ("ft", "mend", "rome", "memit", "alphaedit")
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "seesaw_cf")
-    parser.add_argument("--edits", type=int, default=4, help="edits per editor (first cases of seesaw_cf_P103_eff)")
+    parser.add_argument("--edits", default="4", help="batch sizes, comma-separated (first cases of seesaw_cf_P103_eff)")
+    parser.add_argument("--editors", default=",".join(EDITORS), help="editors to time, comma-separated")
+    parser.add_argument("--hparams", action="append", default=[], help="KEY=VALUE for every editor, as in a run")
+    parser.add_argument("--statistics-cache", type=Path, help="keep the key statistics here (default: a fresh folder)")
     parser.add_argument("--samples", type=int, default=128, help="corpus samples for the key statistics")
     parser.add_argument("--json", type=Path, help="also write the numbers here")
     args = parser.parse_args()
 
+    sizes = [int(n) for n in args.edits.split(",")]
     spec = TaskIndex().spec("seesaw_cf_P103_eff")
-    cases = load_cases(spec, resolve_data_file(spec, args.data_dir, cache_dir()), args.edits)
+    cases = load_cases(spec, resolve_data_file(spec, args.data_dir, cache_dir()), max(sizes))
     requests = [EditRequest.from_rewrite(c.rewrite, c.case_id) for c in cases]
     adapter = load(DEFAULT_MODEL)
     device, weights = adapter.input_device, adapter.weights_fingerprint()
     before = used_bytes(device)
     corpus = ["mom2_dataset=model", f"mom2_n_samples={args.samples}", "mom2_max_tokens=64"]
-    rows = []
-    with tempfile.TemporaryDirectory() as cache:
-        for name in EDITORS:
-            hparams = corpus if name not in ("ft", "mend") else []
-            options = RunOptions(editor=name, cache=cache_dir() if name == "mend" else Path(cache), hparams=hparams)
+    rows: list[dict[str, object]] = []
+    with tempfile.TemporaryDirectory() as fresh:
+        cache = args.statistics_cache or Path(fresh)
+        for name in args.editors.split(","):
+            hparams = (corpus if name not in ("ft", "mend") else []) + args.hparams
+            options = RunOptions(editor=name, cache=cache_dir() if name == "mend" else cache, hparams=hparams)
             try:
                 editor = build_editor(options, adapter, weights)
             except UserError as exc:
                 rows.append({"what": f"{name}: skipped ({exc})"})
                 continue
-            if name == "mend":
+            if isinstance(editor, MENDEditor):
                 training = editor.metadata["record"]
                 rows.append({"what": f"mend training: {training['steps']} steps", "seconds": training["seconds"]})
             if hasattr(editor, "statistics"):
@@ -75,19 +83,21 @@ def main() -> None:
                     )
             if hasattr(editor, "templates"):
                 _ = editor.templates  # sampled once per editor, not per edit
-            torch.manual_seed(0)
-            started = time.perf_counter()
-            with PeakMemory(device) as memory:
-                editor.compute_delta(requests)
-            seconds = time.perf_counter() - started
-            rows.append(
-                {
-                    "what": f"{name}: {len(requests)} edits",
-                    "seconds": seconds,
-                    "s/edit": seconds / len(requests),
-                    "peak GiB": memory.peak / 2**30,
-                }
-            )
+            for size in sizes:
+                torch.manual_seed(0)
+                started = time.perf_counter()
+                with PeakMemory(device) as memory:
+                    editor.compute_delta(requests[:size])
+                seconds = time.perf_counter() - started
+                rows.append(
+                    {
+                        "what": f"{name}: {size} edits",
+                        "seconds": seconds,
+                        "s/edit": seconds / size,
+                        "peak GiB": memory.peak / 2**30,
+                    }
+                )
+                print(rows[-1], flush=True)
     print(
         f"{DEFAULT_MODEL} on {device}, {torch.get_num_threads()} threads, torch {torch.__version__}; "
         f"statistics over {args.samples} sampled texts of 64 tokens; memory with the model loaded "

@@ -1,12 +1,17 @@
-"""Probes scored per second on the embedded model (Gemma 3 270M), three ways over the same Seesaw-CF probes.
+"""Probes scored per second on the embedded model (Gemma 3 270M) for a whole pair task, four ways.
 
-A probe is one `ScoreRequest`: a prompt scored with the rewrite's two targets.
+A probe instance is one `ScoreRequest` of one case: a prompt scored with the rewrite's two targets. Many instances
+repeat across cases (the same probe prompt with the same targets); the runner scores each distinct one once
+(`cases.RequestOwners`), so both rates are reported: instances per second and distinct scorings per second.
 
-- harness: `Scorer.score`, the benchmark's packed, length-batched scorer (LM head only at scored positions);
+- harness: `Scorer.score` on the distinct requests, as the runner calls it (packed, length-batched, LM head only at
+  scored positions);
 - naive: one forward pass per prompt + " " + target string with full-vocabulary logits at every position, as the
   upstream code did; slow, so it is timed on the first `--naive-probes` probes and reported per probe;
 - floor: only the decoder body's forward pass over exactly the padded batches the harness feeds, built beforehand
-  by `Scorer.batches` and `Scorer.batch_inputs` (no tokenization, no LM head): the harness cannot beat it.
+  by `Scorer.batches` and `Scorer.batch_inputs` (no tokenization, no LM head): the harness cannot beat it;
+- head floor: the same body pass plus the LM head's logits at the scored positions only (each distinct position
+  once, no normalisation): what exact scoring needs at least, so harness / head floor is what is left to gain.
 
 Each method is warmed up once on a small slice, then timed `--repeats` times under `torch.inference_mode()`; the
 best (shortest) run is reported, the least disturbed by other processes. Its CPU use (process CPU seconds per wall
@@ -15,7 +20,7 @@ forward passes (naive) suffer most. The harness's NLLs are checked against the n
 Each method's peak memory is reported too: on the CPU the process's peak resident set size (sampled), on CUDA
 torch's peak allocation; both include the model's weights (the memory before timing is printed first).
 
-    python benchmarks/bench_scoring.py [--cases N] [--naive-probes N] [--json PATH]
+    python benchmarks/bench_scoring.py [--task seesaw_cf_P21_P101] [--cases N] [--naive-probes N] [--json PATH]
 """
 
 from __future__ import annotations
@@ -26,13 +31,13 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import torch
 from tabulate import tabulate
 
 import flextape_bench.paths
-from flextape_bench.cases import ScoreRequest, score_requests
+from flextape_bench.cases import RequestOwners, ScoreRequest, score_requests
 from flextape_bench.memory import PeakMemory, used_bytes
 from flextape_bench.models import DEFAULT_MODEL, ModelAdapter, load
 from flextape_bench.scoring import Scorer
@@ -40,17 +45,21 @@ from flextape_bench.tasks import TaskIndex, load_cases, resolve_data_file
 from flextape_bench.tokenization import encode_continuation, join
 
 REPO = Path(__file__).resolve().parents[1]
-TASK = "seesaw_cf_P19_P101"
+TASK = "seesaw_cf_P21_P101"
 NLL_TOLERANCE = 1e-3
 
 T = TypeVar("T")
 
 
-def load_requests(data_dir: Path, cases: int) -> list[ScoreRequest]:
-    """The score requests (edit prompt, then probes) of the task's first `cases` cases."""
-    spec = TaskIndex().spec(TASK)
+def load_requests(data_dir: Path, task: str, cases: int | None) -> tuple[list[ScoreRequest], list[ScoreRequest]]:
+    """The score requests (edit prompt, then probes) of the task's first `cases` cases (all by default): every
+    instance, and the distinct ones the runner scores (grouped by `RequestOwners` over the whole data file)."""
+    spec = TaskIndex().spec(task)
     path = resolve_data_file(spec, data_dir, flextape_bench.paths.cache_dir())
-    return [request for case in load_cases(spec, path, cases) for request in score_requests(case)]
+    every = load_cases(spec, path, None)
+    owners = RequestOwners.of(every)
+    instances = [request for case in every[:cases] for request in score_requests(case, owners)]
+    return instances, owners.complete(instances)
 
 
 def naive_nll(adapter: ModelAdapter, request: ScoreRequest) -> tuple[float, ...]:
@@ -97,7 +106,8 @@ def parse_args() -> argparse.Namespace:
         default=REPO.parent / "shared" / "seesaw_cf",
         help="folder holding the Seesaw-CF data files (default: ../shared/seesaw_cf)",
     )
-    parser.add_argument("--cases", type=int, default=10, help=f"first N cases of {TASK} (default 10: 1082 probes)")
+    parser.add_argument("--task", default=TASK, help=f"the task whose probes are scored (default {TASK})")
+    parser.add_argument("--cases", type=int, help="only its first N cases (default: all)")
     parser.add_argument("--naive-probes", type=int, default=64, help="probes the naive method is timed on")
     parser.add_argument(
         "--batch-tokens",
@@ -110,18 +120,27 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
+def scored_positions(batch: list[Any]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(rows, positions) of a packed batch's distinct scored positions."""
+    where = list(dict.fromkeys((b, pos) for b, row in enumerate(batch) for scored in row.scored for pos in scored))
+    rows, positions = zip(*where)
+    return torch.tensor(rows), torch.tensor(positions)
+
+
 def main() -> None:
     args = parse_args()
     adapter = load(DEFAULT_MODEL)
-    requests = load_requests(args.data_dir, args.cases)
+    instances, requests = load_requests(args.data_dir, args.task, args.cases)
     subset = requests[: args.naive_probes]
     scorer = Scorer(adapter, batch_tokens=args.batch_tokens)
-    inputs = [scorer.batch_inputs(batch) for batch in scorer.batches(requests)]  # built before timing
+    batches = scorer.batches(requests)
+    inputs = [scorer.batch_inputs(batch) for batch in batches]  # built before timing
+    heads = [scored_positions(batch) for batch in batches]
     threads, device = torch.get_num_threads(), adapter.input_device
     print(
-        f"model {DEFAULT_MODEL} ({adapter.dtype}, {device}), torch {torch.__version__}, {threads} "
-        f"threads; task {TASK}: {args.cases} cases, {len(requests)} probes in {len(inputs)} batches of <= "
-        f"{args.batch_tokens} tokens; best of {args.repeats} run(s)"
+        f"model {DEFAULT_MODEL} ({adapter.dtype}, {device}), torch {torch.__version__}, {threads} threads; task "
+        f"{args.task}: {args.cases or 'all'} cases, {len(instances)} probe instances = {len(requests)} distinct "
+        f"requests in {len(inputs)} batches of <= {args.batch_tokens} tokens; best of {args.repeats} run(s)"
     )
     before = used_bytes(device)
     memory = PeakMemory.describe(device)
@@ -130,6 +149,11 @@ def main() -> None:
     def run_floor() -> None:
         for batch in inputs:
             adapter.body_hidden(**batch)
+
+    def run_head_floor() -> None:
+        for batch, (rows, positions) in zip(inputs, heads):
+            hidden = adapter.body_hidden(**batch)
+            adapter.layout.head_logits(adapter.model, hidden[rows.to(hidden.device), positions.to(hidden.device)])
 
     with torch.inference_mode():
         scorer.score(requests[:8])
@@ -140,28 +164,41 @@ def main() -> None:
         methods["naive"], naive = timed(
             lambda: [naive_nll(adapter, r) for r in subset], len(subset), args.repeats, device
         )
+        methods["head_floor"], _ = timed(run_head_floor, len(requests), args.repeats, device)
         methods["floor"], _ = timed(run_floor, len(requests), args.repeats, device)
     for m in methods.values():
         m["ratio_to_floor"] = methods["floor"]["probes_per_s"] / m["probes_per_s"]
+        m["ratio_to_head_floor"] = methods["head_floor"]["probes_per_s"] / m["probes_per_s"]
         m["speedup_over_naive"] = m["probes_per_s"] / methods["naive"]["probes_per_s"]
+    instances_per_s = len(instances) / methods["harness"]["seconds"]
     max_diff = max(abs(sc.sum_nll - nll) for scores, nlls in zip(harness, naive) for sc, nll in zip(scores, nlls))
 
     labels = {
         "harness": "harness (Scorer.score)",
         "naive": f"naive (first {len(subset)} probes)",
+        "head_floor": "body + LM head at scored positions (head floor)",
         "floor": "bare forward (floor)",
     }
-    columns = ["probes", "seconds", "probes_per_s", "ratio_to_floor", "speedup_over_naive", "peak_gib"]
+    columns = [
+        "probes",
+        "seconds",
+        "probes_per_s",
+        "ratio_to_floor",
+        "ratio_to_head_floor",
+        "speedup_over_naive",
+        "peak_gib",
+    ]
     print()
     print(
         tabulate(
             [[labels[name]] + [m[c] for c in columns] for name, m in methods.items()],
             headers=[
                 "method",
-                "probes",
+                "distinct probes",
                 "seconds",
-                "probes/s",
+                "distinct probes/s",
                 "ratio to floor",
+                "ratio to head floor",
                 "speed-up over naive",
                 "peak memory (GiB)",
             ],
@@ -170,6 +207,11 @@ def main() -> None:
         )
     )
     print()
+    print(
+        f"harness: {len(instances)} probe instances in {methods['harness']['seconds']:.1f} s = "
+        f"{instances_per_s:.1f} instances/s ({len(requests)} distinct scorings, "
+        f"{methods['harness']['probes_per_s']:.1f}/s)"
+    )
     print(
         f"CPU use (CPU s per wall s, of {threads} threads): "
         + ", ".join(f"{name} {m['cpu_use']:.2f}" for name, m in methods.items())
@@ -188,8 +230,11 @@ def main() -> None:
                     "device": str(adapter.input_device),
                     "torch": torch.__version__,
                     "torch_threads": threads,
-                    "task": TASK,
+                    "task": args.task,
                     "cases": args.cases,
+                    "probe_instances": len(instances),
+                    "distinct_requests": len(requests),
+                    "instances_per_s": instances_per_s,
                     "memory_before_gib": before / 2**30,
                     "memory": memory,
                     "batch_tokens": args.batch_tokens,

@@ -1,4 +1,5 @@
-"""Forward hooks on the modules a `Layout` names: read a module's input/output, or add vectors to its output."""
+"""Forward hooks on the modules a `Layout` names: read a module's input/output, add vectors to its output, or start
+a decoder stack at a layer whose input was computed before."""
 
 from __future__ import annotations
 
@@ -74,3 +75,36 @@ def add_linear_update(
         yield
     finally:
         handle.remove()
+
+
+class _PassThrough(nn.Module):
+    """Stands in for a decoder layer that need not run: returns the hidden states it is given."""
+
+    def forward(self, hidden_states: torch.Tensor, *_args, **_kwargs) -> torch.Tensor:
+        return hidden_states
+
+
+@contextmanager
+def start_at_layer(layers: nn.ModuleList, first: int, hidden: torch.Tensor) -> Iterator[None]:
+    """Make the stack's next forward passes start at layer `first` from `hidden`, that layer's input as computed
+    before: the layers below pass their input through unchanged and layer `first` receives `hidden` instead.
+
+    The stack's own forward still builds the attention masks and position embeddings from the batch it is given, so
+    `hidden` must have that batch's rows and length.
+    """
+    below = [layers[i] for i in range(first)]
+
+    def substitute(_module, args, kwargs):
+        if args:
+            return (hidden, *args[1:]), kwargs
+        return args, {**kwargs, "hidden_states": hidden}
+
+    for i in range(first):
+        layers[i] = _PassThrough()
+    handle = layers[first].register_forward_pre_hook(substitute, with_kwargs=True)
+    try:
+        yield
+    finally:
+        handle.remove()
+        for i, layer in enumerate(below):
+            layers[i] = layer

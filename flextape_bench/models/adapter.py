@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
+import inspect
 import json
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, cast
 
 import torch
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from transformers import Cache, DynamicCache, PreTrainedModel, PreTrainedTokenizerBase
 
 from flextape_bench.models.layout import Layout
 from flextape_bench.weights import execution_device, read_tensor
@@ -72,7 +74,32 @@ class ModelAdapter:
         """Final-normed hidden states of the decoder stack (no LM head)."""
         return self.model.get_submodule(self.layout.body)(**inputs, use_cache=False).last_hidden_state
 
+    @torch.no_grad()
+    def prefix_cache(self, **inputs: torch.Tensor) -> Cache:
+        """Every layer's keys and values of the texts `inputs` give (ids, and for left-padded rows the attention mask
+        and position ids), to go on from with `body_hidden_after`."""
+        cache = DynamicCache(config=self.model.config)
+        body = self.model.get_submodule(self.layout.body)
+        placed = {key: value.to(self.input_device) for key, value in inputs.items()}
+        body(**placed, **{_cache_argument(body): cache}, use_cache=True)
+        return cache
+
+    def body_hidden_after(self, cache: Cache | None, **inputs: torch.Tensor) -> torch.Tensor:
+        """`body_hidden` of the continuations of the texts whose keys and values `cache` holds (a copy is extended;
+        the attention mask covers the cached positions too, the position ids only the new ones)."""
+        if cache is None:
+            return self.body_hidden(**inputs)
+        body = self.model.get_submodule(self.layout.body)
+        extra = {_cache_argument(body): copy.deepcopy(cache)}
+        return body(**inputs, **extra, use_cache=True).last_hidden_state
+
     def token_nll(self, hidden: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """NLL of `labels` under the LM head applied to `hidden` (one row per predicted token)."""
         logits = self.layout.head_logits(self.model, hidden).float()
         return torch.logsumexp(logits, dim=-1) - logits.gather(-1, labels[:, None].to(logits.device))[:, 0]
+
+
+def _cache_argument(body: torch.nn.Module) -> str:
+    """The name of the key/value cache argument of a decoder stack (`past_key_values`, renamed `cache` in
+    transformers 5)."""
+    return "cache" if "cache" in inspect.signature(body.forward).parameters else "past_key_values"

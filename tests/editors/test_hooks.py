@@ -1,0 +1,24 @@
+"""Starting a decoder stack at a layer from that layer's kept input, on tiny models of every architecture."""
+
+import torch
+
+from flextape_bench.editors.hooks import capture, start_at_layer
+
+
+def test_starting_at_a_layer_from_its_kept_input_gives_the_full_forward_exactly(tiny):
+    layers = tiny.model.get_submodule(tiny.layout.layers)
+    originals = list(layers)
+    texts = ["Marie Waldron was born in", "The mother tongue of Danielle Darrieux is"]
+    inputs = tiny.tokenizer(texts, padding=True, return_tensors="pt")
+    calls: list[int] = []
+    handle = layers[0].register_forward_hook(lambda *_: calls.append(1))
+    for first in range(1, len(layers)):
+        store: dict[str, torch.Tensor] = {}
+        with capture(layers[first], store):
+            full = tiny.body_hidden(**inputs)
+        calls.clear()
+        with start_at_layer(layers, first, store["input"]):
+            started = tiny.body_hidden(**inputs)
+        assert torch.equal(started, full) and not calls  # the same numbers, without running the layers below
+    handle.remove()
+    assert all(now is before for now, before in zip(layers, originals))  # every layer put back
