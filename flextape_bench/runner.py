@@ -741,7 +741,7 @@ def check_editor(options: RunOptions, adapter: ModelAdapter | None = None) -> tu
         load_hparams(
             EDITORS.entry(options.editor).name,
             editor_cls.hparams_class,
-            models.layout_for(config.model_type).family,
+            models.hparams_family(options.model, config.model_type),
             overrides,
             config.num_hidden_layers,
         )

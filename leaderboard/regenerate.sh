@@ -1,26 +1,67 @@
 #!/usr/bin/env bash
-# Regenerate leaderboard/ from real runs on the embedded model (gemma3-270m, CPU), and its screenshot index.png:
-#   bash leaderboard/regenerate.sh [RESULTS_DIR] [LIMIT]
-# Every editor over the first LIMIT cases (default 5) of the three pair tasks with data, one batch per task;
-# key statistics from text sampled from the model (offline); MEND with a checkpoint trained here first. Finished
-# runs are reused (a rerun resumes or starts run_NNN+1), so the results directory can be kept between calls.
+# Regenerate leaderboard/ from real runs of both embedded models on the CPU, in resumable pieces:
+#   bash leaderboard/regenerate.sh [RESULTS_DIR] [LIMIT] [PIECES]
+# The grid: models gemma3-270m and smollm2-135m; editors none, ft, memit, alphaedit, rome and mend; the pair tasks
+# with data; the first LIMIT cases (default 50) of each task, the same cases for every model and editor, edited in
+# one batch per task (the harness default). A piece is one model, editor and task ("model/editor/task"; PIECES: a
+# grep -E pattern choosing some, default all). A finished piece leaves <results>/done/<model>__<editor>__<task> and
+# is skipped from then on; an interrupted one resumes its run (the runner skips the cases already written). Another
+# call of this script at the same time takes the pieces this one does not hold (a lock per piece), so one call per
+# core finishes the grid sooner (set OMP_NUM_THREADS=1 for each). Key statistics come from 256 texts sampled from
+# the model (offline); MEND trains its checkpoint first (piece "model/mend/train"). The tables, page and screenshot
+# are made once every piece is done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 results=${1:-results/leaderboard}
-limit=${2:-5}
+limit=${2:-50}
+pieces=${3:-.}
 data=(--data-dir "${FLEXTAPE_DATA_DIR:-../shared/seesaw_cf}")
-tasks=seesaw_cf_P19_P101,seesaw_cf_P27_P101,seesaw_cf_P21_P101  # the pair tasks report their edits' efficacy too
+models=(gemma3-270m smollm2-135m)
+editors=(none ft memit alphaedit rome mend)
+# the pair tasks with data (they report their edits' efficacy, so the _eff tasks with the same cases are not run)
+tasks=(seesaw_cf_P19_P101 seesaw_cf_P19_P21 seesaw_cf_P21_P101 seesaw_cf_P27_P101 seesaw_cf_P27_P19)
 stats=(--hparams mom2_dataset=model --hparams mom2_n_samples=256 --hparams mom2_max_tokens=64)
-for editor in none ft; do
-    flextape-bench run --model gemma3-270m --editor "$editor" --tasks "$tasks" --limit "$limit" "${data[@]}" \
-        --output "$results"
+mkdir -p "$results/done" "$results/locks"
+
+# Run piece $1 (model/editor/task) with the command after it, unless it is done, not chosen or held by another call.
+piece() {
+    local name=$1 marker="$results/done/${1//\//__}"
+    shift
+    [[ -e $marker ]] && return 0
+    grep -qE -- "$pieces" <<<"$name" || return 0
+    exec {lock}>"$results/locks/${name//\//__}"
+    if ! flock -n "$lock"; then
+        echo "regenerate: $name is being run by another call; skipped" >&2
+        exec {lock}>&-
+        return 0
+    fi
+    if [[ ! -e $marker ]]; then
+        echo "regenerate: $name" >&2
+        "$@"
+        touch "$marker"
+    fi
+    exec {lock}>&-
+}
+
+for model in "${models[@]}"; do
+    for editor in "${editors[@]}"; do
+        extra=()
+        case $editor in
+            memit | alphaedit | rome) extra=("${stats[@]}") ;;
+            mend) piece "$model/mend/train" flextape-bench train-mend --model "$model" "${data[@]}" ;;
+        esac
+        for task in "${tasks[@]}"; do
+            piece "$model/$editor/$task" flextape-bench run --model "$model" --editor "$editor" --tasks "$task" \
+                --limit "$limit" "${data[@]}" "${extra[@]}" --output "$results"
+        done
+    done
 done
-for editor in memit alphaedit rome; do
-    flextape-bench run --model gemma3-270m --editor "$editor" --tasks "$tasks" --limit "$limit" "${data[@]}" \
-        "${stats[@]}" --output "$results"
-done
-flextape-bench train-mend --model gemma3-270m "${data[@]}" --hparams steps=30
-flextape-bench run --model gemma3-270m --editor mend --tasks "$tasks" --limit "$limit" "${data[@]}" --output "$results"
+
+remaining=$(( ${#models[@]} * (${#editors[@]} * ${#tasks[@]} + 1) - $(find "$results/done" -type f | wc -l) ))
+if (( remaining > 0 )); then
+    echo "regenerate: $remaining pieces still to run (or running elsewhere); call again to go on" >&2
+    exit 0
+fi
 flextape-bench leaderboard --results "$results" --output leaderboard
 # the top of the page (header, charts, first tables) as leaderboard/index.png, drawn by headless Chromium
 python3 -m flextape_bench.leaderboard.screenshot leaderboard/index.html leaderboard/index.png

@@ -68,6 +68,12 @@ class TaskRecord:
         return self.run.editor
 
     @property
+    def case_ids(self) -> list[int]:
+        """The ids of the cases the run wrote for this task (its `case_<id>.json` files), sorted."""
+        names = (path.stem.removeprefix("case_") for path in (self.run.path / self.task).glob("case_*.json"))
+        return sorted(int(name) for name in names if name.isdigit())
+
+    @property
     def summary(self) -> dict[str, Any]:
         """A summary holding this task only, the shape `flextape_bench.tables` reads."""
         return {"tasks": {self.task: self.values}}

@@ -61,24 +61,46 @@ def _made_with(run: Mapping[str, Any]) -> str:
     return f"{run.get('flextape-bench') or 'unknown'} ({shown})"
 
 
-def _cases(board: Rows) -> list[dict[str, Any]]:
-    """Per task, the fewest and most cases of its rows and whether the fewest is below MIN_CASES."""
+def id_ranges(ids: Sequence[int]) -> str:
+    """Sorted ids as ranges: [1, 2, 3, 7, 9, 10] -> "1-3, 7, 9-10"."""
+    spans: list[list[int]] = []
+    for i in ids:
+        if spans and i == spans[-1][1] + 1:
+            spans[-1][1] = i
+        else:
+            spans.append([i, i])
+    return ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in spans)
+
+
+def _cases(board: Rows, case_ids: Mapping[str, Sequence[Sequence[int]]]) -> list[dict[str, Any]]:
+    """Per task, the fewest and most cases of its rows, whether the fewest is below MIN_CASES, and the case ids
+    behind them (`case_ids`: per task, each row's ids): as ranges where every row has the same (None where no row
+    wrote case files), or `mixed` where rows differ."""
     cases: dict[str, list[int]] = {}
     for row in board:
         if row.get("cases") is not None:
             cases.setdefault(row["task"], []).append(row["cases"])
-    return [
-        {"task": task, "cases": f"{min(n)}" + (f"-{max(n)}" if max(n) > min(n) else ""), "few": min(n) < MIN_CASES}
-        for task, n in sorted(cases.items())
-    ]
+    out = []
+    for task, n in sorted(cases.items()):
+        sets = {tuple(ids) for ids in case_ids.get(task, [])} - {()}
+        out.append(
+            {
+                "task": task,
+                "cases": f"{min(n)}" + (f"-{max(n)}" if max(n) > min(n) else ""),
+                "few": min(n) < MIN_CASES,
+                "ids": id_ranges(next(iter(sets))) if len(sets) == 1 else None,
+                "mixed": len(sets) > 1,
+            }
+        )
+    return out
 
 
-def _header(tables: Mapping[str, Rows]) -> dict[str, Any]:
-    """What stands behind the numbers: the paper and data, cases per task, the versions and commits that made the
-    runs and the dates they started."""
+def _header(tables: Mapping[str, Rows], case_ids: Mapping[str, Sequence[Sequence[int]]]) -> dict[str, Any]:
+    """What stands behind the numbers: the paper and data, cases per task (and their ids), the versions and commits
+    that made the runs and the dates they started."""
     runs = tables.get("runs", [])
     dates = sorted({str(run["started"])[:10] for run in runs if run.get("started")})
-    cases = _cases(tables.get("leaderboard", []))
+    cases = _cases(tables.get("leaderboard", []), case_ids)
     return {
         "about": ABOUT,
         "shift": SHIFT,
@@ -86,6 +108,7 @@ def _header(tables: Mapping[str, Rows]) -> dict[str, Any]:
         "data": DATA,
         "cases": cases,
         "few": [c["task"] for c in cases if c["few"]],
+        "mixed": [c["task"] for c in cases if c["mixed"]],
         "min_cases": MIN_CASES,
         "few_cases": FEW_CASES,
         "made_by": sorted({_made_with(run) for run in runs}),
@@ -202,9 +225,11 @@ def render_page(
     plots: Sequence[Plot],
     results: Path,
     unfinished: Sequence[Path],
+    case_ids: Mapping[str, Sequence[Sequence[int]]],
 ) -> str:
     """The HTML page: the header, the gender `charts`, `tables` in order (by name; rows of dicts) with their
-    legends, then the group-shift `plots`; `results` and the unfinished runs skipped are named in the header."""
+    legends, then the group-shift `plots`; `results`, the unfinished runs skipped and the case ids behind each task
+    (`case_ids`: per task, each row's) are named in the header."""
     environment = jinja2.Environment(
         loader=jinja2.PackageLoader("flextape_bench.leaderboard", "templates"),
         autoescape=True,
@@ -213,7 +238,7 @@ def render_page(
     values = [row for rows in tables.values() for row in rows]
     filters = {key: sorted({row[key] for row in values if key in row}) for key in ("task", "model")}
     return environment.get_template(TEMPLATE).render(
-        header=_header(tables),
+        header=_header(tables, case_ids),
         charts=[_figure(c, f"{c.task}: women's and men's probe shifts per model and editor") for c in charts],
         sections=[_section(name, rows) for name, rows in tables.items()],
         figures=[_figure(p, f"{', '.join(p.models)}: {p.task}, {p.metric}") for p in plots],
@@ -230,7 +255,8 @@ def write_page(
     plots: Sequence[Plot],
     results: Path,
     unfinished: Sequence[Path],
+    case_ids: Mapping[str, Sequence[Sequence[int]]],
 ) -> Path:
     """Write `render_page(...)` to `path`; returns it."""
-    write_atomic(path, render_page(tables, charts, plots, results, unfinished))
+    write_atomic(path, render_page(tables, charts, plots, results, unfinished, case_ids))
     return path

@@ -54,5 +54,8 @@ def write_leaderboard(results: Path, output: Path, all_runs: bool = False) -> tu
     charts = plot_gender_charts(collection.records, output / "plots")
     plots = plot_group_shifts(collection.records, output / "plots")
     paths += [path for plot in (*charts, *plots) for path in (plot.png, plot.svg)]
-    paths.append(write_page(output / "index.html", tables, charts, plots, results, collection.unfinished))
+    case_ids: dict[str, list[list[int]]] = {}
+    for record in collection.records:
+        case_ids.setdefault(record.task, []).append(record.case_ids)
+    paths.append(write_page(output / "index.html", tables, charts, plots, results, collection.unfinished, case_ids))
     return collection, markdown_table(board), paths

@@ -49,6 +49,13 @@ def _embedded(name: str) -> Embedded | None:
     return found if isinstance(found, Embedded) else None
 
 
+def hparams_family(name: str, model_type: str) -> str:
+    """The name of the editors' hyperparameter files for model `name` of architecture `model_type`: the model's own
+    where it was tuned for (an embedded model), else its architecture's family."""
+    embedded = _embedded(name)
+    return layout_for(model_type, embedded.hparams_family if embedded else None).family
+
+
 def _kind(name: str) -> str:
     """What `name` is, in the words of model_args.NOT_FOR: the embedded model, a local directory or a Hub model."""
     if _embedded(name):
@@ -94,7 +101,9 @@ def load(
     chat template: `load_model`)."""
     check_model(name, model_args)
     location = MODELS.get(name)() if name in MODELS else name
-    return load_model(name, location, device, dtype, max_memory, offload_folder, model_args, chat_template)
+    embedded = _embedded(name)
+    family = embedded.hparams_family if embedded else None
+    return load_model(name, location, device, dtype, max_memory, offload_folder, model_args, chat_template, family)
 
 
 __all__ = [
@@ -104,6 +113,7 @@ __all__ = [
     "Layout",
     "ModelAdapter",
     "check_model",
+    "hparams_family",
     "layout_for",
     "load",
     "load_model",

@@ -59,6 +59,7 @@ class Embedded:
 
     name: str  # registry name, and the converted folder's name
     gguf: Callable[[], tuple[Path, bool]]  # the GGUF file, and whether it was assembled for the conversion only
+    hparams_family: str | None = None  # editor hyperparameter files tuned for this model; None: its layout's family
 
     def folder(self) -> Path:
         """Where the model is converted to (and loaded from)."""
@@ -115,4 +116,4 @@ def _smollm2_gguf() -> tuple[Path, bool]:
 
 
 gemma3_270m = Embedded("gemma3-270m", _gemma3_gguf)
-smollm2_135m = Embedded("smollm2-135m", _smollm2_gguf)
+smollm2_135m = Embedded("smollm2-135m", _smollm2_gguf, hparams_family="smollm2")

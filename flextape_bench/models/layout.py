@@ -91,11 +91,13 @@ LAYOUTS: dict[str, Layout] = {
 }
 
 
-def layout_for(model_type: str) -> Layout:
-    """The layout for a transformers `model_type`; an unmapped architecture is a user error."""
+def layout_for(model_type: str, hparams_family: str | None = None) -> Layout:
+    """The layout for a transformers `model_type`; an unmapped architecture is a user error. `hparams_family`: the
+    editors' hyperparameter files of a model tuned on its own, in place of its architecture's family."""
     if model_type not in LAYOUTS:
         raise UserError(
             f"architecture {model_type!r} has no module layout; supported: {', '.join(sorted(LAYOUTS))}. "
             "Add a Layout entry in flextape_bench/models/layout.py to support it."
         )
-    return LAYOUTS[model_type]
+    layout = LAYOUTS[model_type]
+    return replace(layout, family=hparams_family) if hparams_family else layout

@@ -119,13 +119,15 @@ def load_model(
     offload_folder: Path | None = None,
     model_args: Mapping[str, Any] | None = None,
     chat_template: bool = False,
+    hparams_family: str | None = None,
 ) -> ModelAdapter:
     """Load `location` (Hub id or directory); an unreachable Hub id is one clear UserError. `device` auto is cuda
     where torch sees one, else cpu (`resolve_device`); with spread, accelerate places the layers over the GPUs, then
     CPU memory, then disk (`max_memory` caps each device, `offload_folder` holds weights offloaded to disk that are
     not already in a safetensors file). `model_args`: --model-args (checked by `check_model_args`) for
     `from_pretrained`; `chat_template`: score and generate through the tokenizer's chat template (refused before
-    the weights load where it has none)."""
+    the weights load where it has none); `hparams_family`: the editors' hyperparameter files, where the model has
+    its own (`layout_for`)."""
     device = resolve_device(device)
     check_device(device, max_memory, offload_folder)
     torch_dtype = resolve_dtype(dtype, device)
@@ -135,7 +137,7 @@ def load_model(
     repository = repository_kwargs(model_args)
     try:
         config = AutoConfig.from_pretrained(location, **repository)
-        layout = layout_for(config.model_type)
+        layout = layout_for(config.model_type, hparams_family)
         tokenizer = AutoTokenizer.from_pretrained(location, **repository)
         if chat_template:
             _check_chat_template(tokenizer, name)

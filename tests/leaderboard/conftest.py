@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import zlib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -136,9 +137,11 @@ def write_run(
     tasks: dict[str, Any] | None,
     seconds: float = 12.5,
     recorded: bool = False,
+    case_ids: Sequence[int] = (),
 ) -> Path:
     """config.json and timing.json always; summary.{md,csv,json} (through the run's own writer) when `tasks` is
-    given. With `recorded`, config.json has the parameter count and commit that newer versions record."""
+    given. With `recorded`, config.json has the parameter count and commit that newer versions record; with
+    `case_ids`, each task's folder has those cases' files (their names only matter here)."""
     path = results / slug(model) / slug(editor) / f"run_{number:03d}"
     identity = {
         "model": model,
@@ -157,6 +160,9 @@ def write_run(
         config = {"identity": identity, "versions": {"flextape_bench": "0.1.0", "flextape_bench_commit": COMMIT}}
         config["model_parameters"] = PARAMETERS
     write_json(path / CONFIG, config)
+    for task in tasks or {}:
+        for case_id in case_ids:
+            write_json(path / task / f"case_{case_id}.json", {"case_id": case_id})
     write_json(
         path / TIMING,
         {

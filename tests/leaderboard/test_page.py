@@ -187,6 +187,20 @@ def test_no_warning_at_the_minimum(tmp_path):
     assert "<span>big: 30</span>." in text and "few-cases" not in text and "(below" not in text
 
 
+def test_header_names_the_cases_every_row_shares_and_warns_where_rows_differ(tmp_path):
+    task = pair_task([(False, True)] * 30, {"female": [0.1] * 30}, [(True, True)] * 30)
+    shared = [*range(100, 128), 140, 142]
+    write_run(tmp_path / "r", "m", "ft", 1, {"big": task, "other": task}, case_ids=shared)
+    write_run(tmp_path / "r", "m", "none", 1, {"big": task}, case_ids=shared)
+    write_run(tmp_path / "r", "m", "rome", 1, {"other": task}, case_ids=range(30))
+    write_leaderboard(tmp_path / "r", tmp_path / "out")
+    text = (tmp_path / "out" / "index.html").read_text()
+    assert "<span>big: 30, case ids 100-127, 140, 142 in every row</span>;" in text
+    assert "<span>other: 30</span>." in text  # ft's and rome's cases differ: no ids, a warning
+    warning = text.split('<p class="warning" id="mixed-cases">', 1)[1].split("</p>", 1)[0]
+    assert "the rows of other come from different cases" in warning
+
+
 def test_gender_charts_come_right_after_the_header_before_the_tables(page):
     _, parser = page
     order = [tag for tag, a in parser.elements if tag in ("header", "figure", "table")]

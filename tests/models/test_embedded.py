@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 import types
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from flextape_bench import models
 from flextape_bench.cases import ScoreRequest
 from flextape_bench.errors import UserError
 from flextape_bench.models import embedded
+from flextape_bench.models.layout import layout_for
 from flextape_bench.scoring import Scorer
 
 
@@ -87,7 +89,7 @@ def test_smollm2_is_converted_from_its_package_and_knows_a_capital():
     folder = Path(adapter.location)
     assert folder == embedded.smollm2_135m.folder() and (folder / "SHA256SUMS").is_file()
     config = adapter.model.config
-    assert (adapter.layout.family, config.num_hidden_layers, config.hidden_size, config.vocab_size) == (
+    assert (config.model_type, config.num_hidden_layers, config.hidden_size, config.vocab_size) == (
         "llama",
         30,
         576,
@@ -97,3 +99,6 @@ def test_smollm2_is_converted_from_its_package_and_knows_a_capital():
     paris, london = Scorer(adapter).score([ScoreRequest("The capital of France is", ("Paris", "London"))])[0]
     assert paris.sum_nll < london.sum_nll
     assert models.local_config("smollm2-135m").model_type == "llama"  # read from the converted folder
+    # the Llama layout, with the editors' hyperparameters tuned for this model (editors/hparams/<editor>/smollm2.yaml)
+    assert adapter.layout == replace(layout_for("llama"), family="smollm2")
+    assert models.hparams_family("smollm2-135m", "llama") == "smollm2"
