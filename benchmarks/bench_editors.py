@@ -10,20 +10,26 @@ sampled from the model) in a fresh cache directory, so the first call is cold an
 checkpoint that `flextape-bench train-mend` saved in the user cache (skipped, with a note, when there is none);
 its training time per step is read from the checkpoint. Each timed step's peak memory is reported: on the CPU the
 process's peak resident set size (sampled), on CUDA torch's peak allocation; both include the model's weights.
+`--stages` also reports, per batch, the stages of ROME, MEMIT and AlphaEdit apart (value optimisation, keys, the
+outputs at the subject): their calls, seconds and the highest peak of a call, to show which one sets the peak.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import torch
 from tabulate import tabulate
 
 from flextape_bench.cases import EditRequest
+from flextape_bench.editors import keyed, memit, rome
 from flextape_bench.editors.mend import MENDEditor
 from flextape_bench.errors import UserError
 from flextape_bench.memory import PeakMemory, used_bytes
@@ -34,6 +40,45 @@ from flextape_bench.tasks import TaskIndex, load_cases, resolve_data_file
 
 REPO = Path(__file__).resolve().parents[1]
 EDITORS = ("ft", "mend", "rome", "memit", "alphaedit")
+STAGES = {  # (module, function) -> the stage it is
+    (memit, "optimize_values"): "value optimisation",
+    (rome, "optimize_values"): "value optimisation",
+    (keyed, "at_subject_by_type"): "keys",
+    (rome, "at_subject"): "keys",
+    (memit, "at_subject"): "outputs at the subject",
+}
+
+
+@contextlib.contextmanager
+def stage_peaks(device: torch.device, label: str, rows: list[dict[str, object]]) -> Iterator[None]:
+    """While open, time every call of the editors' stages (STAGES) and take its peak memory; on exit, append one row
+    per stage called: calls, seconds in all, the highest peak of a call."""
+    seen: dict[str, dict[str, Any]] = {}
+
+    def timed(stage: str, function: Any) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            with PeakMemory(device) as memory:
+                result = function(*args, **kwargs)
+            entry = seen.setdefault(stage, {"calls": 0, "seconds": 0.0, "peak GiB": 0.0})
+            entry["calls"] += 1
+            entry["seconds"] += time.perf_counter() - started
+            entry["peak GiB"] = max(entry["peak GiB"], memory.peak / 2**30)
+            return result
+
+        return call
+
+    originals = {(module, name): getattr(module, name) for module, name in STAGES}
+    try:
+        for (module, name), stage in STAGES.items():
+            setattr(module, name, timed(stage, originals[module, name]))
+        yield
+    finally:
+        for (module, name), function in originals.items():
+            setattr(module, name, function)
+        rows.extend(
+            {"what": f"{label}, {stage} ({entry.pop('calls')} calls)", **entry} for stage, entry in seen.items()
+        )
 
 
 def main() -> None:
@@ -44,6 +89,7 @@ def main() -> None:
     parser.add_argument("--hparams", action="append", default=[], help="KEY=VALUE for every editor, as in a run")
     parser.add_argument("--statistics-cache", type=Path, help="keep the key statistics here (default: a fresh folder)")
     parser.add_argument("--samples", type=int, default=128, help="corpus samples for the key statistics")
+    parser.add_argument("--stages", action="store_true", help="also each stage's seconds and peak, per batch")
     parser.add_argument("--json", type=Path, help="also write the numbers here")
     args = parser.parse_args()
 
@@ -85,8 +131,12 @@ def main() -> None:
                 _ = editor.templates  # sampled once per editor, not per edit
             for size in sizes:
                 torch.manual_seed(0)
+                stages: list[dict[str, object]] = []
                 started = time.perf_counter()
-                with PeakMemory(device) as memory:
+                with (
+                    PeakMemory(device) as memory,
+                    stage_peaks(device, f"{name}: {size} edits", stages) if args.stages else contextlib.nullcontext(),
+                ):
                     editor.compute_delta(requests[:size])
                 seconds = time.perf_counter() - started
                 rows.append(
@@ -97,7 +147,8 @@ def main() -> None:
                         "peak GiB": memory.peak / 2**30,
                     }
                 )
-                print(rows[-1], flush=True)
+                rows.extend(stages)
+                print(*rows[-1 - len(stages) :], sep="\n", flush=True)
     print(
         f"{DEFAULT_MODEL} on {device}, {torch.get_num_threads()} threads, torch {torch.__version__}; "
         f"statistics over {args.samples} sampled texts of 64 tokens; memory with the model loaded "

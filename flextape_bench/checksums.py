@@ -41,15 +41,18 @@ class DamagedFile(UserError):
         self.path = path
 
 
-def sha256_file(path: Path) -> str | None:
-    """sha256 of the file's bytes; None when there is no such file."""
-    if not path.is_file():
-        return None
+def sha256_of(path: Path) -> str:
+    """Hex sha256 of a file's bytes, read in blocks."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def sha256_file(path: Path) -> str | None:
+    """sha256 of the file's bytes; None when there is no such file."""
+    return sha256_of(path) if path.is_file() else None
 
 
 def write_atomic(path: Path, data: str | bytes) -> str:

@@ -34,7 +34,7 @@ from flextape_bench.checksums import (
 )
 from flextape_bench.errors import UserError
 from flextape_bench.records import CaseRecord
-from flextape_bench.tasks.spec import _name as name_problem
+from flextape_bench.tasks.spec import name_problem
 
 logger = logging.getLogger(__name__)
 CONFIG = "config.json"

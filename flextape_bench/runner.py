@@ -38,6 +38,7 @@ from flextape_bench.cases import (
     case_scores,
     score_requests,
 )
+from flextape_bench.checksums import sha256_of
 from flextape_bench.distributed import Workers
 from flextape_bench.editors import (
     EDITORS,
@@ -78,7 +79,7 @@ from flextape_bench.results import RunDir, check_output, open_run
 from flextape_bench.scoring import SCORER_VERSION, Scorer
 from flextape_bench.tables import write_summary
 from flextape_bench.tasks import TaskSpec, load_cases, resolve_data_file, select_tasks
-from flextape_bench.tasks.data import data_notes, sha256_of
+from flextape_bench.tasks.data import data_notes
 from flextape_bench.tasks.spec import metric_options
 from flextape_bench.tokenization import EmptyTargetError, encode_continuation
 from flextape_bench.weights import applied_delta, unrepresented_share

@@ -22,7 +22,7 @@ import torch
 from transformers import GenerationMixin
 
 from flextape_bench.checksums import DamagedFile, load_torch, read_intact, save_torch, warn_damaged, write_json
-from flextape_bench.editors.hooks import capture
+from flextape_bench.editors.hooks import capture, stop_after_layer
 from flextape_bench.errors import UserError
 from flextape_bench.models.adapter import ModelAdapter
 from flextape_bench.progress import progress_bar
@@ -214,6 +214,7 @@ class Statistics:
         with ExitStack() as hooks:
             for layer in layers:
                 hooks.enter_context(capture(modules[layer], stores[layer]))
+            hooks.enter_context(stop_after_layer(adapter.model.get_submodule(adapter.layout.layers), max(layers)))
             for chunk in progress_bar(batches, desc="key statistics", unit="batch"):
                 enc = tok(chunk, return_tensors="pt", padding=True, truncation=True, max_length=self.max_tokens)
                 enc = {k: v.to(adapter.input_device) for k, v in enc.items()}

@@ -1,5 +1,5 @@
-"""Forward hooks on the modules a `Layout` names: read a module's input/output, add vectors to its output, or start
-a decoder stack at a layer whose input was computed before."""
+"""Forward hooks on the modules a `Layout` names: read a module's input/output, add vectors to its output, start
+a decoder stack at a layer whose input was computed before, or leave out the layers above the one read."""
 
 from __future__ import annotations
 
@@ -107,4 +107,19 @@ def start_at_layer(layers: nn.ModuleList, first: int, hidden: torch.Tensor) -> I
     finally:
         handle.remove()
         for i, layer in enumerate(below):
+            layers[i] = layer
+
+
+@contextmanager
+def stop_after_layer(layers: nn.ModuleList, last: int) -> Iterator[None]:
+    """Make the stack's next forward passes skip the layers above `last`: they pass their input through unchanged,
+    so what layers 0..`last` compute (read with `capture`) costs only their share of the pass; the stack's output is
+    then not the model's."""
+    above = {i: layers[i] for i in range(last + 1, len(layers))}
+    for i in above:
+        layers[i] = _PassThrough()
+    try:
+        yield
+    finally:
+        for i, layer in above.items():
             layers[i] = layer

@@ -61,4 +61,4 @@ class KeyStatisticsEditor(Editor[K]):
         """(n, d_in), at least float32: each request's key at `layer` on the model as it is now, averaged within each
         template type, then across types (one type: a plain mean over the templates)."""
         module = self.adapter.layout.layer_path(self.adapter.layout.mlp_out, layer)
-        return at_subject_by_type(self.adapter, requests, module, self.template_groups, "input")
+        return at_subject_by_type(self.adapter, requests, layer, module, self.template_groups, "input")

@@ -128,10 +128,10 @@ class LayerRangeEditor(KeyStatisticsEditor[L]):
             mlp_out = layout.layer_path(layout.mlp_out, layer)
             with applied_delta(adapter.model, deltas):
                 keys = self.keys(requests, layer)
-                current = at_subject(adapter, requests, z_site, ["{}"], "output")
+                current = at_subject(adapter, requests, hp.layers[-1], z_site, ["{}"], "output")
                 resid = (z.to(current.device) - current) / (len(hp.layers) - i)
                 if layout.post_mlp_norm:
-                    outputs = at_subject(adapter, requests, mlp_out, ["{}"], "output")
+                    outputs = at_subject(adapter, requests, layer, mlp_out, ["{}"], "output")
                     norm = adapter.model.get_submodule(layout.layer_path(layout.post_mlp_norm, layer))
                     resid = through_norm(norm, outputs, resid)
             device = covs[layer].device

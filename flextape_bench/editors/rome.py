@@ -57,7 +57,7 @@ class ROMEEditor(KeyStatisticsEditor[ROMEHparams]):
         for request in requests:  # sequentially: each edit sees the previous ones
             with applied_delta(self.adapter.model, {name: total}):
                 k_star = self.keys([request], hp.layer)[0].double()
-                k0 = at_subject(self.adapter, [request], module, ["{}"], "input")[0].double()
+                k0 = at_subject(self.adapter, [request], hp.layer, module, ["{}"], "input")[0].double()
                 v0, v_star = optimize_values(self.adapter, [request], module, templates, hp)
             u = torch.linalg.solve(cov.to(k_star.device), k_star) if cov is not None else k_star
             update = torch.outer((v_star[0] - v0[0]).double().to(u.device), u) / (u @ k0.to(u.device))

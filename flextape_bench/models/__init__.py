@@ -56,6 +56,12 @@ def hparams_family(name: str, model_type: str) -> str:
     return layout_for(model_type, embedded.hparams_family if embedded else None).family
 
 
+def _location(name: str) -> str:
+    """Where a model loads from: a registered name's location (the embedded models converted first), else the Hub
+    id or directory given."""
+    return MODELS.get(name)() if name in MODELS else name
+
+
 def _kind(name: str) -> str:
     """What `name` is, in the words of model_args.NOT_FOR: the embedded model, a local directory or a Hub model."""
     if _embedded(name):
@@ -78,10 +84,8 @@ def local_config(name: str, model_args: Mapping[str, Any] | None = None) -> Pret
     once converted), read without loading weights, converting or going online; None where only `load` finds it.
     `model_args`: --model-args (checked first), of which those saying where the files are apply."""
     check_model_args(model_args or {}, _kind(name))
-    if embedded := _embedded(name):
-        location = str(embedded.folder())
-    else:
-        location = MODELS.get(name)() if name in MODELS else name
+    embedded = _embedded(name)
+    location = str(embedded.folder()) if embedded else _location(name)
     try:
         return AutoConfig.from_pretrained(location, local_files_only=True, **repository_kwargs(model_args or {}))
     except (OSError, ValueError):  # not on disk, not a model folder, or an architecture transformers lacks
@@ -100,7 +104,7 @@ def load(
     """Load a registered model by name or alias, or any Hub id / local directory (placement, --model-args and the
     chat template: `load_model`)."""
     check_model(name, model_args)
-    location = MODELS.get(name)() if name in MODELS else name
+    location = _location(name)
     embedded = _embedded(name)
     family = embedded.hparams_family if embedded else None
     return load_model(name, location, device, dtype, max_memory, offload_folder, model_args, chat_template, family)

@@ -11,7 +11,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from flextape_bench.checksums import atomic_file
+from flextape_bench.checksums import atomic_file, sha256_of
 from flextape_bench.errors import UserError
 from flextape_bench.tasks.spec import DatasetSpec, TaskSpec
 
@@ -19,15 +19,6 @@ logger = logging.getLogger(__name__)
 
 DATA_DIR_ENV = "FLEXTAPE_DATA_DIR"
 DOWNLOAD_TIMEOUT_S = 30
-
-
-def sha256_of(path: Path) -> str:
-    """Hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_json(path: Path, where: str) -> Any:

@@ -26,7 +26,9 @@ GenderWikidata = Literal["prefer", "fallback", "off"]
 CrossRanking = Literal["sum_nll", "mean_nll"]
 
 
-def _name(value: str) -> str | None:
+def name_problem(value: str) -> str | None:
+    """What is wrong with a task or group name (None where it is valid): the pattern that keeps names usable as
+    folder names."""
     if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]*", value):
         return None
     return f"{value!r} is not a valid name; use letters, digits, '_', '.' and '-' (no spaces)"
@@ -354,7 +356,7 @@ class LongForm:
 class TaskSpec:
     """One task: a dataset, how to read its records, and the metrics computed on it."""
 
-    task: str = spec_field("task name, unique across all task folders", check=_name)
+    task: str = spec_field("task name, unique across all task folders", check=name_problem)
     description: str = spec_field("one line shown by `flextape-bench list`")
     dataset: DatasetSpec = spec_field("the data file (see DatasetSpec)")
     fields: FieldMap = spec_field("where each value sits in a record (see FieldMap)")
@@ -423,9 +425,9 @@ class TaskSpec:
 class GroupSpec:
     """A named list of tasks and other groups."""
 
-    group: str = spec_field("group name, unique across tasks and groups", check=_name)
+    group: str = spec_field("group name, unique across tasks and groups", check=name_problem)
     description: str = spec_field("one line shown by `flextape-bench list`")
-    tasks: tuple[str, ...] = spec_field("member task or group names, in run order", check=_name, nonempty=True)
+    tasks: tuple[str, ...] = spec_field("member task or group names, in run order", check=name_problem, nonempty=True)
     source: Path = spec_field("the YAML file the group was loaded from", yaml=False)
     include_path: tuple[Path, ...] = spec_field("the --include-path folders it was loaded with", default=(), yaml=False)
 

@@ -52,7 +52,7 @@ def test_memit_least_squares_moves_the_layer_output_to_the_target(tiny, tmp_path
     init, z = optimize_values(tiny, REQUESTS, site, ["{}"], editor.hparams)
     delta = editor.compute_delta(REQUESTS)
     with applied_delta(tiny.model, delta):
-        moved = at_subject(tiny, REQUESTS, site, ["{}"], "output")
+        moved = at_subject(tiny, REQUESTS, 1, site, ["{}"], "output")
     wanted, got = z - init, moved - init
     cosine = torch.nn.functional.cosine_similarity(got, wanted)
     left = (z - moved).norm(dim=1) / wanted.norm(dim=1)
@@ -69,10 +69,10 @@ def test_rome_update_is_rank_one_and_maps_the_key_exactly(tiny, tmp_path):
     update = delta.T if tiny.layout.conv1d else delta
     assert torch.linalg.matrix_rank(update.double(), rtol=1e-6) == 1
     module = tiny.layout.layer_path(tiny.layout.mlp_out, 1)
-    key = at_subject(tiny, request, module, ["{}"], "input")[0]
-    before = at_subject(tiny, request, module, ["{}"], "output")[0]
+    key = at_subject(tiny, request, 1, module, ["{}"], "input")[0]
+    before = at_subject(tiny, request, 1, module, ["{}"], "output")[0]
     with applied_delta(tiny.model, {name: delta}):
-        after = at_subject(tiny, request, module, ["{}"], "output")[0]
+        after = at_subject(tiny, request, 1, module, ["{}"], "output")[0]
     assert torch.allclose(after - before, update @ key, atol=1e-4)
 
 
@@ -108,7 +108,7 @@ def test_sequential_alphaedit_keeps_earlier_edits_keys_in_place(tiny, tmp_path):
             editor.keep_last()
         with applied_delta(tiny.model, kept):
             update = editor.compute_delta(second)[name]
-            keys = at_subject_by_type(tiny, first, site, editor.template_groups, "input")  # the keys K_p holds
+            keys = at_subject_by_type(tiny, first, 1, site, editor.template_groups, "input")  # the keys K_p holds
         update = (update.T if tiny.layout.conv1d else update).double()
         moved[keep] = (keys.double() @ update.T).norm().item()
     assert moved[True] < 0.5 * moved[False]

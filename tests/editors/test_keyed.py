@@ -62,7 +62,7 @@ def test_layers_parameters_statistics_and_templates_follow_the_hparams(tiny_llam
 def test_rome_keys_are_a_plain_mean_and_memit_keys_weigh_each_type_equally(tiny_llama, tmp_path):
     module = tiny_llama.layout.layer_path(tiny_llama.layout.mlp_out, 1)
     rome = _editor("rome", tiny_llama, tmp_path, layer=1)
-    assert torch.equal(rome.keys(REQUESTS, 1), at_subject(tiny_llama, REQUESTS, module, rome.templates, "input"))
+    assert torch.equal(rome.keys(REQUESTS, 1), at_subject(tiny_llama, REQUESTS, 1, module, rome.templates, "input"))
     memit = _editor("memit", tiny_llama, tmp_path, layers=[1])
-    bare, sampled = (at_subject(tiny_llama, REQUESTS, module, group, "input") for group in memit.template_groups)
+    bare, sampled = (at_subject(tiny_llama, REQUESTS, 1, module, group, "input") for group in memit.template_groups)
     assert torch.allclose(memit.keys(REQUESTS, 1), (bare + sampled) / 2, atol=1e-6)
