@@ -18,8 +18,9 @@ pieces=${3:-.}
 data=(--data-dir "${FLEXTAPE_DATA_DIR:-../shared/seesaw_cf}")
 models=(gemma3-270m smollm2-135m)
 editors=(none ft memit alphaedit rome mend)
-# the pair tasks with data (they report their edits' efficacy, so the _eff tasks with the same cases are not run)
-tasks=(seesaw_cf_P19_P101 seesaw_cf_P19_P21 seesaw_cf_P21_P101 seesaw_cf_P27_P101 seesaw_cf_P27_P19)
+# the pair tasks with data (they report their edits' efficacy, so the _eff tasks with the same cases are not run),
+# the gender edits first
+tasks=(seesaw_cf_P21_P101 seesaw_cf_P19_P101 seesaw_cf_P27_P101 seesaw_cf_P19_P21 seesaw_cf_P27_P19)
 stats=(--hparams mom2_dataset=model --hparams mom2_n_samples=256 --hparams mom2_max_tokens=64)
 mkdir -p "$results/done" "$results/locks"
 
@@ -43,14 +44,15 @@ piece() {
     exec {lock}>&-
 }
 
-for model in "${models[@]}"; do
-    for editor in "${editors[@]}"; do
-        extra=()
-        case $editor in
-            memit | alphaedit | rome) extra=("${stats[@]}") ;;
-            mend) piece "$model/mend/train" flextape-bench train-mend --model "$model" "${data[@]}" ;;
-        esac
-        for task in "${tasks[@]}"; do
+# task by task, so that a grid stopped half-way has whole tasks: every model and editor on the same cases
+for task in "${tasks[@]}"; do
+    for model in "${models[@]}"; do
+        for editor in "${editors[@]}"; do
+            extra=()
+            case $editor in
+                memit | alphaedit | rome) extra=("${stats[@]}") ;;
+                mend) piece "$model/mend/train" flextape-bench train-mend --model "$model" "${data[@]}" ;;
+            esac
             piece "$model/$editor/$task" flextape-bench run --model "$model" --editor "$editor" --tasks "$task" \
                 --limit "$limit" "${data[@]}" "${extra[@]}" --output "$results"
         done
