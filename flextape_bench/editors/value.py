@@ -42,7 +42,7 @@ from flextape_bench.weights import working_dtype
 
 KL_PROMPT = "{} is a"
 EARLY_STOP_LOSS = 5e-2
-LOGIT_BUDGET = 2**27  # LM-head logits (scored positions x vocabulary) of one sub-batch: 512 MiB in float32
+LOGIT_BUDGET = 2**26  # LM-head logits (scored positions x vocabulary) of one sub-batch: 256 MiB in float32
 
 
 @dataclass(frozen=True)
