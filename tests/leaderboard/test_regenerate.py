@@ -1,0 +1,96 @@
+"""leaderboard/regenerate.sh schedules its grid in resumable pieces: every (model, editor, task) once, task by task,
+MEND trained before a model's first MEND run, finished pieces skipped, a piece held by another call skipped, a
+failing piece neither marked nor followed, the tables made only once every piece is done. `flextape-bench` and
+`python3` are replaced on PATH by recorders, so nothing runs a model."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import subprocess
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[2] / "leaderboard" / "regenerate.sh"
+MODELS = ["gemma3-270m", "smollm2-135m"]
+EDITORS = ["none", "ft", "memit", "alphaedit", "rome", "mend"]
+TASKS = ["seesaw_cf_P21_P101", "seesaw_cf_P19_P101", "seesaw_cf_P27_P101", "seesaw_cf_P19_P21", "seesaw_cf_P27_P19"]
+STATS = "--hparams mom2_dataset=model --hparams mom2_n_samples=256 --hparams mom2_max_tokens=64"
+
+
+def _recorders(tmp_path: Path, fail: str = "") -> dict[str, str]:
+    """An environment whose `flextape-bench` and `python3` append their arguments to calls.log (and exit 3 where
+    they contain `fail`)."""
+    folder = tmp_path / "bin"
+    folder.mkdir(exist_ok=True)
+    for name in ("flextape-bench", "python3"):
+        recorder = folder / name
+        failing = f'[[ -n "{fail}" && "$*" == *"{fail}"* ]] && exit 3\n' if fail else ""
+        recorder.write_text(f'#!/usr/bin/env bash\necho "{name} $*" >> "{tmp_path}/calls.log"\n{failing}exit 0\n')
+        recorder.chmod(0o755)
+    return {**os.environ, "PATH": f"{folder}{os.pathsep}{os.environ['PATH']}", "FLEXTAPE_DATA_DIR": "/data"}
+
+
+def _run(tmp_path: Path, env: dict[str, str], *args: str) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+    log = tmp_path / "calls.log"
+    log.unlink(missing_ok=True)
+    done = subprocess.run(
+        ["bash", str(SCRIPT), str(tmp_path / "results"), *args], env=env, capture_output=True, text=True
+    )
+    return done, log.read_text().splitlines() if log.exists() else []
+
+
+def test_every_piece_once_task_by_task_then_the_tables_and_nothing_again(tmp_path):
+    env = _recorders(tmp_path)
+    done, calls = _run(tmp_path, env)
+    assert done.returncode == 0, done.stderr
+    results = tmp_path / "results"
+    expected = []
+    for task in TASKS:
+        for model in MODELS:
+            for editor in EDITORS:
+                if editor == "mend" and task == TASKS[0]:
+                    expected.append(f"flextape-bench train-mend --model {model} --data-dir /data")
+                stats = f" {STATS}" if editor in ("memit", "alphaedit", "rome") else ""
+                expected.append(
+                    f"flextape-bench run --model {model} --editor {editor} --tasks {task} --limit 50 "
+                    f"--data-dir /data{stats} --output {results}"
+                )
+    expected += [
+        f"flextape-bench leaderboard --results {results} --output leaderboard",
+        "python3 -m flextape_bench.leaderboard.screenshot leaderboard/index.html leaderboard/index.png",
+    ]
+    assert calls == expected
+    assert len(list((results / "done").iterdir())) == 2 * (6 * 5 + 1)
+    again, calls = _run(tmp_path, env)  # every piece done: only the tables and the screenshot again
+    assert again.returncode == 0 and calls == expected[-2:]
+
+
+def test_a_chosen_subset_runs_alone_and_the_tables_wait_for_the_rest(tmp_path):
+    done, calls = _run(tmp_path, _recorders(tmp_path), "7", "^smollm2-135m/memit/")
+    assert done.returncode == 0, done.stderr
+    assert [call.split(" --tasks ")[1].split()[0] for call in calls] == TASKS
+    assert all("--model smollm2-135m --editor memit" in call and "--limit 7" in call for call in calls)
+    assert "57 pieces still to run" in done.stderr  # 2 x (6 x 5 + 1 training) pieces, 5 done: no tables yet
+
+
+def test_a_piece_held_by_another_call_is_left_to_it(tmp_path):
+    locks = tmp_path / "results" / "locks"
+    locks.mkdir(parents=True)
+    with open(locks / "gemma3-270m__none__seesaw_cf_P21_P101", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        done, calls = _run(tmp_path, _recorders(tmp_path), "50", "^gemma3-270m/none/")
+    assert done.returncode == 0, done.stderr
+    assert "gemma3-270m/none/seesaw_cf_P21_P101 is being run by another call; skipped" in done.stderr
+    assert [call.split(" --tasks ")[1].split()[0] for call in calls] == TASKS[1:]
+    assert not (tmp_path / "results" / "done" / "gemma3-270m__none__seesaw_cf_P21_P101").exists()
+
+
+def test_a_failing_piece_is_not_marked_and_stops_the_grid(tmp_path):
+    done, calls = _run(tmp_path, _recorders(tmp_path, fail="--editor ft"))
+    assert done.returncode == 3
+    assert len(calls) == 2 and "--editor none" in calls[0] and "--editor ft" in calls[1]
+    assert sorted(p.name for p in (tmp_path / "results" / "done").iterdir()) == [
+        "gemma3-270m__none__seesaw_cf_P21_P101"
+    ]
+    again, calls = _run(tmp_path, _recorders(tmp_path))  # the next call starts at the failed piece
+    assert again.returncode == 0 and "--editor ft" in calls[0] and "--model gemma3-270m" in calls[0]
