@@ -214,7 +214,7 @@ class Statistics:
         with ExitStack() as hooks:
             for layer in layers:
                 hooks.enter_context(capture(modules[layer], stores[layer]))
-            hooks.enter_context(stop_after_layer(adapter.model.get_submodule(adapter.layout.layers), max(layers)))
+            hooks.enter_context(stop_after_layer(adapter.layout.layer_list(adapter.model), max(layers)))
             for chunk in progress_bar(batches, desc="key statistics", unit="batch"):
                 enc = tok(chunk, return_tensors="pt", padding=True, truncation=True, max_length=self.max_tokens)
                 enc = {k: v.to(adapter.input_device) for k, v in enc.items()}

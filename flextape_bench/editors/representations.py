@@ -28,7 +28,7 @@ def at_subject(
     items = [fill(t.replace("{}", r.prompt, 1), r.subject) for r in requests for t in templates]
     batch = encode(adapter.tokenizer, items, adapter.input_device)
     store: dict[str, torch.Tensor] = {}
-    layers = adapter.model.get_submodule(adapter.layout.layers)
+    layers = adapter.layout.layer_list(adapter.model)
     with capture(adapter.model.get_submodule(module_path), store), stop_after_layer(layers, layer):
         adapter.body_hidden(input_ids=batch.input_ids, attention_mask=batch.attention_mask)
     values = store[kind]

@@ -26,10 +26,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import cast
 
 import torch
-from torch import nn
 from transformers import Cache, PreTrainedTokenizerBase
 
 from flextape_bench.cases import EditRequest
@@ -197,7 +195,7 @@ def _optimize(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """`optimize_values` for one sub-batch of requests."""
     module = adapter.model.get_submodule(site)
-    layers = cast(nn.ModuleList, adapter.model.get_submodule(adapter.layout.layers))
+    layers = adapter.layout.layer_list(adapter.model)
     first = _layer_of(adapter.layout.layers, site)
     n, per = len(requests), len(requests[0].ids)
     kl_kind, n_templates = per - 1, per - 1

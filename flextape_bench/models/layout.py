@@ -37,8 +37,12 @@ class Layout:
     def module(self, model: nn.Module, path: str) -> nn.Module:
         return model.get_submodule(path)
 
+    def layer_list(self, model: nn.Module) -> nn.ModuleList:
+        """The model's decoder layers, in order."""
+        return cast(nn.ModuleList, model.get_submodule(self.layers))
+
     def num_layers(self, model: nn.Module) -> int:
-        return len(cast(nn.ModuleList, model.get_submodule(self.layers)))
+        return len(self.layer_list(model))
 
     def head_logits(self, model: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
         """LM-head logits for final-normed hidden states, with the model's logit soft-capping if it has one."""
