@@ -64,7 +64,7 @@ def test_registry_has_ft_with_alias():
     assert EDITORS.get("ft-l") is FTEditor
 
 
-@pytest.mark.parametrize("family", ["gptj", "llama", "mistral", "gemma3", "gpt2"])
+@pytest.mark.parametrize("family", ["gptj", "llama", "mistral", "gemma3", "gpt2", "smollm2"])
 def test_hparams_ship_for_every_family(family):
     hparams = load_hparams("ft", FTHparams, family, {})
     assert hparams.num_steps > 0 and hparams.layers

@@ -13,6 +13,7 @@ from flextape_bench.editors.memit import MEMITHparams
 from flextape_bench.editors.mend import MENDHparams
 from flextape_bench.editors.rome import ROMEHparams
 from flextape_bench.errors import UserError
+from flextape_bench.models import LAYOUTS, MODELS
 
 HPARAMS_CLASSES = [
     entry.obj.hparams_class for entry in EDITORS.entries() if dataclasses.fields(entry.obj.hparams_class)
@@ -20,10 +21,13 @@ HPARAMS_CLASSES = [
 PACKAGED = sorted((path.parent.name, path.stem) for path in HPARAMS_DIR.glob("*/*.yaml"))
 
 
-def test_every_editor_with_hparams_has_packaged_files():
+def test_every_editor_with_hparams_has_a_file_per_family_and_per_model_tuned_on_its_own():
     editors = {name for name, _ in PACKAGED}
     assert editors == {"alphaedit", "ft", "memit", "mend", "rome"}
-    assert all(sum(name == editor for name, _ in PACKAGED) == 5 for editor in editors)
+    own = {entry.obj.hparams_family for entry in MODELS.entries() if getattr(entry.obj, "hparams_family", None)}
+    families = {layout.family for layout in LAYOUTS.values()} | own
+    assert families == {"gpt2", "gptj", "llama", "mistral", "gemma3", "smollm2"}
+    assert all({family for name, family in PACKAGED if name == editor} == families for editor in editors)
 
 
 @pytest.mark.parametrize("editor, family", PACKAGED)
