@@ -198,14 +198,14 @@ def _optimize(
     layers = adapter.layout.layer_list(adapter.model)
     first = _layer_of(adapter.layout.layers, site)
     n, per = len(requests), len(requests[0].ids)
-    kl_kind, n_templates = per - 1, per - 1
+    n_templates = per - 1  # each request's rows: its templates, then the KL prompt
     batch = pad(
         adapter.tokenizer,
         [ids for request in requests for ids in request.ids],
         [index for request in requests for index in request.subject_index],
         adapter.input_device,
     )
-    bare_rows, kl_rows = torch.arange(n) * per, torch.arange(n) * per + kl_kind  # the first template is the bare "{}"
+    bare_rows, kl_rows = torch.arange(n) * per, torch.arange(n) * per + n_templates  # the first template is bare "{}"
     store: dict[str, torch.Tensor] = {}
     entering: dict[str, torch.Tensor] = {}
     with torch.no_grad(), capture(module, store), capture(layers[first], entering):
