@@ -86,6 +86,8 @@ from flextape_bench.weights import applied_delta, unrepresented_share
 
 logger = logging.getLogger(__name__)
 
+SCORING_ROUND = 8  # cases scored, then kept (cached or written), together: a stop loses at most one round's scoring
+
 
 @dataclass
 class RunOptions:
@@ -421,25 +423,28 @@ class Runner:
         desc: str,
         delta: WeightDelta | None = None,
         shared: bool = True,
-    ) -> list[CaseScores]:
-        """Each case's scores (edit prompt, probes, then the metrics' own requests): each distinct request scored
-        once, in its whole group (`RequestOwners.complete`). With worker processes and `shared`, the scoring is
+    ) -> Iterator[list[tuple[EditCase, CaseScores]]]:
+        """Each case with its scores (edit prompt, probes, then the metrics' own requests), in rounds of
+        `SCORING_ROUND` cases, each yielded as soon as it is scored so that the caller can keep it. Each distinct
+        request is scored once, in its whole group (`RequestOwners.complete`): a group scored in an earlier round is
+        not scored again, so no score depends on the rounds. With worker processes and `shared`, the scoring is
         shared out over them, and they add `delta` (the edit applied to this process's model) to their weights."""
-        requests = [task.score_requests(case) for case in cases]
-        flat_requests = [r for rs in requests for r in rs]
-        distinct = task.owners.complete(flat_requests)
-        with self._batch_advice(f"scoring ({desc})"):
-            if self.workers is None or not shared:
-                answers = self.scorer.score(distinct, desc=desc)
-            else:
-                answers = self._shared_scores(self.workers, distinct, delta or {}, desc)
-        scored = dict(zip(distinct, answers))
-        flat = [scored[request] for request in flat_requests]
-        out, at = [], 0
-        for case, rs in zip(cases, requests):
-            out.append(case_scores(case, flat[at : at + len(rs)], len(rs) - 1 - len(case.probes)))
-            at += len(rs)
-        return out
+        known: dict[ScoreRequest, tuple[Score, ...]] = {}
+        for start in range(0, len(cases), SCORING_ROUND):
+            batch = cases[start : start + SCORING_ROUND]
+            requests = [task.score_requests(case) for case in batch]
+            distinct = [r for r in task.owners.complete([r for rs in requests for r in rs]) if r not in known]
+            part = f"{desc}, cases {start + 1}-{start + len(batch)} of {len(cases)}"
+            with self._batch_advice(f"scoring ({desc})"):
+                if self.workers is None or not shared:
+                    answers = self.scorer.score(distinct, desc=part)
+                else:
+                    answers = self._shared_scores(self.workers, distinct, delta or {}, desc)
+            known.update(zip(distinct, answers))
+            yield [
+                (case, case_scores(case, [known[r] for r in rs], len(rs) - 1 - len(case.probes)))
+                for case, rs in zip(batch, requests)
+            ]
 
     def _shared_scores(
         self, workers: Workers, requests: Sequence[ScoreRequest], delta: WeightDelta, desc: str
@@ -467,9 +472,10 @@ class Runner:
         found = {case.case_id: cache.get(case.case_id, task.score_requests(case)) for case in task.cases}
         missing = [case for case in task.cases if found[case.case_id] is None]
         if missing:
-            for case, scores in zip(missing, self._score_cases(task, missing, f"{task.spec.task}: pre-edit scores")):
-                cache.put(case.case_id, task.score_requests(case), scores)
-                found[case.case_id] = scores
+            for scored in self._score_cases(task, missing, f"{task.spec.task}: pre-edit scores"):
+                for case, scores in scored:  # kept round by round: a stop loses at most one round
+                    cache.put(case.case_id, task.score_requests(case), scores)
+                    found[case.case_id] = scores
         logger.info(
             f"{task.spec.task}: pre-edit scores for {len(task.cases) - len(missing)} of {len(task.cases)} "
             f"cases from the cache {cache.path}"
@@ -563,38 +569,44 @@ class Runner:
     def _post_scores(
         self,
         task: PreparedTask,
-        chunk: Sequence[EditCase],
+        cases: Sequence[EditCase],
         index: int,
         n_chunks: int,
         combined: WeightDelta,
+        keep: Callable[[list[tuple[EditCase, CaseScores]]], None],
         shared: bool = True,
-    ) -> list[CaseScores]:
-        """The chunk's scores (and texts) with `combined` applied; scoring shared out over the worker processes
-        unless not `shared`."""
+    ) -> None:
+        """The scores (and texts) of `cases` of chunk `index` with `combined` applied, handed to `keep` round by
+        round (`_score_cases`); scoring shared out over the worker processes unless not `shared`."""
         name = task.spec.task
         with applied_delta(self.adapter.model, combined):
-            post = self._score_cases(
-                task, chunk, f"{name}: post-edit scores, chunk {index + 1}/{n_chunks}", combined, shared
-            )
-            if task.generators():
-                texts = self._texts(task, chunk, f"{name}: post-edit texts, chunk {index + 1}/{n_chunks}")
-                post = [dataclasses.replace(scores, texts=t) for scores, t in zip(post, texts)]
-        return post
+            desc = f"{name}: post-edit scores, chunk {index + 1}/{n_chunks}"
+            for scored in self._score_cases(task, cases, desc, combined, shared):
+                if task.generators():
+                    batch = [case for case, _ in scored]
+                    texts = self._texts(task, batch, f"{name}: post-edit texts, chunk {index + 1}/{n_chunks}")
+                    scored = [(case, dataclasses.replace(s, texts=t)) for (case, s), t in zip(scored, texts)]
+                keep(scored)
 
     def edited_scores(
-        self, task: PreparedTask, index: int, chunk: Sequence[EditCase], n_chunks: int
+        self, task: PreparedTask, index: int, chunk: Sequence[EditCase], pending: Sequence[EditCase], n_chunks: int
     ) -> list[CaseScores]:
-        """Chunk `index` of independent edits edited and scored in this process alone (each process of a
-        distributed run takes whole chunks)."""
-        return self._post_scores(
-            task, chunk, index, n_chunks, self._edit(task.spec.task, chunk, index, n_chunks, {}), shared=False
-        )
+        """Chunk `index` of independent edits edited, and its `pending` cases scored, in this process alone (each
+        process of a distributed run takes whole chunks)."""
+        delta = self._edit(task.spec.task, chunk, index, n_chunks, {})
+        scored: list[tuple[EditCase, CaseScores]] = []
+        self._post_scores(task, pending, index, n_chunks, delta, scored.extend, shared=False)
+        return [scores for _, scores in scored]
 
     def _chunks_on_workers(
-        self, workers: Workers, task: PreparedTask, assigned: Sequence[tuple[int, Sequence[EditCase]]], n_chunks: int
+        self,
+        workers: Workers,
+        task: PreparedTask,
+        assigned: Sequence[tuple[int, Sequence[EditCase], Sequence[EditCase]]],
+        n_chunks: int,
     ) -> list[list[CaseScores]]:
-        """Each (chunk index, chunk) of `assigned` edited and scored by one process, this one taking the first; the
-        post-edit scores of each chunk, in order."""
+        """Each (chunk index, chunk, its pending cases) of `assigned` edited and scored by one process, this one
+        taking the first; the post-edit scores of each chunk's pending cases, in order."""
         if len(assigned) == 1:
             return [self.edited_scores(task, *assigned[0], n_chunks)]
         shares = [(assigned[rank] if rank < len(assigned) else None,) for rank in range(workers.size)]
@@ -602,20 +614,20 @@ class Runner:
             "edit_chunk",
             (dataclasses.replace(task, cases=[]), n_chunks),
             shares,
-            lambda item: self.edited_scores(task, item[0], item[1], n_chunks),
+            lambda item: self.edited_scores(task, item[0], item[1], item[2], n_chunks),
         )
         return answers[: len(assigned)]
 
     def _write_cases(
         self,
         task: PreparedTask,
-        chunk: Sequence[EditCase],
         index: int,
         pre: dict[int, CaseScores],
-        post: Sequence[CaseScores],
+        scored: Sequence[tuple[EditCase, CaseScores]],
     ) -> None:
+        """The record of each (case of chunk `index`, its post-edit scores)."""
         assert self.run is not None  # rank 0's runner
-        for case, scores in zip(chunk, post):
+        for case, scores in scored:
             self.run.write_case(task.spec.task, _case_record(task, case, pre[case.case_id], scores, index))
 
     def run_task(self, task: PreparedTask) -> dict[str, Any]:
@@ -625,7 +637,8 @@ class Runner:
         name, cases = task.spec.task, task.cases
         size = self.options.num_edits or max(len(cases), 1)
         chunks = [cases[i : i + size] for i in range(0, len(cases), size)]
-        done = [all(self.run.has_case(name, c.case_id) for c in chunk) for chunk in chunks]
+        pending = [[c for c in chunk if not self.run.has_case(name, c.case_id)] for chunk in chunks]
+        done = [not cases_left for cases_left in pending]
         pre = self.prescores(task) if not all(done) else {}
         if task.generators() and pre:
             texts = self.pregenerations(task)
@@ -634,19 +647,19 @@ class Runner:
         if self.workers is not None and not self.options.sequential and len(chunks) > 1:
             todo = [index for index, finished in enumerate(done) if not finished]  # independent chunks: one a process
             for indices in progress_bar(_rounds(self.workers.size, todo), desc=f"{name}: edit chunks", unit="round"):
-                posts = self._chunks_on_workers(self.workers, task, [(i, chunks[i]) for i in indices], len(chunks))
+                assigned = [(i, chunks[i], pending[i]) for i in indices]
+                posts = self._chunks_on_workers(self.workers, task, assigned, len(chunks))
                 for index, post in zip(indices, posts):
-                    self._write_cases(task, chunks[index], index, pre, post)
+                    self._write_cases(task, index, pre, list(zip(pending[index], post)))
         else:
             kept: WeightDelta = {}  # earlier chunks' edits, in sequential runs
             for index, chunk in progress_bar(list(enumerate(chunks)), desc=f"{name}: edit chunks", unit="chunk"):
                 if done[index] and not self.options.sequential:
                     continue
                 combined = self._edit(name, chunk, index, len(chunks), kept)
-                if not done[index]:
-                    self._write_cases(
-                        task, chunk, index, pre, self._post_scores(task, chunk, index, len(chunks), combined)
-                    )
+                if not done[index]:  # case files written round by round, so a stop keeps the rounds scored
+                    keep = functools.partial(self._write_cases, task, index, pre)
+                    self._post_scores(task, pending[index], index, len(chunks), combined, keep)
                 if self.options.sequential:
                     kept = combined
                     self.editor.keep_last()
@@ -707,7 +720,7 @@ class WorkerCommands:
         return self.runner.score_batches(batches, desc, delta)  # type: ignore[union-attr]
 
     def edit_chunk(
-        self, task: PreparedTask, n_chunks: int, item: tuple[int, Sequence[EditCase]] | None
+        self, task: PreparedTask, n_chunks: int, item: tuple[int, Sequence[EditCase], Sequence[EditCase]] | None
     ) -> list[CaseScores] | None:
         return None if item is None else self.runner.edited_scores(task, *item, n_chunks)  # type: ignore[union-attr]
 

@@ -5,7 +5,7 @@
 # with data; the first LIMIT cases (default 50) of each task, the same cases for every model and editor, edited in
 # one batch per task (the harness default). A piece is one model, editor and task ("model/editor/task"; PIECES: a
 # grep -E pattern choosing some, default all). A finished piece leaves <results>/done/<model>__<editor>__<task> and
-# is skipped from then on; an interrupted one resumes its run (the runner skips the cases already written). Another
+# is skipped from then on; an interrupted one resumes its run (the runner keeps scores 8 cases at a time). Another
 # call of this script at the same time takes the pieces this one does not hold (a lock per piece), so one call per
 # core finishes the grid sooner (set OMP_NUM_THREADS=1 for each). Key statistics come from 256 texts sampled from
 # the model (offline); MEND trains its checkpoint first (piece "model/mend/train"). The tables, page and screenshot

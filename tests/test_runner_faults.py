@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from flextape_bench import runner
 from flextape_bench.results import RunDir
 from flextape_bench.runner import RunOptions, run
 from flextape_bench.scoring import Scorer
@@ -114,7 +115,10 @@ def test_damaged_case_summary_and_cache_are_recomputed_to_the_clean_results(
 
     resumed, _ = run(options, tiny_llama)
     assert resumed.path == run_dir  # the damaged summary made the run unfinished, so it resumed
-    assert calls == [f"{TASK}: pre-edit scores", f"{TASK}: post-edit scores, chunk 2/3"]  # only what was damaged
+    assert calls == [  # only what was damaged
+        f"{TASK}: pre-edit scores, cases 1-1 of 1",
+        f"{TASK}: post-edit scores, chunk 2/3, cases 1-1 of 1",
+    ]
     err = capsys.readouterr().err
     assert f"warning: {summary}: the content does not match its content_sha256" in err
     assert f"warning: {damaged_case}: not valid JSON" in err and "its chunk is done again" in err
@@ -143,3 +147,57 @@ def test_a_model_with_the_same_weights_but_another_config_is_scored_anew(tiny_ll
     monkeypatch.setattr(Scorer, "score", lambda self, reqs, desc=None: calls.append(desc) or original(self, reqs, desc))
     second = run(dataclasses.replace(options, resume=False), other)[1]["tasks"][TASK]["probe_delta"]["d_pre"]
     assert any("pre-edit" in (desc or "") for desc in calls) and second != first
+
+
+@pytest.mark.parametrize("stage", ["pre-edit", "post-edit"])
+def test_a_stop_while_scoring_keeps_the_rounds_scored_and_the_rerun_ends_as_a_clean_run(
+    stage, tiny_llama, data_dir, tmp_path, monkeypatch
+):
+    """Scoring goes in rounds of SCORING_ROUND cases, each kept as soon as it is scored (pre-edit: in the cache;
+    post-edit: as case files). Stopped in its second round, a run of 4 cases edited in one batch keeps the first
+    round's 2 cases; the rerun scores only the other 2 and ends with the files, byte for byte, of a run that was
+    never stopped and scored all 4 in one round (the gender pair task: its cases share probes, so the rounds
+    touch the same groups)."""
+    pair = "seesaw_cf_P21_P101"
+
+    def options(name: str) -> RunOptions:
+        return dataclasses.replace(_options(tmp_path / name, data_dir), tasks=[pair], limit=4, num_edits=None)
+
+    clean_dir = run(options("clean"), tiny_llama)[0].path  # SCORING_ROUND 8: one round
+    monkeypatch.setattr(runner, "SCORING_ROUND", 2)
+    calls: list[str] = []
+    original = Scorer.score
+
+    def stopping(self, requests, desc=None):
+        calls.append(desc)
+        if desc.startswith(f"{pair}: {stage}") and desc.endswith("cases 3-4 of 4"):
+            raise KeyboardInterrupt
+        return original(self, requests, desc)
+
+    monkeypatch.setattr(Scorer, "score", stopping)
+    stopped = options("stopped")
+    with pytest.raises(KeyboardInterrupt):
+        run(stopped, tiny_llama)
+    run_dir = stopped.output / "tiny" / "ft" / "run_001"
+    kept = sorted(p.name for p in (run_dir / pair).glob("case_*.json"))
+    cached = sorted(p.name for p in (stopped.cache / "prescores").rglob("case_*.json"))
+    first_two = [f"case_{r['case_id']}.json" for r in json.loads((data_dir / f"{pair}.json").read_text())[:2]]
+    if stage == "pre-edit":
+        assert kept == [] and cached == sorted(first_two)
+    else:
+        assert kept == sorted(first_two) and len(cached) == 4
+
+    calls.clear()
+    monkeypatch.setattr(
+        Scorer, "score", lambda self, requests, desc=None: calls.append(desc) or original(self, requests, desc)
+    )
+    resumed = run(stopped, tiny_llama)[0].path
+    assert resumed == run_dir
+    assert calls == [f"{pair}: {stage} scores{', chunk 1/1' if stage == 'post-edit' else ''}, cases 1-2 of 2"] + (
+        [f"{pair}: post-edit scores, chunk 1/1, cases 1-2 of 4", f"{pair}: post-edit scores, chunk 1/1, cases 3-4 of 4"]
+        if stage == "pre-edit"
+        else []
+    )
+    files, reference = _files(resumed), _files(clean_dir)
+    files.pop("timing.json"), reference.pop("timing.json")
+    assert files == reference
