@@ -309,6 +309,11 @@ def can_mount() -> bool:
         return True
 
 
+def _pages(size: int) -> int:
+    """The bytes a file of `size` bytes takes on a tmpfs (whole 4 KiB pages)."""
+    return -(-size // 4096) * 4096
+
+
 def _mount(folder: Path, size: int, remount: bool = False) -> None:
     options = f"{'remount,' if remount else ''}size={max(size, 4096)}"
     subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], check=True, capture_output=True)
@@ -351,10 +356,12 @@ def run_trial(
     trial = Trial(clean.name)
     space.root.mkdir(parents=True)
     disk = full_disk > 0 and rng.random() < full_disk
-    if disk:
-        _mount(space.root, int(clean.size * rng.uniform(0.1, 0.9)))
+    given = sorted((clean.cache / "mend").iterdir()) if clean.train is not None else []  # the MEND checkpoint
+    if disk:  # room for what the trial is given, and for only part of what the run writes
+        given_bytes = sum(_pages(p.stat().st_size) for p in given)
+        _mount(space.root, given_bytes + int((clean.size - given_bytes) * rng.uniform(0.1, 0.9)))
     try:
-        if clean.train is not None:
+        if given:
             shutil.copytree(clean.cache / "mend", space.cache / "mend")
         _attempts(clean, env, space, rng, max_kills, signals, concurrent > 0 and rng.random() < concurrent, disk, trial)
     finally:
