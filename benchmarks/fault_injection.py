@@ -19,13 +19,13 @@ cache appears, or while one of the first files seen being written (by its tempor
 SIGINT must end the command with its one line and exit code 128 + the signal. With probability `--concurrent` the
 first attempt is two processes of the command started at once (the signal goes to the first): both must finish or
 stop cleanly, and every run directory they leave must equal the clean run. With probability `--full-disk` (root
-only: a tmpfs) the first attempt runs on a disk smaller than the clean run needs, which must end with the one-line
-"no space left" error; then the disk grows. Between attempts a case file, a cache file (key statistics, sampled
-corpus, MEND checkpoint) may be damaged, and the command runs again until the run is finished, stopped again with
-probability 1/2 up to `--max-kills`. A damaged MEND checkpoint is refused with an error naming `train-mend`; the
-trial then runs `train-mend` again, which must give a checkpoint whose run equals the clean one. A finished run may
-then get a result file damaged (summary.json, summary.md, summary.csv or a samples.jsonl) and the command run once
-more, which must resume and repair it.
+only: a tmpfs) the first attempt runs on a disk smaller than the clean run needs (room for the MEND checkpoint it
+is given and 10-90% of the rest), which must end with the one-line "no space left" error; then the disk grows.
+Between attempts a case file, a cache file (key statistics, sampled corpus, MEND checkpoint) may be damaged, and
+the command runs again until the run is finished, stopped again with probability 1/2 up to `--max-kills`. A damaged
+MEND checkpoint is refused with an error naming `train-mend`; the trial then runs `train-mend` again, which must give
+a checkpoint whose run equals the clean one. A finished run may then get a result file damaged (summary.json,
+summary.md, summary.csv or a samples.jsonl) and the command run once more, which must resume and repair it.
 
 One line per trial (scenario, attempts, each stop with how and during what, or "missed" when the attempt ended
 first, the damaged files, identical or not), then a summary; the exit code is 1 when a finished run differs from the
