@@ -25,7 +25,8 @@ Between attempts a case file, a cache file (key statistics, sampled corpus, MEND
 the command runs again until the run is finished, stopped again with probability 1/2 up to `--max-kills`. A damaged
 MEND checkpoint is refused with an error naming `train-mend`; the trial then runs `train-mend` again, which must give
 a checkpoint whose run equals the clean one. A finished run may then get a result file damaged (summary.json,
-summary.md, summary.csv or a samples.jsonl) and the command run once more, which must resume and repair it.
+summary.md, summary.csv, a samples.jsonl or a case file) and the command run once more, which must resume and repair
+it.
 
 One line per trial (scenario, attempts, each stop with how and during what, or "missed" when the attempt ended
 first, the damaged files, identical or not), then a summary; the exit code is 1 when a finished run differs from the
@@ -51,7 +52,7 @@ from pathlib import Path
 from flextape_bench.results import SAMPLES, SUMMARY, TIMING, RunDir
 
 REPO = Path(__file__).resolve().parents[1]
-FINISHED_RESULTS = (SUMMARY, "summary.md", "summary.csv", SAMPLES)  # damaged after a finished run
+FINISHED_RESULTS = (SUMMARY, "summary.md", "summary.csv", SAMPLES)  # damaged after a finished run (case files too)
 POLL_S = 0.002
 STOP_TIMEOUT_S = 120  # how long SIGTERM or SIGINT may take to end the command
 STOPPED = "flextape-bench: stopped by "
@@ -447,7 +448,10 @@ def _attempts(
         trial.problems.append(f"{len(runs)} run directories: {[r.name for r in runs]}")
         return
     if rng.random() < 0.3 and _damage_one(
-        space, rng, trial, lambda p: p.name in FINISHED_RESULTS and p.is_relative_to(runs[0])
+        space,
+        rng,
+        trial,
+        lambda p: (p.name in FINISHED_RESULTS or p.name.startswith("case_")) and p.is_relative_to(runs[0]),
     ):
         trial.attempts += 1
         result = attempt(command, env, space, None, space.root / f"attempt_{trial.attempts}.log")[0]

@@ -28,6 +28,7 @@ from flextape_bench.checksums import (
     fsync_folder,
     read_intact,
     read_json,
+    sha256_of,
     warn_damaged,
     write_atomic,
     write_json,
@@ -69,7 +70,7 @@ class RunDir:
     def __init__(self, path: Path, lock: IO[str] | None = None):
         self.path = path
         self._lock = lock  # the open lock file, flock-ed, while this process works in the run
-        self.digests: dict[str, str] = {}  # sha256 of the samples.jsonl files written, for summary.json
+        self.digests: dict[str, str] = {}  # sha256 of the case files read and samples.jsonl written, for summary.json
         self._timing: dict[str, Any] = {}  # timing.json as this attempt wrote it
         self._started = 0.0  # this attempt's start, time.time()
 
@@ -92,8 +93,8 @@ class RunDir:
 
     @property
     def finished(self) -> bool:
-        """Whether summary.json is there and intact, and so is every file it lists (each task's samples.jsonl,
-        summary.md, summary.csv); a damaged one is reported and the run counts as unfinished."""
+        """Whether summary.json is there and intact, and so is every file it lists (each task's case files and
+        samples.jsonl, summary.md, summary.csv); a damaged one is reported and the run counts as unfinished."""
         summary = read_intact(self.path / SUMMARY, "the run counts as unfinished")
         if summary is None:
             return False
@@ -115,7 +116,12 @@ class RunDir:
         write_json(self.case_path(task, record["case_id"]), record)
 
     def read_case(self, task: str, case_id: int) -> dict[str, Any]:
-        return read_json(self.case_path(task, case_id))
+        """The case's record; the file's sha256 is kept for summary.json, so that damage after the run finished
+        makes it unfinished (and the same command redoes the case's chunk)."""
+        path = self.case_path(task, case_id)
+        record = read_json(path)
+        self.digests[path.relative_to(self.path).as_posix()] = sha256_of(path)
+        return record
 
     def write_samples(self, task: str, lines: Iterator[dict[str, Any]]) -> None:
         text = "".join(json.dumps(x, ensure_ascii=False) + "\n" for x in lines)

@@ -215,8 +215,8 @@ def warnings_text(summary: dict[str, Any]) -> str:
 
 def write_summary(run_dir: Path, summary: dict[str, Any], files: Mapping[str, str] | None = None) -> None:
     """Tables first, summary.json last: its presence marks the run finished. Its `files` give the sha256 of the
-    two tables and of `files` (path in the run directory -> sha256: each task's samples.jsonl), which a finished run
-    must match."""
+    two tables and of `files` (path in the run directory -> sha256: each task's case files and samples.jsonl),
+    which a finished run must match."""
     rows = summary_rows(summary)
     title = f"{summary['model']} / {summary['editor']} / {summary['run']}"
     sections = "".join(f"\n{part}\n" for part in (group_tables(summary), warnings_text(summary)) if part)

@@ -130,6 +130,35 @@ def test_damaged_case_summary_and_cache_are_recomputed_to_the_clean_results(
     assert json.loads(cached.read_text())["content_sha256"]  # the cache entry is whole again
 
 
+def test_a_case_file_damaged_after_the_run_finished_is_redone_by_the_same_command(
+    clean, tiny_llama, data_dir, tmp_path, monkeypatch, capsys
+):
+    """summary.json lists the case files' sha256: damage to one, after the run finished, makes the run unfinished,
+    and the same command redoes that case's chunk alone, to the clean run's files."""
+    options = _options(tmp_path / "finished", data_dir)
+    run_dir = run(options, tiny_llama)[0].path
+    assert f"{TASK}/case_22776.json" in json.loads((run_dir / "summary.json").read_text())["files"]
+    damaged_case = run_dir / TASK / "case_22776.json"
+    damaged_case.write_bytes(damaged_case.read_bytes()[:-100])
+    assert not RunDir(run_dir).finished
+    capsys.readouterr()
+    calls = []
+    original = Scorer.score
+    monkeypatch.setattr(
+        Scorer, "score", lambda self, requests, desc=None: calls.append(desc) or original(self, requests, desc)
+    )
+
+    resumed, _ = run(options, tiny_llama)
+    assert resumed.path == run_dir
+    assert calls == [f"{TASK}: post-edit scores, chunk 2/3, cases 1-1 of 1"]  # pre-edit scores from the cache
+    assert f"warning: {damaged_case}: missing, or the content does not match its sha256 in summary.json" in (
+        capsys.readouterr().err
+    )
+    repaired, reference = _files(run_dir), _files(clean)
+    repaired.pop("timing.json"), reference.pop("timing.json")
+    assert repaired == reference
+
+
 def test_a_model_with_the_same_weights_but_another_config_is_scored_anew(tiny_llama, data_dir, tmp_path, monkeypatch):
     """The rotary base lives in the config and in buffers that state_dict leaves out: the weights' fingerprint is
     the same, so only the config in the cache key keeps the first model's pre-edit scores from being served."""
