@@ -98,7 +98,7 @@ class RunOptions:
     tasks: Sequence[str] = ("all",)
     limit: int | None = None
     samples: Mapping[str, Sequence[int]] | None = None  # --samples: case positions in the data file, per task
-    num_edits: int | None = None  # edits per chunk; None = the whole task in one batch
+    num_edits: int | None = None  # edits per chunk; None = the whole task in one batch (the CLI: --num-edits all)
     hparams: Sequence[str] = ()
     seed: int = 0
     device: str = "auto"  # auto: cuda where torch sees one, else cpu; spread: over GPUs, CPU memory and disk
@@ -185,8 +185,8 @@ def _check_flags(options: RunOptions) -> None:
                 )
     if options.sequential and options.num_edits is None:
         raise UserError(
-            "--sequential needs --num-edits K: without it each task is edited in one chunk, so there is "
-            "no earlier chunk to keep; add --num-edits (1 = one edit at a time) or drop --sequential"
+            "--sequential needs chunks: with --num-edits all each task is edited in one chunk, so there is no "
+            "earlier chunk to keep; give --num-edits K (1 = one edit at a time) or drop --sequential"
         )
 
 

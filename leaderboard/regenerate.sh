@@ -2,8 +2,9 @@
 # Regenerate leaderboard/ from real runs of both embedded models on the CPU, in resumable pieces:
 #   bash leaderboard/regenerate.sh [RESULTS_DIR] [LIMIT] [PIECES]
 # The grid: models gemma3-270m and smollm2-135m; editors none, ft, memit, alphaedit, rome and mend; the pair tasks
-# with data; the first LIMIT cases (default 50) of each task, the same cases for every model and editor, edited in
-# one batch per task (the harness default). A piece is one model, editor and task ("model/editor/task"; PIECES: a
+# with data; the first LIMIT cases (default 50) of each task, the same cases for every model and editor, each case
+# edited alone on the unedited model (--num-edits 1, the harness default, as the seed's reference: each case is its
+# own sample for the intervals and tests). A piece is one model, editor and task ("model/editor/task"; PIECES: a
 # grep -E pattern choosing some, default all). A finished piece leaves <results>/done/<model>__<editor>__<task> and
 # is skipped from then on; an interrupted one resumes its run (the runner keeps scores 8 cases at a time). Another
 # call of this script at the same time takes the pieces this one does not hold (a lock per piece), so one call per
@@ -54,7 +55,7 @@ for task in "${tasks[@]}"; do
                 mend) piece "$model/mend/train" flextape-bench train-mend --model "$model" "${data[@]}" ;;
             esac
             piece "$model/$editor/$task" flextape-bench run --model "$model" --editor "$editor" --tasks "$task" \
-                --limit "$limit" "${data[@]}" "${extra[@]}" --output "$results"
+                --limit "$limit" --num-edits 1 "${data[@]}" "${extra[@]}" --output "$results"
         done
     done
 done

@@ -168,11 +168,21 @@ def test_target_that_tokenizes_to_nothing(capsys, ws, monkeypatch, tiny_llama):
     "flags, facts",
     [
         (
-            ["--sequential"],
-            ["--sequential needs --num-edits K", "add --num-edits (1 = one edit at a time) or drop --sequential"],
+            ["--sequential", "--num-edits", "all"],
+            [
+                "--sequential needs chunks: with --num-edits all each task is edited in one chunk",
+                "give --num-edits K (1 = one edit at a time) or drop --sequential",
+            ],
         ),
         (["--limit", "0"], ["--limit must be a positive integer, got 0"]),
         (["--num-edits", "-1"], ["--num-edits must be a positive integer, got -1"]),
+        (
+            ["--num-edits", "some"],
+            [
+                "argument --num-edits: invalid value 'some': give a positive integer (1 = one edit at a time) or all "
+                "(the whole task at once) (see `flextape-bench run --help`)"
+            ],
+        ),
         (["--batch-tokens", "0"], ["--batch-tokens must be a positive integer, got 0"]),
         (
             ["--batch-tokens", "lots"],
@@ -398,7 +408,7 @@ def test_out_of_memory_while_editing_names_num_edits(capsys, ws, monkeypatch, ti
     monkeypatch.setattr(models, "load", lambda *args, **kwargs: tiny_llama)
     monkeypatch.setattr(FTEditor, "compute_delta", _raise(OOM_ERRORS[0]))
     ws.task("mine", [record(1), record(2, subject="Alan Turing")])
-    flags = ["--editor", "ft", "--hparams", "layers=[1]"] + (["--num-edits", str(num_edits)] if num_edits else [])
+    flags = ["--editor", "ft", "--hparams", "layers=[1]", "--num-edits", str(num_edits or "all")]
     line = error_of(capsys, [*ws.run_args("mine"), *flags])
     chunk = "chunk 1/1: 2 edits" if num_edits is None else "chunk 1/2: 1 edit"
     assert line == f"{PREFIX}out of memory while editing (ft, mine {chunk} at once); {advice}"

@@ -129,6 +129,13 @@ def test_batch_tokens_parse(argv, batch_tokens, most):
     assert (args.batch_tokens, args.max_batch_tokens) == (batch_tokens, most)
 
 
+@pytest.mark.parametrize("argv, num_edits", [([], 1), (["--num-edits", "7"], 7), (["--num-edits", "all"], None)])
+def test_num_edits_is_one_at_a_time_unless_told(argv, num_edits):
+    """The seed's reference (ENSCMA2/flextape experiments/eval_pair.py) edits each case alone unless told
+    (--num_edits 1); `all` (RunOptions' None) is the whole task in one batch."""
+    assert build_parser().parse_args(["run", *argv]).num_edits == num_edits
+
+
 def test_batch_tokens_of_the_library_are_checked(tmp_path):
     with pytest.raises(UserError, match="--batch-tokens must be auto or a positive integer, got 'lots'"):
         run(RunOptions(batch_tokens="lots", output=tmp_path))

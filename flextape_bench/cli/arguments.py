@@ -50,6 +50,19 @@ def batch_tokens(value: str) -> int | str:
         raise argparse.ArgumentTypeError(f"invalid value {value!r}: give {AUTO} or a positive integer") from None
 
 
+def num_edits(value: str) -> int | None:
+    """`--num-edits`: an integer (its range is checked with the other counts), or all: None, the whole task in one
+    chunk."""
+    if value == "all":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"invalid value {value!r}: give a positive integer (1 = one edit at a time) or all (the whole task at once)"
+        ) from None
+
+
 def seed(value: str) -> int:
     """`--seed`: a whole number that every seeded generator takes (numpy's are 32-bit; torch's take 64 bits, and
     each chunk i of a run is seeded with seed + i)."""

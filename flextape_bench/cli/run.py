@@ -35,8 +35,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--num-edits",
-        type=int,
-        help="edits applied together in one chunk (default: the whole task in one batch; 1 = one at a time)",
+        type=arguments.num_edits,
+        default=1,
+        metavar="K|all",
+        help="edits applied together in one chunk, each chunk on the unedited model: 1 (default: each case edited "
+        "alone, as the reference's eval_pair.py), K, or all (the whole task in one batch)",
     )
     parser.add_argument(
         "--sequential",

@@ -176,7 +176,7 @@ COLUMN_LEGENDS: tuple[tuple[str, str], ...] = (
         "Its git commit (-dirty: with uncommitted changes); blank: not recorded (older runs, or an installed package).",
     ),
     ("limit", "--limit: the first N cases of each task (blank: all)."),
-    ("num edits", "--num-edits: cases edited together in one batch (blank: each task in one batch)."),
+    ("num edits", "--num-edits: cases edited together in one batch (blank: --num-edits all, each task in one batch)."),
     ("sequential", "--sequential: batches applied one after another to the same model."),
     ("seed", "The run's seed."),
     ("dtype", "The dtype of the model's weights in the run."),

@@ -52,7 +52,7 @@ def test_every_piece_once_task_by_task_then_the_tables_and_nothing_again(tmp_pat
                     expected.append(f"flextape-bench train-mend --model {model} --data-dir /data")
                 stats = f" {STATS}" if editor in ("memit", "alphaedit", "rome") else ""
                 expected.append(
-                    f"flextape-bench run --model {model} --editor {editor} --tasks {task} --limit 50 "
+                    f"flextape-bench run --model {model} --editor {editor} --tasks {task} --limit 50 --num-edits 1 "
                     f"--data-dir /data{stats} --output {results}"
                 )
     expected += [
