@@ -1,6 +1,6 @@
 """Fault injection: runs stopped at random moments (SIGKILL, SIGTERM, SIGINT), started twice at once, run out of
 disk space, and files damaged between attempts, must finish with the results of an uninterrupted run, byte for byte
-(every file of the run directory but timing.json).
+(every file of the run directory but timing.json, and a stale .lock: see `snapshot`).
 
     python benchmarks/fault_injection.py [--trials 10] [--seed 0] [--max-kills 3] [--scenarios ft,rome,...]
         [--signals KILL,TERM,INT] [--concurrent 0.2] [--full-disk 0.2] [--task seesaw_cf_P19_P101] [--limit 3]
@@ -49,7 +49,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from flextape_bench.results import SAMPLES, SUMMARY, TIMING, RunDir
+from flextape_bench.results import LOCK, SAMPLES, SUMMARY, TIMING, RunDir
 
 REPO = Path(__file__).resolve().parents[1]
 FINISHED_RESULTS = (SUMMARY, "summary.md", "summary.csv", SAMPLES)  # damaged after a finished run (case files too)
@@ -284,11 +284,13 @@ def damage(path: Path, rng: random.Random) -> str:
 
 
 def snapshot(run: Path) -> dict[str, bytes]:
-    """Every file of a run directory but timing.json, by path within it."""
+    """Every file of a run directory but timing.json and the lock file, by path within it. A process killed after its
+    run finished (summary.json written) but before it let go of the run leaves `.lock` behind, with its pid; no
+    process holds it, and it is no result."""
     return {
         p.relative_to(run).as_posix(): p.read_bytes()
         for p in sorted(run.rglob("*"))
-        if p.is_file() and p.name != TIMING
+        if p.is_file() and p.name not in (TIMING, LOCK)
     }
 
 
