@@ -35,6 +35,16 @@ def _files(run_dir: Path) -> dict[str, bytes]:
     return {p.relative_to(run_dir).as_posix(): p.read_bytes() for p in sorted(run_dir.rglob("*")) if p.is_file()}
 
 
+def _scoring_calls(monkeypatch) -> list[str | None]:
+    """The progress label of every Scorer.score call from now on, in order."""
+    calls: list[str | None] = []
+    original = Scorer.score
+    monkeypatch.setattr(
+        Scorer, "score", lambda self, requests, desc=None: calls.append(desc) or original(self, requests, desc)
+    )
+    return calls
+
+
 def test_a_case_scores_the_same_bits_whatever_cases_a_run_scores(tiny_llama, data_dir, tmp_path, monkeypatch):
     """The gender pair task, whose cases ask the same probes: the third case scored after two others (--limit 3),
     alone (--samples) or with a later case has the same scores to the last bit, each distinct request of a run is
@@ -107,11 +117,7 @@ def test_damaged_case_summary_and_cache_are_recomputed_to_the_clean_results(
     cached = next((options.cache / "prescores").rglob("case_22777.json"))
     cached.write_bytes(cached.read_bytes()[:-50])
     capsys.readouterr()
-    calls = []
-    original = Scorer.score
-    monkeypatch.setattr(
-        Scorer, "score", lambda self, requests, desc=None: calls.append(desc) or original(self, requests, desc)
-    )
+    calls = _scoring_calls(monkeypatch)
 
     resumed, _ = run(options, tiny_llama)
     assert resumed.path == run_dir  # the damaged summary made the run unfinished, so it resumed
@@ -142,11 +148,7 @@ def test_a_case_file_damaged_after_the_run_finished_is_redone_by_the_same_comman
     damaged_case.write_bytes(damaged_case.read_bytes()[:-100])
     assert not RunDir(run_dir).finished
     capsys.readouterr()
-    calls = []
-    original = Scorer.score
-    monkeypatch.setattr(
-        Scorer, "score", lambda self, requests, desc=None: calls.append(desc) or original(self, requests, desc)
-    )
+    calls = _scoring_calls(monkeypatch)
 
     resumed, _ = run(options, tiny_llama)
     assert resumed.path == run_dir
@@ -171,9 +173,7 @@ def test_a_model_with_the_same_weights_but_another_config_is_scored_anew(tiny_ll
     assert other.config_fingerprint != tiny_llama.config_fingerprint
     options = dataclasses.replace(_options(tmp_path, data_dir), editor="none", hparams=[], limit=1, num_edits=None)
     first = run(options, tiny_llama)[1]["tasks"][TASK]["probe_delta"]["d_pre"]
-    calls = []
-    original = Scorer.score
-    monkeypatch.setattr(Scorer, "score", lambda self, reqs, desc=None: calls.append(desc) or original(self, reqs, desc))
+    calls = _scoring_calls(monkeypatch)
     second = run(dataclasses.replace(options, resume=False), other)[1]["tasks"][TASK]["probe_delta"]["d_pre"]
     assert any("pre-edit" in (desc or "") for desc in calls) and second != first
 
