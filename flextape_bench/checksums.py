@@ -111,8 +111,14 @@ def write_json(path: Path, payload: Mapping[str, Any]) -> None:
 def read_json(path: Path) -> dict[str, Any]:
     """The object `write_json` wrote, without its checksum. DamagedFile when the file is not that (truncated,
     corrupted, edited, or written before checksums); FileNotFoundError when there is no file."""
+    return read_json_digest(path)[0]
+
+
+def read_json_digest(path: Path) -> tuple[dict[str, Any], str]:
+    """`read_json(path)` and the sha256 of the file's bytes, from one read."""
+    data = path.read_bytes()
     try:
-        value = json.loads(path.read_bytes().decode("utf-8"))
+        value = json.loads(data.decode("utf-8"))
     except ValueError as exc:  # invalid UTF-8 or JSON
         raise DamagedFile(path, f"not valid JSON ({exc}): truncated or corrupted") from None
     if not isinstance(value, dict) or not isinstance(value.get(FIELD), str):
@@ -120,7 +126,7 @@ def read_json(path: Path) -> dict[str, Any]:
     stored = value.pop(FIELD)
     if _content_sha256(value) != stored:
         raise DamagedFile(path, f"the content does not match its {FIELD}: corrupted or edited")
-    return value
+    return value, hashlib.sha256(data).hexdigest()
 
 
 def warn_damaged(error: DamagedFile, action: str) -> None:

@@ -28,7 +28,7 @@ from flextape_bench.checksums import (
     fsync_folder,
     read_intact,
     read_json,
-    sha256_of,
+    read_json_digest,
     warn_damaged,
     write_atomic,
     write_json,
@@ -119,8 +119,7 @@ class RunDir:
         """The case's record; the file's sha256 is kept for summary.json, so that damage after the run finished
         makes it unfinished (and the same command redoes the case's chunk)."""
         path = self.case_path(task, case_id)
-        record = read_json(path)
-        self.digests[path.relative_to(self.path).as_posix()] = sha256_of(path)
+        record, self.digests[path.relative_to(self.path).as_posix()] = read_json_digest(path)
         return record
 
     def write_samples(self, task: str, lines: Iterator[dict[str, Any]]) -> None:
