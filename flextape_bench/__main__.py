@@ -30,8 +30,10 @@ def entry() -> int:
     except (KeyboardInterrupt, Stopped) as exc:
         signum = exc.signum if isinstance(exc, Stopped) else signal.SIGINT
         print(
+            _line_start(),
             f"flextape-bench: stopped by {signal.Signals(signum).name}; what was finished is kept: run the same "
             "command again to go on where it stopped",
+            sep="",
             file=sys.stderr,
         )
         _forget_unhandled_interrupt()
@@ -39,6 +41,13 @@ def entry() -> int:
     except BrokenPipeError:  # the reader of stdout went away (`flextape-bench list tasks | head`): end quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 128 + signal.SIGPIPE
+
+
+def _line_start() -> str:
+    """A newline where progress bars may have been drawn: a bar closed by the stop (in this process or in another of
+    a `--num-processes` run) can leave the cursor mid-line, and the stop line must start a line of its own."""
+    progress = sys.modules.get("flextape_bench.progress")  # not loaded: no bar was drawn
+    return "\n" if progress is not None and progress.bars_shown() else ""
 
 
 def _forget_unhandled_interrupt() -> None:

@@ -16,6 +16,12 @@ def progress_bar(
     items: Iterable[T], desc: str | None = None, unit: str = "it", total: int | None = None
 ) -> Iterable[T]:
     """Wrap `items` in a tqdm bar when `desc` is given; FLEXTAPE_PROGRESS=0/1 forces it off/on."""
-    forced = os.environ.get("FLEXTAPE_PROGRESS")
-    enabled = desc is not None and (forced == "1" or (forced != "0" and sys.stderr.isatty()))
+    enabled = desc is not None and bars_shown()
     return tqdm(items, desc=desc, unit=unit, total=total, disable=not enabled, file=sys.stderr, dynamic_ncols=True)
+
+
+def bars_shown() -> bool:
+    """Whether bars are drawn on stderr: FLEXTAPE_PROGRESS=1, or stderr is a terminal and FLEXTAPE_PROGRESS is not
+    0."""
+    forced = os.environ.get("FLEXTAPE_PROGRESS")
+    return forced == "1" or (forced != "0" and sys.stderr.isatty())
