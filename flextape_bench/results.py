@@ -109,8 +109,14 @@ class RunDir:
         return self.path / task / f"case_{case_id}.json"
 
     def has_case(self, task: str, case_id: int) -> bool:
-        """Whether the case's file is there and intact (a damaged one is reported, and its chunk done again)."""
-        return read_intact(self.case_path(task, case_id), "its chunk is done again") is not None
+        """Whether the case's file is there, intact and of this case (a damaged one, or another case's intact file
+        copied over it, is reported, and its chunk done again)."""
+        path, action = self.case_path(task, case_id), "its chunk is done again"
+        record = read_intact(path, action)
+        if record is not None and record.get("case_id") != case_id:
+            warn_damaged(DamagedFile(path, f"holds case {record.get('case_id')!r}, not {case_id}"), action)
+            return False
+        return record is not None
 
     def write_case(self, task: str, record: CaseRecord) -> None:
         write_json(self.case_path(task, record["case_id"]), record)

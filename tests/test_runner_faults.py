@@ -161,6 +161,28 @@ def test_a_case_file_damaged_after_the_run_finished_is_redone_by_the_same_comman
     assert repaired == reference
 
 
+def test_another_cases_intact_file_copied_over_a_case_file_is_redone(
+    clean, tiny_llama, data_dir, tmp_path, monkeypatch, capsys
+):
+    """In an unfinished run (no summary.json to list the sha256s) a case file is trusted only if it holds its own
+    case: another case's intact file copied over it is reported and its chunk done again, to the clean run's files."""
+    options = _options(tmp_path / "swapped", data_dir)
+    run_dir = run(options, tiny_llama)[0].path
+    (run_dir / "summary.json").unlink()
+    swapped = run_dir / TASK / "case_22776.json"
+    swapped.write_bytes((run_dir / TASK / "case_22777.json").read_bytes())
+    capsys.readouterr()
+    calls = _scoring_calls(monkeypatch)
+
+    resumed, _ = run(options, tiny_llama)
+    assert resumed.path == run_dir
+    assert calls == [f"{TASK}: post-edit scores, chunk 2/3, cases 1-1 of 1"]
+    assert f"warning: {swapped}: holds case 22777, not 22776; its chunk is done again" in capsys.readouterr().err
+    repaired, reference = _files(run_dir), _files(clean)
+    repaired.pop("timing.json"), reference.pop("timing.json")
+    assert repaired == reference
+
+
 def test_a_model_with_the_same_weights_but_another_config_is_scored_anew(tiny_llama, data_dir, tmp_path, monkeypatch):
     """The rotary base lives in the config and in buffers that state_dict leaves out: the weights' fingerprint is
     the same, so only the config in the cache key keeps the first model's pre-edit scores from being served."""
