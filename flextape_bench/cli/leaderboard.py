@@ -1,4 +1,5 @@
-"""`flextape-bench leaderboard --results DIR --output DIR [--all-runs] [--push-to-hub ORG/NAME [--dry-run]]`."""
+"""`flextape-bench leaderboard --results DIR [--records DIR] --output DIR [--all-runs] [--push-to-hub ORG/NAME
+[--dry-run]]`."""
 
 from __future__ import annotations
 
@@ -31,6 +32,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "links to them) to --output.",
     )
     parser.add_argument("--results", type=Path, default=Path("results"), help="results root (default ./results)")
+    parser.add_argument(
+        "--records",
+        type=Path,
+        help="also read the run records in this folder (each finished run's config, summary and timing, kept apart "
+        "from its cases by `python3 -m flextape_bench.leaderboard.run_records RESULTS DIR`, as leaderboard/records/ "
+        "keeps the grid's); a run under --results is preferred to a record",
+    )
     parser.add_argument(
         "--output",
         type=Path,
@@ -107,6 +115,11 @@ def execute(args: argparse.Namespace) -> int:
         raise UserError("--dry-run needs --push-to-hub ORG/NAME (it writes the folder that would be pushed)")
     if args.private and not args.push_to_hub:
         raise UserError("--private needs --push-to-hub ORG/NAME (it makes the pushed dataset repository private)")
+    if args.push_to_hub and args.records:
+        raise UserError(
+            "--push-to-hub publishes the runs' cases, which run records (--records) do not hold; push without "
+            "--records, from the results root that holds the runs"
+        )
     if args.push_to_hub:
         from flextape_bench.leaderboard import hub  # the Hub client libraries load only for a push
 
@@ -114,7 +127,7 @@ def execute(args: argparse.Namespace) -> int:
     check_output(args.output)
     if args.dry_run:
         _check_dry_run_folder(args.output / HUB)
-    collection, board, paths = write_leaderboard(args.results, args.output, args.all_runs)
+    collection, board, paths = write_leaderboard(args.results, args.output, args.all_runs, args.records)
     print(board)
     if collection.unfinished:
         logger.warning(

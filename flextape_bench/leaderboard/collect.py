@@ -1,6 +1,7 @@
 """Find the finished runs under a results root (`<results>/<model>/<editor>/run_NNN/`, finished when summary.json
-and the files it lists are intact) and keep, per model, editor and task, the newest run that has the task (or every
-run)."""
+and the files it lists are intact), and the run records of a records folder (leaderboard.run_records: the runs' config,
+summary and timing without their cases), and keep, per model, editor and task, the newest run that has the task (or
+every run)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 
 from flextape_bench.checksums import read_json
 from flextape_bench.errors import UserError
+from flextape_bench.leaderboard.run_records import is_intact, record_dirs, record_key
 from flextape_bench.results import CONFIG, SUMMARY, RunDir, check_names, run_dirs
 
 
@@ -35,6 +37,8 @@ class RunInfo:
     parameters: int | None = None  # the model's parameter count (config.json `model_parameters`; newer runs)
     weights: str | None = None  # the blake2b of the model's weights (identity `weights_blake2b`)
     revision: str | None = None  # the model's Hub revision (identity `model_revision`)
+    files: tuple[str, ...] = ()  # the files summary.json lists (paths in the run directory)
+    recorded: bool = False  # a run record (its config, summary and timing alone), not the run's directory
 
     @property
     def name(self) -> str:
@@ -46,9 +50,10 @@ class RunInfo:
         return "/".join(self.path.parts[-3:])
 
     @property
-    def order(self) -> tuple[Path, int]:
-        """Sort key: the model/editor directory, then the run number."""
-        return self.path.parent, int(self.path.name[4:])
+    def order(self) -> tuple[Path, int, str]:
+        """Sort key: the model/editor directory, then the run number (records first, by start time)."""
+        number = -1 if self.recorded else int(self.path.name[4:])
+        return self.path.parent, number, self.started or ""
 
 
 @dataclass(frozen=True)
@@ -69,8 +74,12 @@ class TaskRecord:
 
     @property
     def case_ids(self) -> list[int]:
-        """The ids of the cases the run wrote for this task (its `case_<id>.json` files), sorted."""
-        names = (path.stem.removeprefix("case_") for path in (self.run.path / self.task).glob("case_*.json"))
+        """The ids of the cases the run wrote for this task, sorted: the case files summary.json lists, or, for a
+        run finished before summary.json listed them, its `case_<id>.json` files."""
+        listed = [name.removeprefix(f"{self.task}/") for name in self.run.files if name.startswith(f"{self.task}/")]
+        if not listed and not self.run.recorded:
+            listed = [path.name for path in (self.run.path / self.task).glob("case_*.json")]
+        names = (Path(name).stem.removeprefix("case_") for name in listed if name.startswith("case_"))
         return sorted(int(name) for name in names if name.isdigit())
 
     @property
@@ -100,9 +109,9 @@ def _read(path: Path) -> dict[str, Any]:
         raise UserError(f"{path}: missing; a finished run has config.json and summary.json") from exc
 
 
-def read_run(path: Path) -> list[TaskRecord]:
-    """A finished run's task records from its summary.json, config.json and timing.json, checked for the keys read
-    here."""
+def read_run(path: Path, recorded: bool = False) -> list[TaskRecord]:
+    """A finished run's task records from its summary.json, config.json and timing.json (a run record's, with
+    `recorded`), checked for the keys read here."""
     summary, config = _read(path / SUMMARY), _read(path / CONFIG)
     if not isinstance(summary.get("tasks"), dict) or not all(
         isinstance(summary.get(key), str) for key in ("model", "editor")
@@ -136,32 +145,43 @@ def read_run(path: Path) -> list[TaskRecord]:
         parameters=config.get("model_parameters"),
         weights=identity.get("weights_blake2b"),
         revision=identity.get("model_revision") or None,
+        files=tuple(summary.get("files") or ()),
+        recorded=recorded,
     )
     return [TaskRecord(run=run, task=task, values=values) for task, values in summary["tasks"].items()]
 
 
-def collect(results: Path, all_runs: bool = False) -> Collection:
-    """Every finished run under `results`; per (model, editor, task) the newest run (highest run number) that has
-    the task, or with `all_runs` every run's record. Unfinished runs (a damaged summary too) are skipped and
-    listed."""
+def collect(results: Path, all_runs: bool = False, records: Path | None = None) -> Collection:
+    """Every finished run under `results` and every intact run record under `records`; per (model, editor, task)
+    the newest run (highest run number; a record, by start time, yields to any run under `results`) that has the
+    task, or with `all_runs` every run's record (a record of a run under `results` counted once). Unfinished runs (a
+    damaged summary too) are skipped and listed."""
     if not results.is_dir():
         raise UserError(f"--results {results}: not a directory; give the results root of the runs (default ./results)")
-    kept: dict[tuple[str, str, str, Path | None], TaskRecord] = {}
+    if records is not None and not records.is_dir():
+        raise UserError(f"--records {records}: not a directory; give the folder of run records")
+    finished: list[Path] = []
     unfinished: list[Path] = []
-    found = 0
     for parent in sorted(p for p in results.glob("*/*") if p.is_dir()):
         for path in run_dirs(parent):
-            found += 1
-            if not RunDir(path).finished:
-                unfinished.append(path)
-                continue
-            for record in read_run(path):
-                kept[record.model, record.editor, record.task, path if all_runs else None] = record
+            (finished if RunDir(path).finished else unfinished).append(path)
+    local = {record_key((path / SUMMARY).read_bytes()) for path in finished}
+    others = [path for path in record_dirs(records) if path.name not in local] if records else []
+    found = len(finished) + len(unfinished) + len(others)
+    unfinished += [path for path in others if not is_intact(path)]
+    runs = [read_run(path, recorded=True) for path in others if path not in unfinished]
+    runs.sort(key=lambda tasks: (tasks[0].run.started or "") if tasks else "")  # then the runs under `results`
+    runs += [read_run(path) for path in finished]
+    kept: dict[tuple[str, str, str, Path | None], TaskRecord] = {}
+    for run in runs:
+        for record in run:
+            kept[record.model, record.editor, record.task, record.run.path if all_runs else None] = record
     if not found:
-        raise UserError(f"--results {results}: no run directories (<model>/<editor>/run_NNN) found")
+        records_too = f" and --records {records}: no run records (<model>/<editor>/<key>) either" if records else ""
+        raise UserError(f"--results {results}: no run directories (<model>/<editor>/run_NNN) found{records_too}")
     if not kept:
         raise UserError(
             f"--results {results}: no finished run ({len(unfinished)} unfinished, without an intact summary.json)"
         )
-    records = sorted(kept.values(), key=lambda r: (r.task, r.model, r.editor, r.run.order))
-    return Collection(records=tuple(records), unfinished=tuple(unfinished))
+    chosen = sorted(kept.values(), key=lambda r: (r.task, r.model, r.editor, r.run.order))
+    return Collection(records=tuple(chosen), unfinished=tuple(unfinished))

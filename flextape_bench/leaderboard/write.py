@@ -23,8 +23,10 @@ def publish_configs(runs: Sequence[RunInfo], output: Path) -> list[Path]:
     return paths
 
 
-def write_leaderboard(results: Path, output: Path, all_runs: bool = False) -> tuple[Collection, str, list[Path]]:
-    """Collect the runs under `results` and write every table, chart, plot, config.json and the page under
+def write_leaderboard(
+    results: Path, output: Path, all_runs: bool = False, records: Path | None = None
+) -> tuple[Collection, str, list[Path]]:
+    """Collect the runs under `results` (and the run records under `records`) and write every table, chart, plot, config.json and the page under
     `output`; returns the collection, the leaderboard as markdown and the paths written. (Plotting modules load
     here, not on import.)"""
     from flextape_bench.leaderboard.page import write_page
@@ -39,7 +41,7 @@ def write_leaderboard(results: Path, output: Path, all_runs: bool = False) -> tu
     )
     from flextape_bench.tables import markdown_table
 
-    collection = collect(results, all_runs)
+    collection = collect(results, all_runs, records)
     output.mkdir(parents=True, exist_ok=True)
     board = leaderboard_rows(collection.records)
     tables = {

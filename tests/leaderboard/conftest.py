@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from flextape_bench.checksums import write_json
+from flextape_bench.checksums import sha256_of, write_json
 from flextape_bench.metrics import METRICS
 from flextape_bench.metrics.long_form import text_values
 from flextape_bench.metrics.probe_delta import probe_shift_summary
@@ -141,7 +141,7 @@ def write_run(
 ) -> Path:
     """config.json and timing.json always; summary.{md,csv,json} (through the run's own writer) when `tasks` is
     given. With `recorded`, config.json has the parameter count and commit that newer versions record; with
-    `case_ids`, each task's folder has those cases' files (their names only matter here)."""
+    `case_ids`, each task's folder has those cases' files (their names only matter here), listed in summary.json."""
     path = results / slug(model) / slug(editor) / f"run_{number:03d}"
     identity = {
         "model": model,
@@ -160,9 +160,12 @@ def write_run(
         config = {"identity": identity, "versions": {"flextape_bench": "0.1.0", "flextape_bench_commit": COMMIT}}
         config["model_parameters"] = PARAMETERS
     write_json(path / CONFIG, config)
+    files = {}  # summary.json lists the case files' sha256, as a run does
     for task in tasks or {}:
         for case_id in case_ids:
-            write_json(path / task / f"case_{case_id}.json", {"case_id": case_id})
+            name = f"{task}/case_{case_id}.json"
+            write_json(path / name, {"case_id": case_id})
+            files[name] = sha256_of(path / name)
     write_json(
         path / TIMING,
         {
@@ -176,7 +179,7 @@ def write_run(
         },
     )
     if tasks is not None:
-        write_summary(path, {"model": model, "editor": editor, "run": path.name, "tasks": tasks})
+        write_summary(path, {"model": model, "editor": editor, "run": path.name, "tasks": tasks}, files)
     return path
 
 

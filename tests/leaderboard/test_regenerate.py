@@ -1,6 +1,7 @@
 """leaderboard/regenerate.sh schedules its grid in resumable pieces: every (model, editor, task) once, task by task,
-MEND trained before a model's first MEND run, finished pieces skipped, a piece held by another call skipped, a
-failing piece neither marked nor followed, the tables made only once every piece is done. `flextape-bench` and
+MEND trained before a model's first MEND run, each finished piece's run record kept, finished pieces skipped (on
+another machine too, where only the records came along), a piece held by another call skipped, a failing piece
+neither marked nor followed, the tables made only once every piece is done. `flextape-bench` and
 `python3` are replaced on PATH by recorders, so nothing runs a model."""
 
 from __future__ import annotations
@@ -27,7 +28,12 @@ def _recorders(tmp_path: Path, fail: str = "") -> dict[str, str]:
         failing = f'[[ -n "{fail}" && "$*" == *"{fail}"* ]] && exit 3\n' if fail else ""
         recorder.write_text(f'#!/usr/bin/env bash\necho "{name} $*" >> "{tmp_path}/calls.log"\n{failing}exit 0\n')
         recorder.chmod(0o755)
-    return {**os.environ, "PATH": f"{folder}{os.pathsep}{os.environ['PATH']}", "FLEXTAPE_DATA_DIR": "/data"}
+    return {
+        **os.environ,
+        "PATH": f"{folder}{os.pathsep}{os.environ['PATH']}",
+        "FLEXTAPE_DATA_DIR": "/data",
+        "FLEXTAPE_RECORDS": str(tmp_path / "records"),
+    }
 
 
 def _run(tmp_path: Path, env: dict[str, str], *args: str) -> tuple[subprocess.CompletedProcess[str], list[str]]:
@@ -43,7 +49,7 @@ def test_every_piece_once_task_by_task_then_the_tables_and_nothing_again(tmp_pat
     env = _recorders(tmp_path)
     done, calls = _run(tmp_path, env)
     assert done.returncode == 0, done.stderr
-    results = tmp_path / "results"
+    results, records = tmp_path / "results", tmp_path / "records"
     expected = []
     for task in TASKS:
         for model in MODELS:
@@ -51,16 +57,18 @@ def test_every_piece_once_task_by_task_then_the_tables_and_nothing_again(tmp_pat
                 if editor == "mend" and task == TASKS[0]:
                     expected.append(f"flextape-bench train-mend --model {model} --data-dir /data")
                 stats = f" {STATS}" if editor in ("memit", "alphaedit", "rome") else ""
-                expected.append(
+                expected += [
                     f"flextape-bench run --model {model} --editor {editor} --tasks {task} --limit 50 --num-edits 1 "
-                    f"--data-dir /data{stats} --output {results}"
-                )
+                    f"--data-dir /data{stats} --output {results}",
+                    f"python3 -m flextape_bench.leaderboard.run_records {results} {records}",
+                ]
     expected += [
-        f"flextape-bench leaderboard --results {results} --output leaderboard",
+        f"flextape-bench leaderboard --results {results} --records {records} --output leaderboard",
         "python3 -m flextape_bench.leaderboard.screenshot leaderboard/index.html leaderboard/index.png",
     ]
     assert calls == expected
-    assert len(list((results / "done").iterdir())) == 2 * (6 * 5 + 1)
+    assert len(list((records / "done").iterdir())) == 2 * 6 * 5  # the run pieces travel with the records
+    assert sorted(p.name for p in (results / "done").iterdir()) == [f"{m}__mend__train" for m in MODELS]
     again, calls = _run(tmp_path, env)  # every piece done: only the tables and the screenshot again
     assert again.returncode == 0 and calls == expected[-2:]
 
@@ -68,9 +76,10 @@ def test_every_piece_once_task_by_task_then_the_tables_and_nothing_again(tmp_pat
 def test_a_chosen_subset_runs_alone_and_the_tables_wait_for_the_rest(tmp_path):
     done, calls = _run(tmp_path, _recorders(tmp_path), "7", "^smollm2-135m/memit/")
     assert done.returncode == 0, done.stderr
-    assert [call.split(" --tasks ")[1].split()[0] for call in calls] == TASKS
-    assert all("--model smollm2-135m --editor memit" in call and "--limit 7" in call for call in calls)
-    assert "57 pieces still to run" in done.stderr  # 2 x (6 x 5 + 1 training) pieces, 5 done: no tables yet
+    runs = [call for call in calls if call.startswith("flextape-bench run")]
+    assert [call.split(" --tasks ")[1].split()[0] for call in runs] == TASKS
+    assert all("--model smollm2-135m --editor memit" in call and "--limit 7" in call for call in runs)
+    assert "55 pieces still to run" in done.stderr  # 2 x 6 x 5 pieces, 5 done: no tables yet
 
 
 def test_a_piece_held_by_another_call_is_left_to_it(tmp_path):
@@ -81,16 +90,35 @@ def test_a_piece_held_by_another_call_is_left_to_it(tmp_path):
         done, calls = _run(tmp_path, _recorders(tmp_path), "50", "^gemma3-270m/none/")
     assert done.returncode == 0, done.stderr
     assert "gemma3-270m/none/seesaw_cf_P21_P101 is being run by another call; skipped" in done.stderr
-    assert [call.split(" --tasks ")[1].split()[0] for call in calls] == TASKS[1:]
-    assert not (tmp_path / "results" / "done" / "gemma3-270m__none__seesaw_cf_P21_P101").exists()
+    runs = [call for call in calls if call.startswith("flextape-bench run")]
+    assert [call.split(" --tasks ")[1].split()[0] for call in runs] == TASKS[1:]
+    assert not (tmp_path / "records" / "done" / "gemma3-270m__none__seesaw_cf_P21_P101").exists()
 
 
 def test_a_failing_piece_is_not_marked_and_stops_the_grid(tmp_path):
     done, calls = _run(tmp_path, _recorders(tmp_path, fail="--editor ft"))
     assert done.returncode == 3
-    assert len(calls) == 2 and "--editor none" in calls[0] and "--editor ft" in calls[1]
-    assert sorted(p.name for p in (tmp_path / "results" / "done").iterdir()) == [
+    assert len(calls) == 3 and "--editor none" in calls[0] and "records" in calls[1] and "--editor ft" in calls[2]
+    assert sorted(p.name for p in (tmp_path / "records" / "done").iterdir()) == [
         "gemma3-270m__none__seesaw_cf_P21_P101"
     ]
     again, calls = _run(tmp_path, _recorders(tmp_path))  # the next call starts at the failed piece
     assert again.returncode == 0 and "--editor ft" in calls[0] and "--model gemma3-270m" in calls[0]
+
+
+def test_on_a_new_machine_the_pieces_recorded_elsewhere_are_skipped_and_mend_trains_only_for_what_is_left(tmp_path):
+    records = tmp_path / "records" / "done"
+    records.mkdir(parents=True)
+    for model in MODELS:  # every piece of the first task was finished on another machine
+        for editor in EDITORS:
+            (records / f"{model}__{editor}__{TASKS[0]}").touch()
+    done, calls = _run(tmp_path, _recorders(tmp_path), "50", f"/{TASKS[0]}$|/{TASKS[1]}$|/train$")
+    assert done.returncode == 0, done.stderr
+    first = [call for call in calls if TASKS[0] in call or "train-mend" in call]
+    assert first == [  # nothing of the recorded task runs again; MEND is trained here for the next task's pieces
+        "flextape-bench train-mend --model gemma3-270m --data-dir /data",
+        "flextape-bench train-mend --model smollm2-135m --data-dir /data",
+    ]
+    assert calls.index(first[0]) == calls.index(next(c for c in calls if "--editor mend" in c)) - 1
+    assert sum(call.startswith("flextape-bench run") for call in calls) == 12
+    assert "36 pieces still to run" in done.stderr
