@@ -165,8 +165,10 @@ def collect(results: Path, all_runs: bool = False, records: Path | None = None) 
     for parent in sorted(p for p in results.glob("*/*") if p.is_dir()):
         for path in run_dirs(parent):
             (finished if RunDir(path).finished else unfinished).append(path)
-    local = {record_key((path / SUMMARY).read_bytes()) for path in finished}
-    others = [path for path in record_dirs(records) if path.name not in local] if records else []
+    others: list[Path] = []
+    if records is not None:  # a record of a run here is that run
+        local = {record_key((path / SUMMARY).read_bytes()) for path in finished}
+        others = [path for path in record_dirs(records) if path.name not in local]
     found = len(finished) + len(unfinished) + len(others)
     unfinished += [path for path in others if not is_intact(path)]
     runs = [read_run(path, recorded=True) for path in others if path not in unfinished]

@@ -43,11 +43,11 @@ def keep_records(results: Path, records: Path) -> list[Path]:
     written = []
     for parent in sorted(p for p in results.glob("*/*") if p.is_dir()):
         for run in run_dirs(parent):
-            if not RunDir(run).finished:
+            if not (run / SUMMARY).is_file():
                 continue
             summary = (run / SUMMARY).read_bytes()
             folder = records / parent.parent.name / parent.name / record_key(summary)
-            if folder.is_dir() and is_intact(folder):
+            if (folder.is_dir() and is_intact(folder)) or not RunDir(run).finished:  # kept already, or unfinished
                 continue
             for name in FILES:
                 write_atomic(folder / name, summary if name == SUMMARY else (run / name).read_bytes())
