@@ -181,6 +181,19 @@ def test_embedded_model_layers_from_its_converted_config(capsys, ws, no_model):
     )
 
 
+@pytest.mark.parametrize("editor, layer", [("rome", "layer=1"), ("memit", "layers=[0,1]")])
+def test_model_corpus_without_a_sample_length(capsys, ws, no_model, llama_dir, editor, layer):
+    """The Llama files take the full context (mom2_max_tokens: null, line 11); text sampled from the model needs a
+    length: refused before the model loads, naming the file and line of the null."""
+    _run(
+        capsys,
+        ws,
+        ["--model", str(llama_dir), "--editor", editor, "--hparams", layer, "--hparams", "mom2_dataset=model"],
+        f"{HPARAMS / editor / 'llama.yaml'}:11: mom2_max_tokens: mom2_dataset=model samples texts of mom2_max_tokens "
+        "tokens; set a number, e.g. 64; override it with --hparams mom2_max_tokens=VALUE",
+    )
+
+
 def test_bad_value_in_the_packaged_yaml_names_file_and_line(capsys, ws, no_model, llama_dir, monkeypatch):
     folder = ws.root / "hparams"
     (folder / "ft").mkdir(parents=True)

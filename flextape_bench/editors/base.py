@@ -31,6 +31,16 @@ def corpus(value: str) -> str | None:
     return f"{value[5:]} is not a file; give a UTF-8 text file (paragraphs are samples)"
 
 
+def corpus_length(dataset: str, max_tokens: int | None) -> list[tuple[str, str]]:
+    """The (field, problem) of a statistics corpus without a sample length: text sampled from the model (`model`) is
+    `mom2_max_tokens` tokens long, so it needs one (a hparams class's `cross_check`, before any model loads)."""
+    if dataset == "model" and max_tokens is None:
+        return [
+            ("mom2_max_tokens", "mom2_dataset=model samples texts of mom2_max_tokens tokens; set a number, e.g. 64")
+        ]
+    return []
+
+
 def length_count(value: list[int]) -> str | None:
     """A [length, count] pair of context templates: `count` texts of `length` tokens."""
     if len(value) == 2 and value[0] >= 1 and value[1] >= 0:

@@ -22,6 +22,7 @@ import torch
 from transformers import GenerationMixin
 
 from flextape_bench.checksums import DamagedFile, load_torch, read_intact, save_torch, warn_damaged, write_json
+from flextape_bench.editors.base import corpus_length
 from flextape_bench.editors.hooks import capture, stop_after_layer
 from flextape_bench.errors import UserError
 from flextape_bench.models.adapter import ModelAdapter
@@ -131,10 +132,8 @@ def sample_length(adapter: ModelAdapter, corpus: str, cap: int | None) -> int:
     `mom2_max_tokens` where given; text sampled from the model (`model`) needs the cap, its length."""
     config = adapter.model.config
     context = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
-    if cap is None and corpus == "model":
-        raise UserError(
-            "mom2_dataset=model samples texts of mom2_max_tokens tokens: set it, e.g. --hparams mom2_max_tokens=64"
-        )
+    for field, problem in corpus_length(corpus, cap):
+        raise UserError(f"{field}: {problem}")
     if cap is None:
         if not context:
             raise UserError(f"model config {type(config).__name__} gives no context length: set mom2_max_tokens")
