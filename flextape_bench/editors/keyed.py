@@ -19,6 +19,7 @@ from flextape_bench.cases import EditRequest
 from flextape_bench.editors.base import Editor
 from flextape_bench.editors.covariance import CorpusSettings, layer_second_moments
 from flextape_bench.editors.representations import at_subject_by_type
+from flextape_bench.editors.value import value_record
 
 K = TypeVar("K", bound=CorpusSettings)  # the editor's hyperparameters, with the statistics' corpus settings
 
@@ -50,7 +51,7 @@ class KeyStatisticsEditor(Editor[K]):
         return [t for group in self.template_groups for t in group]
 
     def run_record(self) -> dict[str, Any]:
-        return {"context_templates": self.template_groups}
+        return {"context_templates": self.template_groups, "value_optimisation": value_record()}
 
     def statistics(self) -> dict[int, torch.Tensor]:
         """E[k k^T] of every edited layer's keys (cached on disk)."""

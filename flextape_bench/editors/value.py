@@ -43,6 +43,12 @@ EARLY_STOP_LOSS = 5e-2
 LOGIT_BUDGET = 2**26  # LM-head logits (scored positions x vocabulary) of one sub-batch: 256 MiB in float32
 
 
+def value_record() -> dict[str, float | int]:
+    """The value optimisation's fixed settings, for a run's config.json: the sub-batch size changes the targets'
+    last float bits, so a run records the budget that set it."""
+    return {"early_stop_loss": EARLY_STOP_LOSS, "logit_budget": LOGIT_BUDGET}
+
+
 @dataclass(frozen=True)
 class ValueHparams:
     """Hyperparameters of the value optimisation (names as in the ROME/MEMIT papers' code)."""

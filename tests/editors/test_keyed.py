@@ -55,7 +55,10 @@ def test_layers_parameters_statistics_and_templates_follow_the_hparams(tiny_llam
     assert list(moments) == layers
     d_in = tiny_llama.model.config.intermediate_size
     assert all(m.shape == (d_in, d_in) for m in moments.values())
-    assert editor.templates[0] == "{}" and editor.run_record() == {"context_templates": editor.template_groups}
+    assert editor.templates[0] == "{}" and editor.run_record() == {
+        "context_templates": editor.template_groups,
+        "value_optimisation": {"early_stop_loss": 0.05, "logit_budget": 2**26},  # the reference's stop; 256 MiB
+    }
     assert len(editor.template_groups) == (1 if name == "rome" else 2)  # ROME: one type; MEMIT: "{}", then samples
 
 
