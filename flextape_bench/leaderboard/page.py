@@ -226,10 +226,11 @@ def render_page(
     results: Path,
     unfinished: Sequence[Path],
     case_ids: Mapping[str, Sequence[Sequence[int]]],
+    records: Path | None = None,
 ) -> str:
     """The HTML page: the header, the gender `charts`, `tables` in order (by name; rows of dicts) with their
-    legends, then the group-shift `plots`; `results`, the unfinished runs skipped and the case ids behind each task
-    (`case_ids`: per task, each row's) are named in the header."""
+    legends, then the group-shift `plots`; `results` (and the run `records` folder, where read), the unfinished runs
+    skipped and the case ids behind each task (`case_ids`: per task, each row's) are named in the header."""
     environment = jinja2.Environment(
         loader=jinja2.PackageLoader("flextape_bench.leaderboard", "templates"),
         autoescape=True,
@@ -244,6 +245,7 @@ def render_page(
         figures=[_figure(p, f"{', '.join(p.models)}: {p.task}, {p.metric}") for p in plots],
         filters=filters,
         results=str(results),
+        records=None if records is None else str(records),
         unfinished=[str(p) for p in unfinished],
     )
 
@@ -256,7 +258,8 @@ def write_page(
     results: Path,
     unfinished: Sequence[Path],
     case_ids: Mapping[str, Sequence[Sequence[int]]],
+    records: Path | None = None,
 ) -> Path:
     """Write `render_page(...)` to `path`; returns it."""
-    write_atomic(path, render_page(tables, charts, plots, results, unfinished, case_ids))
+    write_atomic(path, render_page(tables, charts, plots, results, unfinished, case_ids, records))
     return path

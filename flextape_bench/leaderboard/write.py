@@ -26,9 +26,9 @@ def publish_configs(runs: Sequence[RunInfo], output: Path) -> list[Path]:
 def write_leaderboard(
     results: Path, output: Path, all_runs: bool = False, records: Path | None = None
 ) -> tuple[Collection, str, list[Path]]:
-    """Collect the runs under `results` (and the run records under `records`) and write every table, chart, plot, config.json and the page under
-    `output`; returns the collection, the leaderboard as markdown and the paths written. (Plotting modules load
-    here, not on import.)"""
+    """Collect the runs under `results` (and the run records under `records`) and write every table, chart, plot,
+    config.json and the page under `output`; returns the collection, the leaderboard as markdown and the paths
+    written. (Plotting modules load here, not on import.)"""
     from flextape_bench.leaderboard.page import write_page
     from flextape_bench.leaderboard.plots import plot_gender_charts, plot_group_shifts
     from flextape_bench.leaderboard.tables import (
@@ -59,5 +59,7 @@ def write_leaderboard(
     case_ids: dict[str, list[list[int]]] = {}
     for record in collection.records:
         case_ids.setdefault(record.task, []).append(record.case_ids)
-    paths.append(write_page(output / "index.html", tables, charts, plots, results, collection.unfinished, case_ids))
+    paths.append(
+        write_page(output / "index.html", tables, charts, plots, results, collection.unfinished, case_ids, records)
+    )
     return collection, markdown_table(board), paths

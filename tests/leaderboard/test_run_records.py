@@ -63,6 +63,22 @@ def test_the_leaderboard_from_records_alone_equals_the_one_from_the_runs(runs, t
     assert all(r.run.recorded for r in from_records.records) and from_records.unfinished == ()
 
 
+def test_the_page_names_the_records_folder_beside_the_results(runs, tmp_path):
+    records = tmp_path / "records"
+    keep_records(runs, records)
+    empty = tmp_path / "new_machine"
+    empty.mkdir()
+    assert (
+        main(["leaderboard", "--results", str(empty), "--records", str(records), "--output", str(tmp_path / "a")]) == 0
+    )
+    assert main(["leaderboard", "--results", str(runs), "--output", str(tmp_path / "b")]) == 0
+    with_records = (tmp_path / "a" / "index.html").read_text()
+    assert (
+        f"Results under <code>{empty}</code>, run records" in with_records and f"<code>{records}</code>" in with_records
+    )
+    assert "run records" not in (tmp_path / "b" / "index.html").read_text()
+
+
 def test_a_run_and_its_own_record_count_once_and_a_run_here_wins_over_a_record(runs, tmp_path):
     records = tmp_path / "records"
     keep_records(runs, records)
