@@ -49,9 +49,9 @@ def test_malformed_yaml(capsys, ws, no_model, text, line, why, how):
 @pytest.mark.parametrize("how", ["include-path", "validate"])
 def test_unknown_key_names_file_line_and_close_match(capsys, ws, no_model, how):
     path = ws.task("mine", [record(1)])
-    path.write_text(path.read_text().replace("  sha256:", "  sah256:"))
+    path.write_text(path.read_text().replace("  sha256:", "  alternate: []\n  sha256:"))
     argv = ["validate", str(path)] if how == "validate" else ws.run_args("mine")
-    refused(capsys, ws, argv, f"{path}:7: dataset.sah256: unknown key; did you mean 'sha256'?")
+    refused(capsys, ws, argv, f"{path}:7: dataset.alternate: unknown key; did you mean 'alternates'?")
 
 
 # 3. unknown names ------------------------------------------------------------------------------------------------

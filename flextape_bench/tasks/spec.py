@@ -47,6 +47,20 @@ def _url(value: str) -> str | None:
     return f"{value!r} is not an http(s):// or file:// URL; give the full download address"
 
 
+def _pinned_if_local(url: str | None, sha256: str | None) -> list[tuple[str, str]]:
+    """A file:// URL copies a local file into the cache, whence its content can reach the results: only a file the
+    spec pins by sha256, so that a task file cannot make a run read an arbitrary local file (`cross_check`)."""
+    if url is None or urlparse(url).scheme != "file" or sha256 is not None:
+        return []
+    return [
+        (
+            "sha256",
+            "a file:// url is copied only with the file's sha256 (a task file may not read just any local file); "
+            "add `sha256:` from `sha256sum FILE`, or give the file's http(s) download address",
+        )
+    ]
+
+
 def _sha256(value: str) -> str | None:
     if re.fullmatch(r"[0-9a-f]{64}", value):
         return None
@@ -116,8 +130,13 @@ class DatasetSpec:
         "local file name looked up in the data folders, e.g. seesaw_cf_P19_P101.json", check=_relative_file
     )
     url: str = spec_field("download URL, pinned to a commit", check=_url)
-    sha256: str | None = spec_field("sha256 of the file, or null when unknown", default=None, check=_sha256)
+    sha256: str | None = spec_field(
+        "sha256 of the file, or null when unknown (a file:// url needs it)", default=None, check=_sha256
+    )
     alternates: tuple[Alternate, ...] = spec_field("local stand-ins used only when `file` is absent", default=())
+
+    def cross_check(self) -> list[tuple[str, str]]:
+        return _pinned_if_local(self.url, self.sha256)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -202,7 +221,9 @@ class Candidates:
         "CSV file of candidates, looked up like the dataset, e.g. fow.csv", default=None, check=_relative_file
     )
     url: str | None = spec_field("download URL of `file`, pinned to a commit", default=None, check=_url)
-    sha256: str | None = spec_field("sha256 of `file`, or null when unknown", default=None, check=_sha256)
+    sha256: str | None = spec_field(
+        "sha256 of `file`, or null when unknown (a file:// url needs it)", default=None, check=_sha256
+    )
     columns: tuple[str, ...] | None = spec_field(
         "column names of a CSV file without a header row; null: the first row is the header",
         default=None,
@@ -251,7 +272,7 @@ class Candidates:
                 problems.append((key, f"{column!r} is not one of `columns` ({', '.join(self.columns)})"))
         if self.columns is not None and len(set(self.columns)) != len(self.columns):
             problems.append(("columns", "a column name is given twice; name each column once"))
-        return problems
+        return problems + _pinned_if_local(self.url, self.sha256)
 
     @property
     def dataset(self) -> DatasetSpec:
@@ -267,11 +288,16 @@ class TruthSource:
 
     file: str = spec_field("file name looked up like the dataset, e.g. P101_subject_info.json", check=_relative_file)
     url: str = spec_field("download URL, pinned to a commit", check=_url)
-    sha256: str | None = spec_field("sha256 of the file, or null when unknown", default=None, check=_sha256)
+    sha256: str | None = spec_field(
+        "sha256 of the file, or null when unknown (a file:// url needs it)", default=None, check=_sha256
+    )
     format: Literal["subject_info", "edits"] = spec_field(
         "subject_info: JSON {QID: {name, properties: {Pxxx: [QIDs]}}}; edits: a record file read through this "
         "task's `fields`, where an edit of the property gives its subject's true value (target_true_id)"
     )
+
+    def cross_check(self) -> list[tuple[str, str]]:
+        return _pinned_if_local(self.url, self.sha256)
 
     @property
     def dataset(self) -> DatasetSpec:

@@ -125,6 +125,20 @@ def test_every_problem_of_a_file_in_one_error(tmp_path: Path):
     ]
 
 
+def test_a_file_url_without_a_sha256_is_refused(tmp_path: Path):
+    """A file:// URL copies a local file into the cache and on into the results: only a file pinned by sha256."""
+    text = FIELDS + TASK.replace("url: https://example.org/tiny.json", "url: file:///home/someone/.ssh/id_rsa")
+    path = write(tmp_path, "t.yaml", text)
+    assert problems_of(path) == [
+        f"{path}:12: dataset.sha256: a file:// url is copied only with the file's sha256 (a task file may not read "
+        "just any local file); add `sha256:` from `sha256sum FILE`, or give the file's http(s) download address"
+    ]
+    pinned = TASK.replace(
+        "url: https://example.org/tiny.json", f"url: file://{tmp_path}/tiny.json\n  sha256: {'ab' * 32}"
+    )
+    assert load_task(write(tmp_path, "u.yaml", FIELDS + pinned)).dataset.sha256 == "ab" * 32
+
+
 def test_wrong_container_type(tmp_path: Path):
     path = write(tmp_path, "t.yaml", FIELDS + TASK.replace("metrics: [efficacy]", "metrics: efficacy"))
     assert problems_of(path) == [
