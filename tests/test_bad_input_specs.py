@@ -145,6 +145,8 @@ def templated(ws: Workspace, prompt: str) -> Path:
 
 
 NUMBER = "the template builds a number beyond the limit 10000"
+TOO_LONG = "the template builds a text or list longer than the limit 10000"
+A = "(prompt[:1] * 5000)"  # 5,000 characters: within the limit, and a list of them too
 
 
 @pytest.mark.parametrize(
@@ -156,7 +158,21 @@ NUMBER = "the template builds a number beyond the limit 10000"
         ("{{ prompt * 5000 }}", "the template repeats a text or list beyond the limit 10000"),
         (
             "{% set ns = namespace(x=prompt) %}{% for i in range(16) %}{% set ns.x = ns.x ~ ns.x %}{% endfor %}{{ ns.x }}",
-            "the template builds a text or list longer than the limit 10000",
+            TOO_LONG,
+        ),
+        # shared references: each step doubles what a value holds (2^40 copies of the prompt, 2^40 leaves)
+        ("{% set a = prompt %}" + "{% set a = a ~ a %}" * 40 + "{{ a|length }}", TOO_LONG),
+        ("{% set a = [prompt] %}" + "{% set a = [a, a] %}" * 40 + "{{ a }}", TOO_LONG),
+        (f"{{{{ [[{A}] * 2] * 2 }}}}", "the template repeats a text or list beyond the limit 10000"),
+        # sizes known before the result is built: joins, replacements, a lazy filter's items
+        (f"{{{{ {A}|list|join({A}) }}}}", TOO_LONG),
+        (f"{{{{ {A}|replace(prompt[:1], {A}) }}}}", TOO_LONG),
+        (f"{{{{ {A}.replace(prompt[:1], {A}) }}}}", TOO_LONG),
+        (f"{{{{ {A}.join(range(2000)|map('string')) }}}}", TOO_LONG),
+        (f"{{{{ {A}.join(range(5000)|map('string')) }}}}", TOO_LONG),
+        (
+            "{{ ('a' ~ prompt).expandtabs(10000) }}",
+            "str.expandtabs is not allowed in task templates (its output multiplies its input)",
         ),
         (
             "{% for i in range(10000) %}{{ prompt }}{% endfor %}",
@@ -183,7 +199,9 @@ def test_template_that_builds_a_huge_text(capsys, ws, no_model, prompt, why):
         )
 
 
-UNBOUNDED = "whose work is unbounded; write the text out (at most one loop, no macros, no other templates)"
+UNBOUNDED = (
+    "whose work is unbounded; write the text out (at most one loop, no macros, no capturing blocks, no other templates)"
+)
 
 
 @pytest.mark.parametrize(
@@ -198,9 +216,13 @@ UNBOUNDED = "whose work is unbounded; write the text out (at most one loop, no m
             f"the template uses a macro, {UNBOUNDED}",
         ),
         ("{% include 'other' %}{{ prompt }}", f"the template uses an include, import or extends, {UNBOUNDED}"),
+        (
+            "{% set x %}{% for c in prompt %}{{ prompt }}{% endfor %}{% endset %}{{ x|length }}",
+            f"the template uses a block that captures its output ({{% set %}} or {{% filter %}}), {UNBOUNDED}",
+        ),
         ("{{ " + "(" * 5000 + "prompt" + ")" * 5000 + " }}", "the template is nested too deeply to read; simplify it"),
     ],
-    ids=["loop in loop", "macro", "include", "nested"],
+    ids=["loop in loop", "macro", "include", "capture", "nested"],
 )
 def test_template_with_unbounded_work_is_refused_where_written(capsys, ws, no_model, prompt, why):
     spec = templated(ws, prompt)

@@ -1,59 +1,150 @@
 """Jinja2 templates of task specs: one sandboxed environment, compiled once, strict about undefined variables.
 
-A template comes from a task file, so its work is bounded: no loop inside a loop, no macros and no other templates
-(refused when the spec is read); no string, list or number beyond MAX_RENDERED_CHARS is built (refused before the
-operation that would build it, where its size is known up front, else right after); and rendering stops once the
+A template comes from a task file, so its work is bounded: no loop inside a loop, no macros, no other templates and
+no block that captures its output (`{% set %}...{% endset %}`, `{% filter %}`) (refused when the spec is read); no
+value beyond MAX_RENDERED_CHARS is built: a string, list, tuple or dict counts every character and item it holds,
+nested ones included, so shared references cannot multiply it (refused before the operation that would build it,
+where its size is known up front: repeats, joins, replacements; else right after: every other operator, literal,
+`~`, call, filter, attribute and item); a range has at most MAX_RENDERED_CHARS items; and rendering stops once the
 text passes MAX_RENDERED_CHARS.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import jinja2
 from jinja2 import meta, nodes
+from jinja2.compiler import CodeGenerator, Frame
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 from flextape_bench.errors import UserError
 
-MAX_RENDERED_CHARS = 10_000  # longest text a template may render (prompts are far shorter); also the largest string,
-# list or number it may build on the way
+MAX_RENDERED_CHARS = 10_000  # longest text a template may render (prompts are far shorter); also the largest value
+# (characters and items, nested ones included) or number it may build on the way
 _UNBOUNDED = (
     (nodes.Macro, "a macro"),
     (nodes.CallBlock, "a macro"),
     ((nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends), "an include, import or extends"),
+    ((nodes.AssignBlock, nodes.FilterBlock), "a block that captures its output ({% set %} or {% filter %})"),
 )
+_AMPLIFIERS = ("indent", "wordwrap", "urlize", "tojson")  # filters whose output multiplies their input: not offered
+_TOO_LONG = f"the template builds a text or list longer than the limit {MAX_RENDERED_CHARS}"
+
+
+def _size(value: Any) -> int:
+    """The characters and items `value` holds, nested values counted each time they are referred to; counting stops
+    past MAX_RENDERED_CHARS (so it costs at most that many steps)."""
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, dict):
+        value = [*value.keys(), *value.values()]
+    if not isinstance(value, (list, tuple)):
+        return 1
+    total = len(value)
+    for item in value:
+        if total > MAX_RENDERED_CHARS:
+            break
+        total += _size(item)
+    return total
 
 
 def _bounded(value: Any) -> Any:
-    """`value`, after checking that its length (a number: its size) is at most MAX_RENDERED_CHARS."""
+    """`value`, after checking that its size (`_size`; a number: its magnitude) is at most MAX_RENDERED_CHARS."""
     if isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) > MAX_RENDERED_CHARS:
         raise SecurityError(f"the template builds a number beyond the limit {MAX_RENDERED_CHARS}")
-    if isinstance(value, (str, list, tuple, dict)) and len(value) > MAX_RENDERED_CHARS:
-        raise SecurityError(f"the template builds a text or list longer than the limit {MAX_RENDERED_CHARS}")
+    if isinstance(value, (str, list, tuple, dict)) and _size(value) > MAX_RENDERED_CHARS:
+        raise SecurityError(_TOO_LONG)
     return value
 
 
+def _drawn(value: Any) -> Any:
+    """A lazy value (a filter's generator: map, select, ...) drawn into a list, its size checked item by item; any
+    other value bounded."""
+    if not isinstance(value, Iterator):
+        return _bounded(value)
+    items: list[Any] = []
+    total = 0
+    for item in value:
+        total += 1 + _size(item)
+        if total > MAX_RENDERED_CHARS:
+            raise SecurityError(_TOO_LONG)
+        items.append(item)
+    return items
+
+
+def _check_join(items: list[Any], separator: str) -> None:
+    if sum(_size(item) for item in items) + len(separator) * max(len(items) - 1, 0) > MAX_RENDERED_CHARS:
+        raise SecurityError(_TOO_LONG)
+
+
+def _check_replace(text: Any, old: Any, new: Any, count: int | None = None) -> None:
+    text, old, new = str(text), str(old), str(new)  # as the replace filter converts them
+    found = text.count(old) if old else len(text) + 1
+    if count is not None and count >= 0:
+        found = min(found, count)
+    if len(text) + found * max(len(new) - len(old), 0) > MAX_RENDERED_CHARS:
+        raise SecurityError(_TOO_LONG)
+
+
 def _repeat_length(left: Any, right: Any) -> int:
-    """The length of `left * right` where it repeats a text or list (known before it is built), else 0."""
+    """The size of `left * right` where it repeats a text or list (known before it is built), else 0."""
     for items, times in ((left, right), (right, left)):
         if isinstance(items, (str, list, tuple)) and isinstance(times, int):
-            return len(items) * times
+            return _size(items) * times
     return 0
 
 
-def _guarded(function: Callable) -> Callable:
-    """`function` (a filter) with its arguments and result bounded."""
+def _guarded(name: str, function: Callable) -> Callable:
+    """The filter `function` with its arguments and result bounded (lazy arguments drawn), and the size of a join or
+    replacement checked before it is built."""
 
     @functools.wraps(function)  # keeps jinja's pass_context/pass_environment marks
     def guarded(*args: Any, **kwargs: Any) -> Any:
-        for value in (*args, *kwargs.values()):
-            _bounded(value)
+        args = tuple(_drawn(value) for value in args)
+        kwargs = {key: _drawn(value) for key, value in kwargs.items()}
+        values = [value for value in args if not isinstance(value, (jinja2.nodes.EvalContext, jinja2.Environment))]
+        if name == "join" and values:
+            _check_join(list(values[0]), str(values[1] if len(values) > 1 else kwargs.get("d", "")))
+        if name == "replace" and len(values) >= 3:
+            _check_replace(*values[:4])
         return _bounded(function(*args, **kwargs))
 
     return guarded
+
+
+def _bounded_range(*args: int) -> range:
+    items = range(*args)
+    if len(items) > MAX_RENDERED_CHARS:
+        raise SecurityError(f"the template makes a range of more than {MAX_RENDERED_CHARS} items")
+    return items
+
+
+class _BoundedCode(CodeGenerator):
+    """Jinja's code generator, with every `~` concatenation and list, tuple and dict literal passed through
+    `environment.bounded` (Jinja builds them in the compiled code, beyond the sandbox's hooks)."""
+
+    def _wrapped(self, visit: Callable[[Any, Frame], None], node: Any, frame: Frame) -> None:
+        self.write("environment.bounded(")
+        visit(node, frame)
+        self.write(")")
+
+    def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
+        self._wrapped(super().visit_Concat, node, frame)
+
+    def visit_List(self, node: nodes.List, frame: Frame) -> None:
+        self._wrapped(super().visit_List, node, frame)
+
+    def visit_Dict(self, node: nodes.Dict, frame: Frame) -> None:
+        self._wrapped(super().visit_Dict, node, frame)
+
+    def visit_Tuple(self, node: nodes.Tuple, frame: Frame) -> None:
+        if node.ctx == "load":  # not a loop's or assignment's target
+            self._wrapped(super().visit_Tuple, node, frame)
+        else:
+            super().visit_Tuple(node, frame)
 
 
 class _BoundedEnvironment(ImmutableSandboxedEnvironment):
@@ -61,11 +152,24 @@ class _BoundedEnvironment(ImmutableSandboxedEnvironment):
     call and attribute bounded by MAX_RENDERED_CHARS."""
 
     intercepted_binops = frozenset(["+", "-", "*", "/", "//", "%", "**"])
+    code_generator_class = _BoundedCode
 
     def __init__(self) -> None:
-        super().__init__(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
-        self.filters = {name: _guarded(function) for name, function in self.filters.items() if name != "format"}
+        super().__init__(
+            undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False, finalize=_bounded
+        )
+        self.filters = {
+            name: _guarded(name, function)
+            for name, function in self.filters.items()
+            if name not in ("format", *_AMPLIFIERS)
+        }
         del self.globals["lipsum"]  # its sizes multiply: n paragraphs of up to `max` words
+        self.globals["range"] = _bounded_range
+
+    @staticmethod
+    def bounded(value: Any) -> Any:
+        """A value the compiled template built (a `~` concatenation, a list, tuple or dict literal), bounded."""
+        return _bounded(value)
 
     def call_binop(self, context: jinja2.runtime.Context, operator: str, left: Any, right: Any) -> Any:
         for operand in (left, right):
@@ -77,8 +181,16 @@ class _BoundedEnvironment(ImmutableSandboxedEnvironment):
         return _bounded(super().call_binop(context, operator, left, right))
 
     def call(__self, __context: jinja2.runtime.Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
-        for value in (*args, *kwargs.values()):
-            _bounded(value)
+        args = tuple(_drawn(value) for value in args)
+        kwargs = {key: _drawn(value) for key, value in kwargs.items()}
+        text, method = getattr(__obj, "__self__", None), getattr(__obj, "__name__", "")
+        if isinstance(text, str) and method in ("expandtabs", "translate"):
+            raise SecurityError(f"str.{method} is not allowed in task templates (its output multiplies its input)")
+        if isinstance(text, str) and method == "join" and args:
+            args = (list(args[0]), *args[1:])
+            _check_join(args[0], text)
+        if isinstance(text, str) and method == "replace" and len(args) >= 2:
+            _check_replace(text, *args[:3])
         return _bounded(super().call(__context, __obj, *args, **kwargs))
 
     def getattr(self, obj: Any, attribute: str) -> Any:
@@ -129,7 +241,7 @@ def template_problem(source: str, variable: str) -> str | None:
     if what:
         return (
             f"the template uses {what}, whose work is unbounded; write the text out (at most one loop, no macros, "
-            "no other templates)"
+            "no capturing blocks, no other templates)"
         )
     return None
 
