@@ -28,6 +28,7 @@ from flextape_bench.metrics.cross_property.prepare import (
     read_candidate_table,
     subject_info_values,
     truth_of,
+    unverified_files,
 )
 from flextape_bench.tasks import Candidates, TaskIndex, load_cases, load_task, packaged_tasks_dir, resolve_data_file
 
@@ -225,6 +226,32 @@ def test_literal_candidates_are_rendered_through_the_target_template(tmp_path: P
     out, coverage = attach_cross(spec, cases, candidates, SubjectValues())
     assert coverage["known"] == 0 and coverage["why_unknown"] == {NO_SUBJECT: 3}
     assert query_of(out[0]).candidates == ("MALE", "FEMALE") and query_of(out[0]).property == "P21"
+
+
+def test_files_no_sha256_verifies_are_listed_before_the_run(index: TaskIndex, tmp_path: Path):
+    """The packaged pair tasks pin every file; a task of one's own that drops a checksum gets a note for the list
+    of what the run will not verify."""
+    assert all(unverified_files(index.spec(name)) == [] for name in ("seesaw_cf_P19_P101", "seesaw_cf_P21_P101"))
+    spec_path = tmp_path / "t.yaml"
+    spec_path.write_text(
+        textwrap.dedent(f"""\
+        include: {packaged_tasks_dir() / "seesaw_cf_P19_P101.yaml"}
+        cross_property:
+          candidates:
+            file: fow.csv
+            url: https://example.org/fow.csv
+            sha256: null  # the included file's would stay otherwise
+            value_column: String
+          true_values:
+            - file: mine.json
+              url: https://example.org/mine.json
+              format: subject_info
+        """)
+    )
+    assert unverified_files(load_task(spec_path)) == [
+        f"cross_property: {name} is not verified: its spec gives no sha256 (add the file's `sha256sum` to the spec)"
+        for name in ("fow.csv", "mine.json")
+    ]
 
 
 def test_missing_candidate_file_offline_names_the_file(index: TaskIndex, tmp_path: Path):

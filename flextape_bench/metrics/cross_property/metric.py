@@ -16,7 +16,7 @@ from typing import Any, get_args
 
 from flextape_bench.cases import CaseScores, EditCase, Score, ScoreRequest, case_group
 from flextape_bench.metrics.base import Metric, Options, Preparation, Prepared
-from flextape_bench.metrics.cross_property.prepare import NAME, prepare_cross, query_of
+from flextape_bench.metrics.cross_property.prepare import NAME, prepare_cross, query_of, unverified_files
 from flextape_bench.tasks.spec import CrossRanking, TaskSpec
 
 RANKINGS = get_args(CrossRanking)  # sum_nll, mean_nll
@@ -51,7 +51,7 @@ class CrossPreparation(Preparation):
         self, spec: TaskSpec, cases: Sequence[EditCase], metrics: Sequence[Metric], options: Options
     ) -> Prepared:
         out, coverage = prepare_cross(spec, cases, options.data_dir, options.cache)
-        return Prepared(out, summary={"cross_property_truth": coverage})
+        return Prepared(out, summary={"cross_property_truth": coverage}, missing=tuple(unverified_files(spec)))
 
 
 class CrossPropertyDrift(Metric):

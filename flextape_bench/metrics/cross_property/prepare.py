@@ -17,7 +17,7 @@ from typing import Any
 from flextape_bench.cases import EditCase, distinct_prompts
 from flextape_bench.errors import UserError
 from flextape_bench.tasks.build import walk
-from flextape_bench.tasks.data import read_json, resolve_dataset
+from flextape_bench.tasks.data import data_notes, read_json, resolve_dataset
 from flextape_bench.tasks.spec import Candidates, CrossProperty, FieldMap, TaskSpec, TruthSource
 from flextape_bench.tasks.templating import compile_template, render
 
@@ -221,6 +221,15 @@ def load_subject_values(spec: TaskSpec, data_dir: Path | None, cache_dir: Path, 
         for name, values in found.values.items():
             merged.values.setdefault(name, set()).update(values)
     return merged
+
+
+def unverified_files(spec: TaskSpec) -> list[str]:
+    """A note for each of the section's files (candidate table, true values) that no sha256 verifies, for the list of
+    what a run will not verify."""
+    cross = _section(spec)
+    files = [cross.candidates.dataset] if cross.candidates.file is not None else []
+    files += [source.dataset for source in cross.true_values]
+    return [f"cross_property: {note}" for dataset in files for note in data_notes(dataset, Path(dataset.file))]
 
 
 def _source_values(source: TruthSource, path: Path, prop: str, fields: FieldMap, where: str) -> SubjectValues:
