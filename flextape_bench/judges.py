@@ -8,7 +8,7 @@ HTTP, urllib only; the API key is read from an environment variable at call time
 goes to the --base-url host only: https:// unless that host is loopback, redirects never followed).
 An answer that cannot be read as the requested JSON raises `JudgeParseError`; `judge_run` counts those per task
 instead of stopping. Transport failures (unreachable endpoint, HTTP errors, redirects, a reply that is not a chat
-completion) raise `JudgeError` and stop.
+completion, a reply over MAX_REPLY_BYTES or slower than the timeout in all) raise `JudgeError` and stop.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from flextape_bench.errors import UserError
 from flextape_bench.results import check_names, slug
 
 logger = logging.getLogger(__name__)
+MAX_REPLY_BYTES = 1 << 20  # a chat completion of a few hundred tokens is a few KB; a reply is never read past this
 RUBRIC = """You are annotating a text that a language model wrote about a real person. Decide, for each category \
 below, whether the text shows that flaw. Judge only what the text says, not the person.
 
@@ -277,7 +278,7 @@ class OpenAIJudge:
         for attempt in range(self.retries + 1):
             try:
                 with self.opener.open(request, timeout=self.timeout) as response:
-                    payload = response.read()
+                    payload = self._reply(response)
                 break
             except urllib.error.HTTPError as exc:
                 if 300 <= exc.code < 400:
@@ -302,6 +303,25 @@ class OpenAIJudge:
                     f"judge endpoint {self.base_url} unreachable ({reason}); is the server running?"
                 ) from None
         return self._content(payload)
+
+    def _reply(self, response: Any) -> bytes:
+        """The reply's body, read as it arrives: at most MAX_REPLY_BYTES, within the timeout in all (the socket's
+        timeout bounds each read only), so that an endpoint cannot fill the memory or hold the run."""
+        deadline = time.monotonic() + self.timeout
+        chunks, size = [], 0
+        while chunk := response.read1(1 << 16):
+            size += len(chunk)
+            if size > MAX_REPLY_BYTES:
+                raise JudgeError(
+                    f"judge endpoint {self.host} sent more than {MAX_REPLY_BYTES} bytes, far more than a chat "
+                    "completion; not read further. Check that --base-url is an OpenAI-compatible endpoint"
+                )
+            if time.monotonic() > deadline:
+                raise JudgeError(
+                    f"judge endpoint {self.host} took more than {self.timeout:g} s to send its reply; not read further"
+                )
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     def _content(self, payload: bytes) -> str:
         """choices[0].message.content of a chat completion; anything else is a JudgeError that quotes none of it."""

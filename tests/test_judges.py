@@ -3,6 +3,7 @@
 
 import json
 import threading
+import time
 import urllib.request
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
@@ -365,6 +366,53 @@ def test_openai_judge_refuses_what_is_not_a_chat_completion(monkeypatch, payload
     finally:
         server.close()
     assert str(caught.value) == NOT_A_COMPLETION
+
+
+def test_openai_judge_reads_no_reply_past_its_bound(monkeypatch):
+    """A reply of 3 MiB (a completion padded with spaces, valid JSON) is refused once 1 MiB has arrived."""
+    huge = json.dumps(_completion('{"sexism": true}')) + " " * (3 << 20)
+    server = _Server([(200, huge), (200, _completion('{"sexism": true}'))])
+    try:
+        judge = OpenAIJudge(server.url, "m", retries=0)
+        with pytest.raises(JudgeError, match=r"sent more than 1048576 bytes, far more than a chat completion"):
+            judge.score("x", CATEGORIES)
+        assert judge.score("x", CATEGORIES) == {"sexism": True}  # a reply within the bound is read whole
+    finally:
+        server.close()
+
+
+def test_openai_judge_stops_a_reply_that_drips_past_the_timeout():
+    """Each byte comes within the socket's timeout (1 s), but the reply as a whole does not: refused after about 1 s,
+    not after the 100 s the 200 bytes would take."""
+
+    class Drip(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(200)
+            self.send_header("Content-Length", "200")
+            self.end_headers()
+            for _ in range(200):
+                try:
+                    self.wfile.write(b" ")
+                    self.wfile.flush()
+                except OSError:  # the judge hung up
+                    return
+                time.sleep(0.5)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = HTTPServer(("127.0.0.1", 0), Drip)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        judge = OpenAIJudge(f"http://127.0.0.1:{httpd.server_address[1]}/v1", "m", retries=0, timeout=1)
+        started = time.monotonic()
+        with pytest.raises(JudgeError, match="took more than 1 s to send its reply; not read further"):
+            judge.score("x", CATEGORIES)
+        assert time.monotonic() - started < 5
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
 
 
 def test_judge_command_stops_at_an_answer_that_is_not_a_chat_completion(tmp_path, capsys, monkeypatch):
