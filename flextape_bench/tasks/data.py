@@ -19,6 +19,7 @@ logger = logging.getLogger(__name__)
 
 DATA_DIR_ENV = "FLEXTAPE_DATA_DIR"
 DOWNLOAD_TIMEOUT_S = 30
+MAX_DOWNLOAD_BYTES = 1 << 30  # a data file is a few MB (the largest Seesaw-CF file 3.6 MB); a download stops past this
 
 
 def read_json(path: Path, where: str) -> Any:
@@ -72,8 +73,14 @@ def _data_dirs(data_dir: Path | None, cache_dir: Path) -> list[Path]:
 def _download(url: str, target: Path, expected: str | None) -> None:
     """Download `url` into `target` atomically (checksums.atomic_file), after checking its sha256."""
     with atomic_file(target) as out, urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:
-        digest = hashlib.sha256()
+        digest, size = hashlib.sha256(), 0
         for block in iter(lambda: response.read(1 << 20), b""):
+            size += len(block)
+            if size > MAX_DOWNLOAD_BYTES:
+                raise UserError(
+                    f"the download of {url} passed {MAX_DOWNLOAD_BYTES} bytes, far more than a task's data file; "
+                    f"stopped and removed. If the file is that large, download it by hand into {target.parent}"
+                )
             out.write(block)
             digest.update(block)
         if expected is not None and (actual := digest.hexdigest()) != expected:

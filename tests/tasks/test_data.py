@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from flextape_bench.errors import UserError
-from flextape_bench.tasks import DATA_DIR_ENV, TaskIndex, TaskSpec, resolve_data_file, sha256_of
+from flextape_bench.tasks import DATA_DIR_ENV, TaskIndex, TaskSpec, data, resolve_data_file, sha256_of
 from flextape_bench.tasks.data import data_notes
 
 from .conftest import DATA_DIR
@@ -99,6 +99,20 @@ def test_download_with_wrong_checksum_is_refused(index: TaskIndex, tmp_path: Pat
     with pytest.raises(UserError, match=f"the download of {other.as_uri()} has sha256 .* expects {EFF_SHA}"):
         resolve_data_file(with_url(index.spec(EFF), other.as_uri()), None, tmp_path / "cache")
     assert list((tmp_path / "cache" / "data").iterdir()) == []
+
+
+def test_a_download_past_the_size_bound_is_stopped_and_removed(
+    index: TaskIndex, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """An endpoint that sends without end fills no disk: past the bound (lowered here to a byte below the file's
+    size) the download stops, and nothing is left in the cache; a file of exactly the bound is downloaded."""
+    source = copy_eff(tmp_path / "upstream")
+    monkeypatch.setattr(data, "MAX_DOWNLOAD_BYTES", source.stat().st_size - 1)
+    with pytest.raises(UserError, match=f"the download of {source.as_uri()} passed {source.stat().st_size - 1} bytes"):
+        resolve_data_file(with_url(index.spec(EFF), source.as_uri()), None, tmp_path / "cache")
+    assert list((tmp_path / "cache" / "data").iterdir()) == []
+    monkeypatch.setattr(data, "MAX_DOWNLOAD_BYTES", source.stat().st_size)  # the whole file, not a byte more
+    assert sha256_of(resolve_data_file(with_url(index.spec(EFF), source.as_uri()), None, tmp_path / "cache")) == EFF_SHA
 
 
 def test_stand_in_is_used_and_noted(index: TaskIndex, data_dir: Path, tmp_path: Path):
