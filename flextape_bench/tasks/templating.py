@@ -51,13 +51,19 @@ def _size(value: Any) -> int:
     return total
 
 
-def _bounded(value: Any) -> Any:
-    """`value`, after checking that its size (`_size`; a number: its magnitude) is at most MAX_RENDERED_CHARS."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) > MAX_RENDERED_CHARS:
-        raise SecurityError(f"the template builds a number beyond the limit {MAX_RENDERED_CHARS}")
+def _held(value: Any) -> Any:
+    """`value`, after checking that what it holds (`_size`) is at most MAX_RENDERED_CHARS: what a template may print."""
     if isinstance(value, (str, list, tuple, dict)) and _size(value) > MAX_RENDERED_CHARS:
         raise SecurityError(_TOO_LONG)
     return value
+
+
+def _bounded(value: Any) -> Any:
+    """`value`, after checking its size (`_held`), or a number's magnitude, against MAX_RENDERED_CHARS: what a
+    template may compute with."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) > MAX_RENDERED_CHARS:
+        raise SecurityError(f"the template builds a number beyond the limit {MAX_RENDERED_CHARS}")
+    return _held(value)
 
 
 def _drawn(value: Any) -> Any:
@@ -155,9 +161,7 @@ class _BoundedEnvironment(ImmutableSandboxedEnvironment):
     code_generator_class = _BoundedCode
 
     def __init__(self) -> None:
-        super().__init__(
-            undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False, finalize=_bounded
-        )
+        super().__init__(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False, finalize=_held)
         self.filters = {
             name: _guarded(name, function)
             for name, function in self.filters.items()
