@@ -165,6 +165,8 @@ A = "(prompt[:1] * 5000)"  # 5,000 characters: within the limit, and a list of t
         ("{% set a = [prompt] %}" + "{% set a = [a, a] %}" * 40 + "{{ a }}", TOO_LONG),
         (f"{{{{ [[{A}] * 2] * 2 }}}}", "the template repeats a text or list beyond the limit 10000"),
         # sizes known before the result is built: joins, replacements, a lazy filter's items
+        ("{{ (prompt * 100).encode('utf-32') * 10000 }}", "the template repeats a text or list beyond the limit 10000"),
+        (f"{{{{ {A}.encode().replace(prompt[:1].encode(), {A}.encode()) }}}}", TOO_LONG),
         (f"{{{{ {A}|list|join({A}) }}}}", TOO_LONG),
         (f"{{{{ {A}|replace(prompt[:1], {A}) }}}}", TOO_LONG),
         (f"{{{{ {A}.replace(prompt[:1], {A}) }}}}", TOO_LONG),

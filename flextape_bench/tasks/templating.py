@@ -31,13 +31,14 @@ _UNBOUNDED = (
     ((nodes.AssignBlock, nodes.FilterBlock), "a block that captures its output ({% set %} or {% filter %})"),
 )
 _AMPLIFIERS = ("indent", "wordwrap", "urlize", "tojson")  # filters whose output multiplies their input: not offered
+_TEXTS = (str, bytes, bytearray)  # measured by their length (`.encode()` gives bytes)
 _TOO_LONG = f"the template builds a text or list longer than the limit {MAX_RENDERED_CHARS}"
 
 
 def _size(value: Any) -> int:
     """The characters and items `value` holds, nested values counted each time they are referred to; counting stops
     past MAX_RENDERED_CHARS (so it costs at most that many steps)."""
-    if isinstance(value, str):
+    if isinstance(value, _TEXTS):
         return len(value)
     if isinstance(value, dict):
         value = [*value.keys(), *value.values()]
@@ -53,7 +54,7 @@ def _size(value: Any) -> int:
 
 def _held(value: Any) -> Any:
     """`value`, after checking that what it holds (`_size`) is at most MAX_RENDERED_CHARS: what a template may print."""
-    if isinstance(value, (str, list, tuple, dict)) and _size(value) > MAX_RENDERED_CHARS:
+    if isinstance(value, (*_TEXTS, list, tuple, dict)) and _size(value) > MAX_RENDERED_CHARS:
         raise SecurityError(_TOO_LONG)
     return value
 
@@ -81,13 +82,14 @@ def _drawn(value: Any) -> Any:
     return items
 
 
-def _check_join(items: list[Any], separator: str) -> None:
+def _check_join(items: list[Any], separator: str | bytes | bytearray) -> None:
     if sum(_size(item) for item in items) + len(separator) * max(len(items) - 1, 0) > MAX_RENDERED_CHARS:
         raise SecurityError(_TOO_LONG)
 
 
 def _check_replace(text: Any, old: Any, new: Any, count: int | None = None) -> None:
-    text, old, new = str(text), str(old), str(new)  # as the replace filter converts them
+    if not all(isinstance(value, (bytes, bytearray)) for value in (text, old, new)):
+        text, old, new = str(text), str(old), str(new)  # as the replace filter converts them
     found = text.count(old) if old else len(text) + 1
     if count is not None and count >= 0:
         found = min(found, count)
@@ -98,7 +100,7 @@ def _check_replace(text: Any, old: Any, new: Any, count: int | None = None) -> N
 def _repeat_length(left: Any, right: Any) -> int:
     """The size of `left * right` where it repeats a text or list (known before it is built), else 0."""
     for items, times in ((left, right), (right, left)):
-        if isinstance(items, (str, list, tuple)) and isinstance(times, int):
+        if isinstance(items, (*_TEXTS, list, tuple)) and isinstance(times, int):
             return _size(items) * times
     return 0
 
@@ -188,12 +190,14 @@ class _BoundedEnvironment(ImmutableSandboxedEnvironment):
         args = tuple(_drawn(value) for value in args)
         kwargs = {key: _drawn(value) for key, value in kwargs.items()}
         text, method = getattr(__obj, "__self__", None), getattr(__obj, "__name__", "")
-        if isinstance(text, str) and method in ("expandtabs", "translate"):
-            raise SecurityError(f"str.{method} is not allowed in task templates (its output multiplies its input)")
-        if isinstance(text, str) and method == "join" and args:
+        if isinstance(text, _TEXTS) and method in ("expandtabs", "translate"):
+            raise SecurityError(
+                f"{type(text).__name__}.{method} is not allowed in task templates (its output multiplies its input)"
+            )
+        if isinstance(text, _TEXTS) and method == "join" and args:
             args = (list(args[0]), *args[1:])
             _check_join(args[0], text)
-        if isinstance(text, str) and method == "replace" and len(args) >= 2:
+        if isinstance(text, _TEXTS) and method == "replace" and len(args) >= 2:
             _check_replace(text, *args[:3])
         return _bounded(super().call(__context, __obj, *args, **kwargs))
 
