@@ -176,6 +176,10 @@ A = "(prompt[:1] * 5000)"  # 5,000 characters: within the limit, and a list of t
             "{{ ('a' ~ prompt).expandtabs(10000) }}",
             "str.expandtabs is not allowed in task templates (its output multiplies its input)",
         ),
+        (  # each step bounded, but 10,000 of them (about 70 s unchecked)
+            f"{{% for i in range(10000) %}}{{{{ {A}|replace(prompt[:1], 'b')|sort|unique|list|length }}}}{{% endfor %}}",
+            "the template takes more than 1 s of CPU time to render",
+        ),
         (
             "{% for i in range(10000) %}{{ prompt }}{% endfor %}",
             "the rendered text is longer than the limit 10000 characters",

@@ -11,7 +11,10 @@ text passes MAX_RENDERED_CHARS.
 
 from __future__ import annotations
 
+import contextvars
 import functools
+import math
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -31,6 +34,8 @@ _UNBOUNDED = (
     ((nodes.AssignBlock, nodes.FilterBlock), "a block that captures its output ({% set %} or {% filter %})"),
 )
 _AMPLIFIERS = ("indent", "wordwrap", "urlize", "tojson")  # filters whose output multiplies their input: not offered
+RENDER_CPU_SECONDS = 1.0  # a prompt renders in microseconds; a template whose steps take longer in all is refused
+_deadline = contextvars.ContextVar("template_deadline", default=math.inf)  # thread CPU time, set by `render`
 _TEXTS = (str, bytes, bytearray)  # measured by their length (`.encode()` gives bytes)
 _TOO_LONG = f"the template builds a text or list longer than the limit {MAX_RENDERED_CHARS}"
 
@@ -53,7 +58,10 @@ def _size(value: Any) -> int:
 
 
 def _held(value: Any) -> Any:
-    """`value`, after checking that what it holds (`_size`) is at most MAX_RENDERED_CHARS: what a template may print."""
+    """`value`, after checking that what it holds (`_size`) is at most MAX_RENDERED_CHARS: what a template may print;
+    and that the render is within its CPU time (each step is bounded, so checking between steps suffices)."""
+    if time.thread_time() > _deadline.get():
+        raise SecurityError(f"the template takes more than {RENDER_CPU_SECONDS:g} s of CPU time to render")
     if isinstance(value, (*_TEXTS, list, tuple, dict)) and _size(value) > MAX_RENDERED_CHARS:
         raise SecurityError(_TOO_LONG)
     return value
@@ -256,8 +264,9 @@ def template_problem(source: str, variable: str) -> str | None:
 
 def render(template: jinja2.Template, where: str, **variables: str) -> str:
     """`template` rendered with `variables`; UserError starting with `where` (file, template key, task and case)
-    when the template fails or builds more than MAX_RENDERED_CHARS."""
+    when the template fails, builds more than MAX_RENDERED_CHARS or takes more than RENDER_CPU_SECONDS."""
     pieces, size = [], 0
+    budget = _deadline.set(time.thread_time() + RENDER_CPU_SECONDS)  # CPU time: a suspended process does not count
     try:
         for piece in template.generate(**variables):
             size += len(piece)
@@ -268,4 +277,6 @@ def render(template: jinja2.Template, where: str, **variables: str) -> str:
         raise UserError(f"{where} ({exc}); fix the template") from exc
     except (ArithmeticError, LookupError, TypeError, ValueError, RecursionError, MemoryError) as exc:
         raise UserError(f"{where} ({type(exc).__name__}: {exc}); fix the template") from exc
+    finally:
+        _deadline.reset(budget)
     return "".join(pieces)
