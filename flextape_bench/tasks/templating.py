@@ -2,11 +2,11 @@
 
 A template comes from a task file, so its work is bounded: no loop inside a loop, no macros, no other templates and
 no block that captures its output (`{% set %}...{% endset %}`, `{% filter %}`) (refused when the spec is read); no
-value beyond MAX_RENDERED_CHARS is built: a string, list, tuple or dict counts every character and item it holds,
-nested ones included, so shared references cannot multiply it (refused before the operation that would build it,
-where its size is known up front: repeats, joins, replacements; else right after: every other operator, literal,
-`~`, call, filter, attribute and item); a range has at most MAX_RENDERED_CHARS items; and rendering stops once the
-text passes MAX_RENDERED_CHARS.
+value beyond MAX_RENDERED_CHARS is built: a string, bytes, list, tuple or dict counts every character, byte and item
+it holds, nested ones included, so shared references cannot multiply it (refused before the operation that would
+build it, where its size is known up front: repeats, joins, replacements; else right after: every other operator,
+literal, `~`, call, filter, attribute and item); a range has at most MAX_RENDERED_CHARS items; and rendering stops
+once the text passes MAX_RENDERED_CHARS, or once it has taken RENDER_CPU_SECONDS of CPU time.
 """
 
 from __future__ import annotations
