@@ -6,14 +6,18 @@ value beyond MAX_RENDERED_CHARS is built: a string, bytes, list, tuple or dict c
 it holds, nested ones included, so shared references cannot multiply it (refused before the operation that would
 build it, where its size is known up front: repeats, joins, replacements; else right after: every other operator,
 literal, `~`, call, filter, attribute and item); a range has at most MAX_RENDERED_CHARS items; and rendering stops
-once the text passes MAX_RENDERED_CHARS, or once it has taken RENDER_CPU_SECONDS of CPU time.
+once the text passes MAX_RENDERED_CHARS, or once its own steps have taken RENDER_CPU_SECONDS of CPU time (the
+rendering thread's, less the garbage collections run in it: a full collection scans the whole process's heap, which
+takes seconds in a large process whatever the template).
 """
 
 from __future__ import annotations
 
 import contextvars
 import functools
+import gc
 import math
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -35,7 +39,7 @@ _UNBOUNDED = (
 )
 _AMPLIFIERS = ("indent", "wordwrap", "urlize", "tojson")  # filters whose output multiplies their input: not offered
 RENDER_CPU_SECONDS = 1.0  # a prompt renders in microseconds; a template whose steps take longer in all is refused
-_deadline = contextvars.ContextVar("template_deadline", default=math.inf)  # thread CPU time, set by `render`
+_deadline = contextvars.ContextVar("template_deadline", default=math.inf)  # `_steps_time`, set by `render`
 _TEXTS = (str, bytes, bytearray)  # measured by their length (`.encode()` gives bytes)
 _TOO_LONG = f"the template builds a text or list longer than the limit {MAX_RENDERED_CHARS}"
 
@@ -57,10 +61,37 @@ def _size(value: Any) -> int:
     return total
 
 
+class _CollectionTime(threading.local):
+    """CPU time this thread has spent in garbage collections: `started` while one runs, `seconds` in all."""
+
+    started = 0.0
+    seconds = 0.0
+
+
+_collections = _CollectionTime()
+
+
+def _count_collection(phase: str, info: dict[str, int]) -> None:
+    """gc callback: adds each collection's thread CPU time to `_collections` (a collection runs in the thread whose
+    allocation triggered it)."""
+    if phase == "start":
+        _collections.started = time.thread_time()
+    else:
+        _collections.seconds += time.thread_time() - _collections.started
+
+
+gc.callbacks.append(_count_collection)
+
+
+def _steps_time() -> float:
+    """This thread's CPU time less its garbage collections: what a render's steps cost."""
+    return time.thread_time() - _collections.seconds
+
+
 def _held(value: Any) -> Any:
     """`value`, after checking that what it holds (`_size`) is at most MAX_RENDERED_CHARS: what a template may print;
     and that the render is within its CPU time (each step is bounded, so checking between steps suffices)."""
-    if time.thread_time() > _deadline.get():
+    if _steps_time() > _deadline.get():
         raise SecurityError(f"the template takes more than {RENDER_CPU_SECONDS:g} s of CPU time to render")
     if isinstance(value, (*_TEXTS, list, tuple, dict)) and _size(value) > MAX_RENDERED_CHARS:
         raise SecurityError(_TOO_LONG)
@@ -266,7 +297,7 @@ def render(template: jinja2.Template, where: str, **variables: str) -> str:
     """`template` rendered with `variables`; UserError starting with `where` (file, template key, task and case)
     when the template fails, builds more than MAX_RENDERED_CHARS or takes more than RENDER_CPU_SECONDS."""
     pieces, size = [], 0
-    budget = _deadline.set(time.thread_time() + RENDER_CPU_SECONDS)  # CPU time: a suspended process does not count
+    budget = _deadline.set(_steps_time() + RENDER_CPU_SECONDS)  # CPU time: a suspended process does not count
     try:
         for piece in template.generate(**variables):
             size += len(piece)
