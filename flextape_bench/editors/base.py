@@ -41,6 +41,17 @@ def corpus_length(dataset: str, max_tokens: int | None) -> list[tuple[str, str]]
     return []
 
 
+class StatisticsCorpus:
+    """The cross-field check of hyperparameters that declare a key statistics' corpus (fields `mom2_dataset` and
+    `mom2_max_tokens`); fieldless, so a dataclass inheriting it keeps its own fields and their order."""
+
+    mom2_dataset: str
+    mom2_max_tokens: int | None
+
+    def cross_check(self) -> list[tuple[str, str]]:
+        return corpus_length(self.mom2_dataset, self.mom2_max_tokens)
+
+
 def length_count(value: list[int]) -> str | None:
     """A [length, count] pair of context templates: `count` texts of `length` tokens."""
     if len(value) == 2 and value[0] >= 1 and value[1] >= 0:

@@ -18,7 +18,7 @@ from typing import TypeVar
 import torch
 
 from flextape_bench.cases import EditRequest
-from flextape_bench.editors.base import Layer, corpus, corpus_length, length_count, positive, spec_field
+from flextape_bench.editors.base import Layer, StatisticsCorpus, corpus, length_count, positive, spec_field
 from flextape_bench.editors.context import STARTS, memit_templates
 from flextape_bench.editors.keyed import KeyStatisticsEditor
 from flextape_bench.editors.linear import as_parameter
@@ -41,7 +41,7 @@ def _per_start_word(value: list[int]) -> str | None:
 
 
 @dataclass(frozen=True)
-class LayerRangeHparams(ValueHparams):
+class LayerRangeHparams(ValueHparams, StatisticsCorpus):
     """What MEMIT and its descendants share: the edited layer range and the key statistics' corpus."""
 
     layers: list[Layer] = spec_field("the edited layers, in order; the target is found after the last", nonempty=True)
@@ -53,9 +53,6 @@ class LayerRangeHparams(ValueHparams):
     mom2_max_tokens: int | None = spec_field(
         "cap on tokens per corpus sample; None: the model's full context", check=positive
     )
-
-    def cross_check(self) -> list[tuple[str, str]]:
-        return corpus_length(self.mom2_dataset, self.mom2_max_tokens)
 
 
 L = TypeVar("L", bound=LayerRangeHparams)

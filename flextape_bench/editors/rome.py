@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from flextape_bench.cases import EditRequest
-from flextape_bench.editors.base import Layer, corpus, corpus_length, length_count, positive, spec_field
+from flextape_bench.editors.base import Layer, StatisticsCorpus, corpus, length_count, positive, spec_field
 from flextape_bench.editors.context import rome_templates
 from flextape_bench.editors.keyed import KeyStatisticsEditor
 from flextape_bench.editors.linear import as_parameter
@@ -25,7 +25,7 @@ from flextape_bench.weights import WeightDelta, applied_delta, read_tensor, work
 
 
 @dataclass(frozen=True)
-class ROMEHparams(ValueHparams):
+class ROMEHparams(ValueHparams, StatisticsCorpus):
     layer: Layer = spec_field("the layer whose MLP output projection is edited")
     context_template_length_params: list[list[int]] = spec_field(
         "[length, count] pairs: count texts of length tokens each", check=length_count
@@ -36,9 +36,6 @@ class ROMEHparams(ValueHparams):
     mom2_max_tokens: int | None = spec_field(
         "cap on tokens per corpus sample; None: the model's full context", check=positive
     )
-
-    def cross_check(self) -> list[tuple[str, str]]:
-        return corpus_length(self.mom2_dataset, self.mom2_max_tokens)
 
 
 class ROMEEditor(KeyStatisticsEditor[ROMEHparams]):
