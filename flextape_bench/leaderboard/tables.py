@@ -69,7 +69,11 @@ COLUMN_LEGENDS: tuple[tuple[str, str], ...] = (
     ("model", "The model, as named to --model."),
     ("editor", "The editing method; none leaves the model unedited (its shifts are 0: the floor)."),
     ("task", "The task: which Seesaw-CF property the edits change and which the probes ask."),
-    ("runs?", "The run directory (run_NNN under <results>/<model>/<editor>/) the numbers come from."),
+    (
+        "runs?",
+        "The run the numbers come from: its directory (run_NNN under <results>/<model>/<editor>/), or a run "
+        "record's key (its folder under <records>/<model>/<editor>/: the run's config, summary and timing).",
+    ),
     ("tasks", "The tasks the row covers (in the overview: how many)."),
     (
         "cases",
@@ -235,7 +239,8 @@ def significance_mark(p_adj: float | None) -> str:
 
 
 def config_link(run: RunInfo) -> str:
-    """Where the run's config.json is published, relative to the tables: `runs/<model>/<editor>/run_NNN/`."""
+    """Where the run's config.json is published, relative to the tables: `runs/<model>/<editor>/<run_NNN or record
+    key>/`."""
     return f"{RUNS}/{run.key}/{CONFIG}"
 
 
