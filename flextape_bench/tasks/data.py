@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import os
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -18,7 +19,8 @@ from flextape_bench.tasks.spec import DatasetSpec, TaskSpec
 logger = logging.getLogger(__name__)
 
 DATA_DIR_ENV = "FLEXTAPE_DATA_DIR"
-DOWNLOAD_TIMEOUT_S = 30
+DOWNLOAD_TIMEOUT_S = 30  # longest wait for any one read
+DOWNLOAD_SECONDS = 1800  # longest a whole download may take (3.6 MB at 2 KB/s), so that no endpoint holds a run
 MAX_DOWNLOAD_BYTES = 1 << 30  # a data file is a few MB (the largest Seesaw-CF file 3.6 MB); a download stops past this
 
 
@@ -71,15 +73,22 @@ def _data_dirs(data_dir: Path | None, cache_dir: Path) -> list[Path]:
 
 
 def _download(url: str, target: Path, expected: str | None) -> None:
-    """Download `url` into `target` atomically (checksums.atomic_file), after checking its sha256."""
+    """Download `url` into `target` atomically (checksums.atomic_file), after checking its sha256; stopped (and
+    nothing kept) past MAX_DOWNLOAD_BYTES or DOWNLOAD_SECONDS (checked as each piece arrives: `read1`)."""
+    deadline = time.monotonic() + DOWNLOAD_SECONDS
     with atomic_file(target) as out, urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:
         digest, size = hashlib.sha256(), 0
-        for block in iter(lambda: response.read(1 << 20), b""):
+        for block in iter(lambda: response.read1(1 << 20), b""):
             size += len(block)
             if size > MAX_DOWNLOAD_BYTES:
                 raise UserError(
                     f"the download of {url} passed {MAX_DOWNLOAD_BYTES} bytes, far more than a task's data file; "
                     f"stopped and removed. If the file is that large, download it by hand into {target.parent}"
+                )
+            if time.monotonic() > deadline:
+                raise UserError(
+                    f"the download of {url} took more than {DOWNLOAD_SECONDS} s ({size} bytes had come); stopped "
+                    f"and removed. Download it by hand into {target.parent}"
                 )
             out.write(block)
             digest.update(block)

@@ -6,6 +6,9 @@ import dataclasses
 import os
 import shutil
 import stat
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
@@ -113,6 +116,43 @@ def test_a_download_past_the_size_bound_is_stopped_and_removed(
     assert list((tmp_path / "cache" / "data").iterdir()) == []
     monkeypatch.setattr(data, "MAX_DOWNLOAD_BYTES", source.stat().st_size)  # the whole file, not a byte more
     assert sha256_of(resolve_data_file(with_url(index.spec(EFF), source.as_uri()), None, tmp_path / "cache")) == EFF_SHA
+
+
+def test_a_download_past_the_time_bound_is_stopped_and_removed(
+    index: TaskIndex, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """An endpoint that sends a byte at a time, each well within the read timeout, holds no run: past the bound
+    (lowered here to 1 s) the download stops, where it would take 100 s, and nothing is left in the cache."""
+
+    class Drip(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", "200")
+            self.end_headers()
+            for _ in range(200):
+                try:
+                    self.wfile.write(b" ")
+                    self.wfile.flush()
+                except OSError:  # the download hung up
+                    return
+                time.sleep(0.5)
+
+        def log_message(self, *args):
+            pass
+
+    monkeypatch.setattr(data, "DOWNLOAD_SECONDS", 1)
+    httpd = HTTPServer(("127.0.0.1", 0), Drip)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{httpd.server_address[1]}/{EFF}.json"
+    try:
+        started = time.monotonic()
+        with pytest.raises(UserError, match=f"the download of {url} took more than 1 s"):
+            resolve_data_file(with_url(index.spec(EFF), url), None, tmp_path / "cache")
+        assert time.monotonic() - started < 10
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert list((tmp_path / "cache" / "data").iterdir()) == []
 
 
 def test_stand_in_is_used_and_noted(index: TaskIndex, data_dir: Path, tmp_path: Path):
