@@ -9,6 +9,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
+from drip import dripping_server
 
 from flextape_bench import models
 from flextape_bench.checksums import read_json, write_json
@@ -384,35 +385,12 @@ def test_openai_judge_reads_no_reply_past_its_bound(monkeypatch):
 def test_openai_judge_stops_a_reply_that_drips_past_the_timeout():
     """Each byte comes within the socket's timeout (1 s), but the reply as a whole does not: refused after about 1 s,
     not after the 100 s the 200 bytes would take."""
-
-    class Drip(BaseHTTPRequestHandler):
-        def do_POST(self):
-            self.rfile.read(int(self.headers["Content-Length"]))
-            self.send_response(200)
-            self.send_header("Content-Length", "200")
-            self.end_headers()
-            for _ in range(200):
-                try:
-                    self.wfile.write(b" ")
-                    self.wfile.flush()
-                except OSError:  # the judge hung up
-                    return
-                time.sleep(0.5)
-
-        def log_message(self, *args):
-            pass
-
-    httpd = HTTPServer(("127.0.0.1", 0), Drip)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
-        judge = OpenAIJudge(f"http://127.0.0.1:{httpd.server_address[1]}/v1", "m", retries=0, timeout=1)
+    with dripping_server() as url:
+        judge = OpenAIJudge(f"{url}/v1", "m", retries=0, timeout=1)
         started = time.monotonic()
         with pytest.raises(JudgeError, match="took more than 1 s to send its reply; not read further"):
             judge.score("x", CATEGORIES)
         assert time.monotonic() - started < 5
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
 
 
 def test_judge_command_stops_at_an_answer_that_is_not_a_chat_completion(tmp_path, capsys, monkeypatch):

@@ -6,12 +6,11 @@ import dataclasses
 import os
 import shutil
 import stat
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
+from drip import dripping_server
 
 from flextape_bench.errors import UserError
 from flextape_bench.tasks import DATA_DIR_ENV, TaskIndex, TaskSpec, data, resolve_data_file, sha256_of
@@ -123,35 +122,13 @@ def test_a_download_past_the_time_bound_is_stopped_and_removed(
 ):
     """An endpoint that sends a byte at a time, each well within the read timeout, holds no run: past the bound
     (lowered here to 1 s) the download stops, where it would take 100 s, and nothing is left in the cache."""
-
-    class Drip(BaseHTTPRequestHandler):
-        def do_GET(self):
-            self.send_response(200)
-            self.send_header("Content-Length", "200")
-            self.end_headers()
-            for _ in range(200):
-                try:
-                    self.wfile.write(b" ")
-                    self.wfile.flush()
-                except OSError:  # the download hung up
-                    return
-                time.sleep(0.5)
-
-        def log_message(self, *args):
-            pass
-
     monkeypatch.setattr(data, "DOWNLOAD_SECONDS", 1)
-    httpd = HTTPServer(("127.0.0.1", 0), Drip)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{httpd.server_address[1]}/{EFF}.json"
-    try:
+    with dripping_server() as server:
+        url = f"{server}/{EFF}.json"
         started = time.monotonic()
         with pytest.raises(UserError, match=f"the download of {url} took more than 1 s"):
             resolve_data_file(with_url(index.spec(EFF), url), None, tmp_path / "cache")
         assert time.monotonic() - started < 10
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
     assert list((tmp_path / "cache" / "data").iterdir()) == []
 
 
