@@ -1,6 +1,7 @@
 """The results tree: `<output>/<model>/<editor>/run_<NNN>/` with config.json, `<task>/case_<id>.json`,
 `<task>/samples.jsonl`, summary.{json,md,csv} and timing.json. Files are written whole and carry checksums
-(flextape_bench.checksums); a killed run resumes by skipping the cases whose files are there and intact.
+(flextape_bench.checksums); a killed run resumes by skipping the cases whose files are there and intact, and takes
+the edit of a chunk it was scoring from `<task>/edit_chunk_<index>.pt`, kept only until the chunk's cases are written.
 
 Every file but timing.json is the same, byte for byte, when the same command runs again (into another `--output`
 too): times, durations and command lines live in timing.json only.
@@ -20,15 +21,18 @@ import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from flextape_bench.checksums import (
     DamagedFile,
     check_files,
     fsync_folder,
+    load_torch,
     read_intact,
     read_json,
     read_json_digest,
+    save_torch,
+    sums_file,
     warn_damaged,
     write_atomic,
     write_json,
@@ -36,6 +40,9 @@ from flextape_bench.checksums import (
 from flextape_bench.errors import UserError
 from flextape_bench.records import CaseRecord
 from flextape_bench.tasks.spec import name_problem
+
+if TYPE_CHECKING:
+    from flextape_bench.weights import WeightDelta
 
 logger = logging.getLogger(__name__)
 CONFIG = "config.json"
@@ -127,6 +134,43 @@ class RunDir:
         path = self.case_path(task, case_id)
         record, self.digests[path.relative_to(self.path).as_posix()] = read_json_digest(path)
         return record
+
+    def _edit_file(self, task: str, index: int) -> Path:
+        return self.path / task / f"edit_chunk_{index}.pt"
+
+    def keep_edit(self, task: str, index: int, delta: WeightDelta) -> None:
+        """Keep chunk `index`'s edit of `task` (its tensors on the CPU, with a checksum file) while its cases are
+        scored, so that an attempt stopped meanwhile resumes without editing again. A disk too full for it is one
+        warning: the run goes on without it."""
+        path = self._edit_file(task, index)
+        try:
+            save_torch(path, {name: change.detach().cpu() for name, change in delta.items()})
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            path.unlink(missing_ok=True)
+            logger.warning(
+                f"flextape-bench: warning: no space left to keep {path} while its cases are scored; going on "
+                "without it (a stop now means editing this chunk again)"
+            )
+
+    def kept_edit(self, task: str, index: int) -> WeightDelta | None:
+        """Chunk `index`'s edit of `task` as `keep_edit` kept it (on the CPU); None when there is none, or it is
+        damaged (reported: the chunk is edited again)."""
+        path = self._edit_file(task, index)
+        if not path.exists():
+            return None
+        try:
+            return load_torch(path, map_location="cpu", weights_only=True)
+        except DamagedFile as error:
+            warn_damaged(error, "the chunk is edited again")
+            return None
+
+    def drop_edits(self, task: str) -> None:
+        """Delete the kept edits of `task` (its cases are all written)."""
+        for path in (self.path / task).glob("edit_chunk_*.pt"):
+            sums_file(path).unlink(missing_ok=True)
+            path.unlink()
 
     def write_samples(self, task: str, lines: Iterator[dict[str, Any]]) -> None:
         text = "".join(json.dumps(x, ensure_ascii=False) + "\n" for x in lines)

@@ -82,7 +82,7 @@ from flextape_bench.tasks import TaskSpec, load_cases, resolve_data_file, select
 from flextape_bench.tasks.data import data_notes
 from flextape_bench.tasks.spec import metric_options
 from flextape_bench.tokenization import EmptyTargetError, encode_continuation
-from flextape_bench.weights import applied_delta, unrepresented_share
+from flextape_bench.weights import applied_delta, execution_device, unrepresented_share
 
 logger = logging.getLogger(__name__)
 
@@ -566,6 +566,18 @@ class Runner:
                 )
         return {k: kept.get(k, 0) + delta.get(k, 0) for k in {*kept, *delta}}  # type: ignore[misc]
 
+    def _resumed_edit(self, name: str, chunk: Sequence[EditCase], index: int, n_chunks: int) -> WeightDelta:
+        """The edit of independent chunk `index`: the one an earlier attempt kept in the run (`RunDir.keep_edit`),
+        else computed (`_edit`) and kept until the chunk's cases are written."""
+        assert self.run is not None  # rank 0's runner
+        delta = self.run.kept_edit(name, index)
+        if delta is None:
+            delta = self._edit(name, chunk, index, n_chunks, {})
+            self.run.keep_edit(name, index, delta)
+            return delta
+        logger.info(f"{name} chunk {index + 1}/{n_chunks}: the edit an earlier attempt computed and kept")
+        return {weight: change.to(execution_device(self.adapter.model, weight)) for weight, change in delta.items()}
+
     def _post_scores(
         self,
         task: PreparedTask,
@@ -631,8 +643,10 @@ class Runner:
             self.run.write_case(task.spec.task, _case_record(task, case, pre[case.case_id], scores, index))
 
     def run_task(self, task: PreparedTask) -> dict[str, Any]:
-        """Edit and score every chunk whose case files are missing. Sequential runs keep each chunk's edit for the
-        next ones (so a resumed sequential run recomputes earlier edits, without rescoring them)."""
+        """Edit and score every chunk whose case files are missing; an independent chunk's edit is kept in the run
+        until its cases are written, so a stop while scoring them does not cost the edit. Sequential runs keep each
+        chunk's edit for the next ones (so a resumed sequential run recomputes earlier edits, without rescoring
+        them)."""
         assert self.run is not None  # rank 0's runner
         name, cases = task.spec.task, task.cases
         size = self.options.num_edits or max(len(cases), 1)
@@ -656,13 +670,18 @@ class Runner:
             for index, chunk in progress_bar(list(enumerate(chunks)), desc=f"{name}: edit chunks", unit="chunk"):
                 if done[index] and not self.options.sequential:
                     continue
-                combined = self._edit(name, chunk, index, len(chunks), kept)
+                if self.options.sequential:
+                    combined = self._edit(name, chunk, index, len(chunks), kept)
+                else:
+                    combined = self._resumed_edit(name, chunk, index, len(chunks))
                 if not done[index]:  # case files written round by round, so a stop keeps the rounds scored
                     keep = functools.partial(self._write_cases, task, index, pre)
                     self._post_scores(task, pending[index], index, len(chunks), combined, keep)
+                    self.run.drop_edits(name)
                 if self.options.sequential:
                     kept = combined
                     self.editor.keep_last()
+        self.run.drop_edits(name)  # one an attempt stopped after its chunk's last case file left behind
         records = [self.run.read_case(name, c.case_id) for c in cases]
         self.run.write_samples(name, (line for record in records for line in _samples(task, record)))
         summary: dict[str, Any] = {

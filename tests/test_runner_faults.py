@@ -4,12 +4,13 @@ were damaged is repaired, by recomputing them, to exactly the clean run's files.
 
 import copy
 import dataclasses
+import errno
 import json
 from pathlib import Path
 
 import pytest
 
-from flextape_bench import runner
+from flextape_bench import checksums, runner
 from flextape_bench.results import RunDir
 from flextape_bench.runner import RunOptions, run
 from flextape_bench.scoring import Scorer
@@ -233,15 +234,18 @@ def test_a_stop_while_scoring_keeps_the_rounds_scored_and_the_rerun_ends_as_a_cl
     kept = sorted(p.name for p in (run_dir / pair).glob("case_*.json"))
     cached = sorted(p.name for p in (stopped.cache / "prescores").rglob("case_*.json"))
     first_two = [f"case_{r['case_id']}.json" for r in json.loads((data_dir / f"{pair}.json").read_text())[:2]]
+    edit_files = sorted(p.name for p in (run_dir / pair).glob("edit_*"))
     if stage == "pre-edit":
-        assert kept == [] and cached == sorted(first_two)
-    else:
+        assert kept == [] and cached == sorted(first_two) and edit_files == []
+    else:  # the batch's edit is kept while its cases are scored
         assert kept == sorted(first_two) and len(cached) == 4
+        assert edit_files == ["edit_chunk_0.pt", "edit_chunk_0.pt.sha256"]
 
     calls.clear()
     monkeypatch.setattr(
         Scorer, "score", lambda self, requests, desc=None: calls.append(desc) or original(self, requests, desc)
     )
+    edits = _edit_calls(monkeypatch)
     resumed = run(stopped, tiny_llama)[0].path
     assert resumed == run_dir
     assert calls == [f"{pair}: {stage} scores{', chunk 1/1' if stage == 'post-edit' else ''}, cases 1-2 of 2"] + (
@@ -249,6 +253,86 @@ def test_a_stop_while_scoring_keeps_the_rounds_scored_and_the_rerun_ends_as_a_cl
         if stage == "pre-edit"
         else []
     )
+    assert edits == ([0] if stage == "pre-edit" else [])  # stopped after the edit: the rerun takes the kept one
+    files, reference = _files(resumed), _files(clean_dir)
+    files.pop("timing.json"), reference.pop("timing.json")
+    assert files == reference  # the kept edit is gone with its chunk scored
+
+
+def _edit_calls(monkeypatch) -> list[int]:
+    """The chunk index of every edit computed (Runner._edit) from now on, in order."""
+    calls: list[int] = []
+    original = runner.Runner._edit
+    monkeypatch.setattr(
+        runner.Runner,
+        "_edit",
+        lambda self, name, chunk, index, *rest: calls.append(index) or original(self, name, chunk, index, *rest),
+    )
+    return calls
+
+
+def _stopped_after_the_edit(options: RunOptions, tiny_llama, monkeypatch) -> Path:
+    """The run of `options` (4 cases in one batch) stopped in its second post-edit scoring round; its folder."""
+    monkeypatch.setattr(runner, "SCORING_ROUND", 2)
+    original = Scorer.score
+
+    def stopping(self, requests, desc=None):
+        if "post-edit" in desc and desc.endswith("cases 3-4 of 4"):
+            raise KeyboardInterrupt
+        return original(self, requests, desc)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Scorer, "score", stopping)
+        with pytest.raises(KeyboardInterrupt):
+            run(options, tiny_llama)
+    return options.output / "tiny" / "ft" / "run_001"
+
+
+def test_a_damaged_kept_edit_is_reported_and_the_chunk_edited_again(
+    tiny_llama, data_dir, tmp_path, monkeypatch, capsys
+):
+    """A kept edit that does not match its checksum file is never applied: one warning line, the edit is computed
+    again, and the run ends with the files of a run never stopped."""
+    pair = "seesaw_cf_P21_P101"
+
+    def options(name: str) -> RunOptions:
+        return dataclasses.replace(_options(tmp_path / name, data_dir), tasks=[pair], limit=4, num_edits=None)
+
+    clean_dir = run(options("clean"), tiny_llama)[0].path
+    stopped = options("stopped")
+    run_dir = _stopped_after_the_edit(stopped, tiny_llama, monkeypatch)
+    kept = run_dir / pair / "edit_chunk_0.pt"
+    data = bytearray(kept.read_bytes())
+    data[-200] ^= 1  # one bit of the tensors' bytes
+    kept.write_bytes(bytes(data))
+    capsys.readouterr()
+    edits = _edit_calls(monkeypatch)
+
+    resumed = run(stopped, tiny_llama)[0].path
+    assert edits == [0]
+    err = capsys.readouterr().err
+    assert f"warning: {kept}: missing, or the content does not match its sha256" in err
+    assert "the chunk is edited again" in err
     files, reference = _files(resumed), _files(clean_dir)
     files.pop("timing.json"), reference.pop("timing.json")
     assert files == reference
+
+
+def test_a_disk_too_full_to_keep_the_edit_is_one_warning_and_the_run_goes_on(
+    tiny_llama, data_dir, tmp_path, monkeypatch, capsys
+):
+    """Keeping the edit is a saving, not a result: no room for it (ENOSPC) is a warning and the run finishes."""
+    options = dataclasses.replace(_options(tmp_path, data_dir), limit=1)
+    original = checksums.write_atomic
+
+    def full(path, data):
+        if path.name.startswith("edit_chunk_"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return original(path, data)
+
+    monkeypatch.setattr(checksums, "write_atomic", full)
+    run_dir, summary = run(options, tiny_llama)
+    assert summary["tasks"][TASK]["n_cases"] == 1
+    edit = run_dir.path / TASK / "edit_chunk_0.pt"
+    assert f"warning: no space left to keep {edit} while its cases are scored" in capsys.readouterr().err
+    assert not list((run_dir.path / TASK).glob("edit_*"))
