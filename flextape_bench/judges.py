@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 from flextape_bench.checksums import read_json, write_atomic, write_json
 from flextape_bench.errors import UserError
 from flextape_bench.results import check_names, slug
+from flextape_bench.transfers import ReplyTooLarge, ReplyTooSlow, bounded_blocks
 
 logger = logging.getLogger(__name__)
 MAX_REPLY_BYTES = 1 << 20  # a chat completion of a few hundred tokens is a few KB; a reply is never read past this
@@ -307,21 +308,17 @@ class OpenAIJudge:
     def _reply(self, response: Any) -> bytes:
         """The reply's body, read as it arrives: at most MAX_REPLY_BYTES, within the timeout in all (the socket's
         timeout bounds each read only), so that an endpoint cannot fill the memory or hold the run."""
-        deadline = time.monotonic() + self.timeout
-        chunks, size = [], 0
-        while chunk := response.read1(1 << 16):
-            size += len(chunk)
-            if size > MAX_REPLY_BYTES:
-                raise JudgeError(
-                    f"judge endpoint {self.host} sent more than {MAX_REPLY_BYTES} bytes, far more than a chat "
-                    "completion; not read further. Check that --base-url is an OpenAI-compatible endpoint"
-                )
-            if time.monotonic() > deadline:
-                raise JudgeError(
-                    f"judge endpoint {self.host} took more than {self.timeout:g} s to send its reply; not read further"
-                )
-            chunks.append(chunk)
-        return b"".join(chunks)
+        try:
+            return b"".join(bounded_blocks(response, MAX_REPLY_BYTES, self.timeout))
+        except ReplyTooLarge:
+            raise JudgeError(
+                f"judge endpoint {self.host} sent more than {MAX_REPLY_BYTES} bytes, far more than a chat "
+                "completion; not read further. Check that --base-url is an OpenAI-compatible endpoint"
+            ) from None
+        except ReplyTooSlow:
+            raise JudgeError(
+                f"judge endpoint {self.host} took more than {self.timeout:g} s to send its reply; not read further"
+            ) from None
 
     def _content(self, payload: bytes) -> str:
         """choices[0].message.content of a chat completion; anything else is a JudgeError that quotes none of it."""

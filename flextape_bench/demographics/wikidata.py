@@ -5,7 +5,6 @@ into one `Entity` per requested id. The HTTP function is injectable (`fetch(url)
 from __future__ import annotations
 
 import email.utils
-import gzip
 import http.client
 import json
 import os
@@ -21,9 +20,12 @@ from typing import Any, TypeGuard
 
 import flextape_bench
 from flextape_bench.errors import UserError
+from flextape_bench.transfers import ReplyTooLarge, ReplyTooSlow, bounded_blocks, gunzipped
 
 API_URL = "https://www.wikidata.org/w/api.php"
 BATCH_SIZE = 50  # wbgetentities accepts at most 50 ids per request (anonymous clients)
+MAX_REPLY_BYTES = 256 << 20  # 50 entities' claims (countries have the most) come to a few MB; never read past this
+REPLY_SECONDS = 600.0  # longest one reply may take in all (the socket timeout bounds each read only)
 
 PERSON_PROPERTIES = ("P21", "P172", "P27", "P19")  # gender, ethnic group, citizenship, place of birth
 PLACE_PROPERTIES = ("P17", "P30")  # country (of a birthplace), continent (of a country)
@@ -69,15 +71,25 @@ def user_agent() -> str:
 
 
 def urllib_fetch(url: str, timeout: float = 60.0) -> bytes:
-    """GET `url` with the project's User-Agent, accepting gzip; raises urllib/OS errors as they come."""
+    """GET `url` with the project's User-Agent, accepting gzip; raises urllib/OS errors as they come. The reply is
+    read as it arrives: more than MAX_REPLY_BYTES (sent or decompressed) is a WikidataError, more than REPLY_SECONDS
+    in all a TimeoutError (retried as any timeout)."""
     request = urllib.request.Request(
         url, headers={"User-Agent": user_agent(), "Accept": "application/json", "Accept-Encoding": "gzip"}
     )
     with urllib.request.urlopen(request, timeout=timeout) as response:
-        body = response.read()
+        blocks = bounded_blocks(response, MAX_REPLY_BYTES, REPLY_SECONDS)
         if (response.headers.get("Content-Encoding") or "").lower() == "gzip":
-            body = gzip.decompress(body)
-    return body
+            blocks = gunzipped(blocks, MAX_REPLY_BYTES)
+        try:
+            return b"".join(blocks)
+        except ReplyTooLarge:
+            raise WikidataError(
+                f"the Wikidata API sent more than {MAX_REPLY_BYTES} bytes for {BATCH_SIZE} entities' claims, far more "
+                "than they take; not read further. Check for a proxy between this machine and wikidata.org"
+            ) from None
+        except ReplyTooSlow as slow:
+            raise TimeoutError(f"the reply took more than {REPLY_SECONDS} s ({slow.size} bytes had come)") from None
 
 
 @dataclass(frozen=True)

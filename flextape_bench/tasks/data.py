@@ -6,7 +6,6 @@ import hashlib
 import json
 import logging
 import os
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 from flextape_bench.checksums import atomic_file, sha256_of
 from flextape_bench.errors import UserError
 from flextape_bench.tasks.spec import DatasetSpec, TaskSpec
+from flextape_bench.transfers import ReplyTooLarge, ReplyTooSlow, bounded_blocks
 
 logger = logging.getLogger(__name__)
 
@@ -75,23 +75,22 @@ def _data_dirs(data_dir: Path | None, cache_dir: Path) -> list[Path]:
 def _download(url: str, target: Path, expected: str | None) -> None:
     """Download `url` into `target` atomically (checksums.atomic_file), after checking its sha256; stopped (and
     nothing kept) past MAX_DOWNLOAD_BYTES or DOWNLOAD_SECONDS (checked as each piece arrives: `read1`)."""
-    deadline = time.monotonic() + DOWNLOAD_SECONDS
     with atomic_file(target) as out, urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:
-        digest, size = hashlib.sha256(), 0
-        for block in iter(lambda: response.read1(1 << 20), b""):
-            size += len(block)
-            if size > MAX_DOWNLOAD_BYTES:
-                raise UserError(
-                    f"the download of {url} passed {MAX_DOWNLOAD_BYTES} bytes, far more than a task's data file; "
-                    f"stopped and removed. If the file is that large, download it by hand into {target.parent}"
-                )
-            if time.monotonic() > deadline:
-                raise UserError(
-                    f"the download of {url} took more than {DOWNLOAD_SECONDS} s ({size} bytes had come); stopped "
-                    f"and removed. Download it by hand into {target.parent}"
-                )
-            out.write(block)
-            digest.update(block)
+        digest = hashlib.sha256()
+        try:
+            for block in bounded_blocks(response, MAX_DOWNLOAD_BYTES, DOWNLOAD_SECONDS, 1 << 20):
+                out.write(block)
+                digest.update(block)
+        except ReplyTooLarge:
+            raise UserError(
+                f"the download of {url} passed {MAX_DOWNLOAD_BYTES} bytes, far more than a task's data file; "
+                f"stopped and removed. If the file is that large, download it by hand into {target.parent}"
+            ) from None
+        except ReplyTooSlow as slow:
+            raise UserError(
+                f"the download of {url} took more than {DOWNLOAD_SECONDS} s ({slow.size} bytes had come); stopped "
+                f"and removed. Download it by hand into {target.parent}"
+            ) from None
         if expected is not None and (actual := digest.hexdigest()) != expected:
             raise UserError(
                 f"the download of {url} has sha256 {actual}, but the task spec expects {expected}; "

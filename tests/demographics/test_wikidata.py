@@ -3,10 +3,17 @@ request URL and User-Agent, and urllib against a local server."""
 
 from __future__ import annotations
 
+import contextlib
+import gzip
 import json
+import threading
+import urllib.request
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
+from flextape_bench.demographics import wikidata
 from flextape_bench.demographics.wikidata import (
     API_URL,
     Entity,
@@ -103,23 +110,18 @@ def test_user_agent_names_project_and_version(monkeypatch: pytest.MonkeyPatch):
     assert "(someone@example.org; " in user_agent()
 
 
-def test_urllib_fetch_sends_the_user_agent_and_reads_gzip(monkeypatch: pytest.MonkeyPatch):
-    """Against a server on localhost (no outside network): headers out, gzip body back."""
-    import gzip
-    import threading
-    import urllib.request
-    from http.server import BaseHTTPRequestHandler, HTTPServer
-
+@contextlib.contextmanager
+def _serving(body: bytes, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, dict]]:
+    """The URL of a one-request server on localhost (no outside network) that answers `body` as gzip content, and
+    the request headers it saw."""
     for name in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(urllib.request, "_opener", None)  # rebuilt without proxies, restored afterwards
-
-    seen = {}
+    seen: dict = {}
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self):
             seen.update(self.headers)
-            body = gzip.compress(b'{"entities": {}}')
             self.send_response(200)
             self.send_header("Content-Encoding", "gzip")
             self.send_header("Content-Length", str(len(body)))
@@ -133,9 +135,26 @@ def test_urllib_fetch_sends_the_user_agent_and_reads_gzip(monkeypatch: pytest.Mo
     thread = threading.Thread(target=server.handle_request, daemon=True)
     thread.start()
     try:
-        body = urllib_fetch(f"http://127.0.0.1:{server.server_port}/w/api.php", timeout=10)
+        yield f"http://127.0.0.1:{server.server_port}/w/api.php", seen
     finally:
         thread.join(10)
         server.server_close()
+
+
+def test_urllib_fetch_sends_the_user_agent_and_reads_gzip(monkeypatch: pytest.MonkeyPatch):
+    with _serving(gzip.compress(b'{"entities": {}}'), monkeypatch) as (url, seen):
+        body = urllib_fetch(url, timeout=10)
     assert json.loads(body) == {"entities": {}}
     assert seen["User-Agent"] == user_agent() and "gzip" in seen["Accept-Encoding"]
+
+
+def test_urllib_fetch_stops_a_gzip_body_that_decompresses_past_its_bound(monkeypatch: pytest.MonkeyPatch):
+    """64 MiB of spaces (valid JSON around an object) sent as 64 KB of gzip: refused once 1 MiB is decompressed."""
+    monkeypatch.setattr(wikidata, "MAX_REPLY_BYTES", 1 << 20)
+    bomb = gzip.compress(b'{"entities": {}}' + b" " * (64 << 20))
+    with _serving(bomb, monkeypatch) as (url, _), pytest.raises(WikidataError) as caught:
+        urllib_fetch(url, timeout=10)
+    assert str(caught.value) == (
+        "the Wikidata API sent more than 1048576 bytes for 50 entities' claims, far more than they take; not read "
+        "further. Check for a proxy between this machine and wikidata.org"
+    )
