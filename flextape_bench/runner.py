@@ -573,7 +573,8 @@ class Runner:
         delta = self.run.kept_edit(name, index)
         if delta is None:
             delta = self._edit(name, chunk, index, n_chunks, {})
-            self.run.keep_edit(name, index, delta)
+            if delta:
+                self.run.keep_edit(name, index, delta)
             return delta
         logger.info(f"{name} chunk {index + 1}/{n_chunks}: the edit an earlier attempt computed and kept")
         return {weight: change.to(execution_device(self.adapter.model, weight)) for weight, change in delta.items()}
@@ -676,7 +677,10 @@ class Runner:
                     combined = self._resumed_edit(name, chunk, index, len(chunks))
                 if not done[index]:  # case files written round by round, so a stop keeps the rounds scored
                     keep = functools.partial(self._write_cases, task, index, pre)
-                    self._post_scores(task, pending[index], index, len(chunks), combined, keep)
+                    if combined:
+                        self._post_scores(task, pending[index], index, len(chunks), combined, keep)
+                    else:  # no weight changed: the model is in its pre-edit state, whose scores and texts are known
+                        keep([(case, pre[case.case_id]) for case in pending[index]])
                     self.run.drop_edits(name)
                 if self.options.sequential:
                     kept = combined

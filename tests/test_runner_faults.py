@@ -9,11 +9,14 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from flextape_bench import checksums, runner
+from flextape_bench.editors.none import NoEditor
 from flextape_bench.results import RunDir
 from flextape_bench.runner import RunOptions, run
 from flextape_bench.scoring import Scorer
+from flextape_bench.weights import read_tensor
 
 TASK = "seesaw_cf_P19_P101"
 
@@ -49,11 +52,19 @@ def _scoring_calls(monkeypatch) -> list[str | None]:
 def test_a_case_scores_the_same_bits_whatever_cases_a_run_scores(tiny_llama, data_dir, tmp_path, monkeypatch):
     """The gender pair task, whose cases ask the same probes: the third case scored after two others (--limit 3),
     alone (--samples) or with a later case has the same scores to the last bit, each distinct request of a run is
-    scored once, and every case file still has every probe."""
+    scored once, and every case file still has every probe. `none` changes no weight, so its post-edit scores are
+    the pre-edit ones, not scored again; a change of zero is scored again, after the edit, to the same bits."""
     pair = "seesaw_cf_P21_P101"
     sizes: list[int] = []
+    stages: list[str] = []
     original = Scorer.score
-    monkeypatch.setattr(Scorer, "score", lambda self, reqs, desc=None: sizes.append(len(reqs)) or original(self, reqs))
+
+    def counted(self, reqs, desc=None):
+        sizes.append(len(reqs))
+        stages.append(desc.split(": ")[1].split(" scores")[0])
+        return original(self, reqs)
+
+    monkeypatch.setattr(Scorer, "score", counted)
 
     def pre_scores(name: str, **choice) -> dict[str, dict]:
         options = dataclasses.replace(
@@ -77,7 +88,18 @@ def test_a_case_scores_the_same_bits_whatever_cases_a_run_scores(tiny_llama, dat
     alone = pre_scores("alone", limit=None, samples={pair: [2]})
     later = pre_scores("later", limit=None, samples={pair: [2, 9]})
     assert alone[third]["pre"] == first_three[third]["pre"] == later[third]["pre"]  # exact float equality
-    assert alone[third]["post"] == alone[third]["pre"]  # no edit: the same batches give the same bits
+    assert alone[third]["post"] == alone[third]["pre"] and set(stages) == {"pre-edit"}
+
+    weight = "model.layers.0.mlp.down_proj.weight"
+    monkeypatch.setattr(NoEditor, "declared_parameters", lambda self: [weight])
+    monkeypatch.setattr(
+        NoEditor,
+        "compute_delta",
+        lambda self, requests: {weight: torch.zeros_like(read_tensor(self.adapter.model, weight))},
+    )
+    zero = pre_scores("zero", limit=None, samples={pair: [2]})
+    assert stages[-2:] == ["pre-edit", "post-edit"]
+    assert zero[third]["post"] == zero[third]["pre"] == alone[third]["pre"]  # other batches, the same bits
 
 
 @pytest.fixture
