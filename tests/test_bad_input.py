@@ -329,7 +329,7 @@ PROBES = ["Grace Hopper works in the field of", "Alan Turing works in the field 
 def test_auto_batch_tokens_halve_after_out_of_memory(capsys, ws, monkeypatch, tiny_llama, out_of_memory_above):
     """An explicit --batch-tokens that runs out of memory is the one-line error; `auto` (the same run, resumed)
     halves its budget, retries the batch and scores as whole batches did; the budget is in config.json, outside
-    the identity."""
+    the identity. (FT-L, one step: an edit that changes weights is scored again after it.)"""
     monkeypatch.setattr(models, "load", lambda *args, **kwargs: tiny_llama)
     data = ws.data / "probed.json"  # a task whose cases have probes: three rows per case, scored together
     data.write_text(json.dumps([record(1) | {"attribute_prompts": PROBES}]))
@@ -339,18 +339,19 @@ def test_auto_batch_tokens_halve_after_out_of_memory(capsys, ws, monkeypatch, ti
         f"  sha256: {hashlib.sha256(data.read_bytes()).hexdigest()}\nfields:\n  generation_prompts: null\n"
         "probes:\n  prompts: attribute_prompts\nmetrics: [efficacy, probe_delta]\n"
     )
-    assert main([*ws.run_args("probed"), "--batch-tokens", "4096"]) == 0  # whole batches; caches pre-edit scores
-    whole = ws.out / "gemma3-270m" / "none" / "run_001"
+    args = [*ws.run_args("probed"), "--editor", "ft", "--hparams", "num_steps=1"]
+    assert main([*args, "--batch-tokens", "4096"]) == 0  # whole batches; caches pre-edit scores
+    whole = ws.out / "gemma3-270m" / "ft" / "run_001"
     requests = [
         ScoreRequest(prompt, ("physics", "mathematics")) for prompt in ["Ada Lovelace works in the field of", *PROBES]
     ]
     out_of_memory_above(tiny_llama, Scorer(tiny_llama).longest_row(requests))  # one row per batch fits, two do not
-    line = error_of(capsys, [*ws.run_args("probed"), "--batch-tokens", "64"])
+    line = error_of(capsys, [*args, "--batch-tokens", "64"])
     assert line == (
         f"{PREFIX}out of memory while scoring (probed: post-edit scores, chunk 1/1); lower --batch-tokens "
         "(now 64), e.g. --batch-tokens 32; the run resumes where it stopped"
     )
-    assert main([*ws.run_args("probed"), "--max-batch-tokens", "64"]) == 0
+    assert main([*args, "--max-batch-tokens", "64"]) == 0
     err = capsys.readouterr().err
     halved = whole.parent / "run_002"
     assert f"resuming {halved}" in err and "batch tokens: auto -> 64 (" in err
