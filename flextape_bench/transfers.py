@@ -29,7 +29,7 @@ class ReplyTooSlow(Exception):
 
 def bounded_blocks(response: Any, max_bytes: int, seconds: float, block: int = 1 << 16) -> Iterator[bytes]:
     """The body of `response` (an http.client response) block by block as the bytes arrive (`read1`); ReplyTooLarge
-    past `max_bytes` and ReplyTooSlow past `seconds` from the call, each checked before its block is given."""
+    past `max_bytes` and ReplyTooSlow past `seconds` from the first read, each checked before its block is given."""
     deadline = time.monotonic() + seconds
     size = 0
     while chunk := response.read1(block):
