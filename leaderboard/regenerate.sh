@@ -12,8 +12,8 @@
 # 8 cases at a time). Another call of this script at the same time takes the pieces this one does not hold (a lock
 # per piece), so one call per core finishes the grid sooner (set OMP_NUM_THREADS=1 for each). Key statistics come
 # from 256 texts sampled from the model (offline); MEND trains its checkpoint first (piece "model/mend/train", kept
-# in this machine's cache, so marked under RESULTS_DIR/done). The tables, page and screenshot are made, from the
-# runs and the records, once every piece is done.
+# in this machine's cache, so marked under RESULTS_DIR/done). At the end of a call, the tables, page and screenshot
+# are made from the runs and the records of the tasks whose pieces are all done (every task once the grid is).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 results=${1:-results/leaderboard}
@@ -70,11 +70,27 @@ for task in "${tasks[@]}"; do
     done
 done
 
+# the tables of the whole tasks (every model and editor done), all of them once the grid is finished
+whole=()
+for task in "${tasks[@]}"; do
+    missing=0
+    for model in "${models[@]}"; do
+        for editor in "${editors[@]}"; do
+            [[ -e $records/done/${model}__${editor}__$task ]] || missing=1
+        done
+    done
+    (( missing )) || whole+=("$task")
+done
 remaining=$(( ${#models[@]} * ${#editors[@]} * ${#tasks[@]} - $(find "$records/done" -type f | wc -l) ))
+only=()
 if (( remaining > 0 )); then
     echo "regenerate: $remaining pieces still to run (or running elsewhere); call again to go on" >&2
-    exit 0
+    (( ${#whole[@]} )) || exit 0
+    only=(--tasks "$(IFS=,; echo "${whole[*]}")")
+    echo "regenerate: the tables show the tasks every model and editor has finished: ${whole[*]}" >&2
 fi
-flextape-bench leaderboard --results "$results" --records "$records" --output leaderboard
+exec {board}>"$results/locks/leaderboard"  # one call writes the tables at a time
+flock "$board"
+flextape-bench leaderboard --results "$results" --records "$records" "${only[@]}" --output leaderboard
 # the top of the page (header, charts, first tables) as leaderboard/index.png, drawn by headless Chromium
 python3 -m flextape_bench.leaderboard.screenshot leaderboard/index.html leaderboard/index.png

@@ -1,5 +1,5 @@
-"""`flextape-bench leaderboard --results DIR [--records DIR] --output DIR [--all-runs] [--push-to-hub ORG/NAME
-[--dry-run]]`."""
+"""`flextape-bench leaderboard --results DIR [--records DIR] --output DIR [--tasks NAMES] [--all-runs]
+[--push-to-hub ORG/NAME [--dry-run]]`."""
 
 from __future__ import annotations
 
@@ -43,7 +43,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--output",
         type=Path,
         default=Path("leaderboard"),
-        help="directory to write the leaderboard into (default ./leaderboard)",
+        help="directory to write the leaderboard into (default ./leaderboard); in its plots/ and runs/, the images "
+        "and config.json files this call does not write (an earlier call's) are removed",
+    )
+    parser.add_argument(
+        "--tasks",
+        metavar="NAMES",
+        help="comma-separated task names: only these tasks' rows, charts and plots (each must be in a finished run "
+        "or record); default: every task found",
     )
     parser.add_argument(
         "--all-runs",
@@ -127,7 +134,10 @@ def execute(args: argparse.Namespace) -> int:
     check_output(args.output)
     if args.dry_run:
         _check_dry_run_folder(args.output / HUB)
-    collection, board, paths = write_leaderboard(args.results, args.output, args.all_runs, args.records)
+    tasks = [name.strip() for name in args.tasks.split(",") if name.strip()] if args.tasks is not None else None
+    if tasks == []:
+        raise UserError("--tasks: no task names; give comma-separated task names, or leave --tasks out for all")
+    collection, board, paths = write_leaderboard(args.results, args.output, args.all_runs, args.records, tasks)
     print(board)
     if collection.unfinished:
         logger.warning(

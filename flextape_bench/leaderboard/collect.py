@@ -5,11 +5,12 @@ every run)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flextape_bench.checksums import read_json
+from flextape_bench.checksums import DamagedFile, read_json
 from flextape_bench.errors import UserError
 from flextape_bench.leaderboard.run_records import is_intact, record_dirs, record_key
 from flextape_bench.results import CONFIG, SUMMARY, RunDir, check_names, run_dirs
@@ -151,11 +152,14 @@ def read_run(path: Path, recorded: bool = False) -> list[TaskRecord]:
     return [TaskRecord(run=run, task=task, values=values) for task, values in summary["tasks"].items()]
 
 
-def collect(results: Path, all_runs: bool = False, records: Path | None = None) -> Collection:
+def collect(
+    results: Path, all_runs: bool = False, records: Path | None = None, tasks: Sequence[str] | None = None
+) -> Collection:
     """Every finished run under `results` and every intact run record under `records`; per (model, editor, task)
     the newest run (highest run number; a record, by start time, yields to any run under `results`) that has the
     task, or with `all_runs` every run's record (a record of a run under `results` counted once). Unfinished runs (a
-    damaged summary too) are skipped and listed."""
+    damaged summary too) are skipped and listed. With `tasks`, only those tasks are kept (each must be found), and
+    only the unfinished runs that name one of them (or whose config cannot be read) are listed."""
     if not results.is_dir():
         raise UserError(f"--results {results}: not a directory; give the results root of the runs (default ./results)")
     if records is not None and not records.is_dir():
@@ -185,5 +189,29 @@ def collect(results: Path, all_runs: bool = False, records: Path | None = None) 
         raise UserError(
             f"--results {results}: no finished run ({len(unfinished)} unfinished, without an intact summary.json)"
         )
+    if tasks is not None:
+        kept, unfinished = _only(tasks, kept, unfinished)
     chosen = sorted(kept.values(), key=lambda r: (r.task, r.model, r.editor, r.run.order))
     return Collection(records=tuple(chosen), unfinished=tuple(unfinished))
+
+
+def _only(tasks: Sequence[str], kept: dict[Any, TaskRecord], unfinished: list[Path]) -> tuple[dict, list[Path]]:
+    """The kept records of `tasks` and the unfinished runs that may have been running one of them; a task no kept
+    record has is a UserError naming the tasks there are."""
+    found = sorted({record.task for record in kept.values()})
+    missing = [task for task in tasks if task not in found]
+    if missing:
+        raise UserError(
+            f"--tasks {missing[0]}: no finished run or run record has this task; the finished ones have: "
+            f"{', '.join(found)}"
+        )
+    return {key: r for key, r in kept.items() if r.task in tasks}, [p for p in unfinished if _may_run(p, tasks)]
+
+
+def _may_run(path: Path, tasks: Sequence[str]) -> bool:
+    """Whether the unfinished run `path` names one of `tasks` in its config.json (True where that cannot be read)."""
+    try:
+        named = read_json(path / CONFIG)["identity"]["tasks"]
+    except (OSError, DamagedFile, KeyError, TypeError):
+        return True
+    return any(task in named for task in tasks)

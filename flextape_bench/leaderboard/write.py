@@ -11,6 +11,8 @@ from flextape_bench.leaderboard.collect import Collection, RunInfo, collect
 from flextape_bench.leaderboard.tables import config_link
 from flextape_bench.results import CONFIG
 
+OWNED = {"plots": ("*.png", "*.svg"), "runs": ("**/config.json",)}  # output folders this module alone writes into
+
 
 def publish_configs(runs: Sequence[RunInfo], output: Path) -> list[Path]:
     """Each run's config.json, byte for byte (its checksum included), at its `tables.config_link` under `output`;
@@ -23,12 +25,31 @@ def publish_configs(runs: Sequence[RunInfo], output: Path) -> list[Path]:
     return paths
 
 
+def remove_stale(output: Path, written: Sequence[Path]) -> None:
+    """Remove the files of `output`'s OWNED folders that this call did not write (an earlier call's plots and configs
+    of tasks or runs no longer shown), and the folders that leaves empty."""
+    keep = {path.resolve() for path in written}
+    for folder, patterns in OWNED.items():
+        for pattern in patterns:
+            for path in (output / folder).glob(pattern):
+                if path.is_file() and path.resolve() not in keep:
+                    path.unlink()
+        for path in sorted((output / folder).glob("**/"), key=lambda p: len(p.parts), reverse=True):
+            if path != output / folder and not any(path.iterdir()):
+                path.rmdir()
+
+
 def write_leaderboard(
-    results: Path, output: Path, all_runs: bool = False, records: Path | None = None
+    results: Path,
+    output: Path,
+    all_runs: bool = False,
+    records: Path | None = None,
+    tasks: Sequence[str] | None = None,
 ) -> tuple[Collection, str, list[Path]]:
-    """Collect the runs under `results` (and the run records under `records`) and write every table, chart, plot,
-    config.json and the page under `output`; returns the collection, the leaderboard as markdown and the paths
-    written. (Plotting modules load here, not on import.)"""
+    """Collect the runs under `results` (and the run records under `records`; only `tasks` where given) and write
+    every table, chart, plot, config.json and the page under `output`, removing the stale files of its OWNED
+    folders; returns the collection, the leaderboard as markdown and the paths written. (Plotting modules load here,
+    not on import.)"""
     from flextape_bench.leaderboard.page import write_page
     from flextape_bench.leaderboard.plots import plot_gender_charts, plot_group_shifts
     from flextape_bench.leaderboard.tables import (
@@ -41,7 +62,7 @@ def write_leaderboard(
     )
     from flextape_bench.tables import markdown_table
 
-    collection = collect(results, all_runs, records)
+    collection = collect(results, all_runs, records, tasks)
     output.mkdir(parents=True, exist_ok=True)
     board = leaderboard_rows(collection.records)
     tables = {
@@ -62,4 +83,5 @@ def write_leaderboard(
     paths.append(
         write_page(output / "index.html", tables, charts, plots, results, collection.unfinished, case_ids, records)
     )
+    remove_stale(output, paths)
     return collection, markdown_table(board), paths

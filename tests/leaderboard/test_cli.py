@@ -12,8 +12,9 @@ import pytest
 import flextape_bench.leaderboard
 from flextape_bench.checksums import read_json, write_json
 from flextape_bench.cli import main
+from flextape_bench.results import slug
 
-from .conftest import pair_task, write_run
+from .conftest import FEMALE, MALE, WEIRD, pair_task, write_run
 
 MARK = ".flextape-bench-dry-run"
 
@@ -240,3 +241,60 @@ def test_private_without_a_push_is_refused(results, tmp_path, capsys):
         "flextape-bench: error: --private needs --push-to-hub ORG/NAME (it makes the pushed dataset repository private)"
     )
     assert not (tmp_path / "out").exists()
+
+
+def test_tasks_keeps_only_the_named_tasks_and_removes_what_an_earlier_call_wrote_for_others(results, tmp_path, capsys):
+    """The rows, plots and configs of the named tasks only; the unfinished runs listed are those that name one of
+    them; the files of an earlier, wider call that this one does not write are gone."""
+    config = results / "gemma3-270m" / "ft" / "run_003" / "config.json"  # the unfinished run: it was running eff
+    written = read_json(config)
+    written["identity"]["tasks"] = {"eff": "00" * 32}
+    write_json(config, written)
+    eff4 = [(False, True)] * 4
+    write_run(results, "gemma3-270m", "memit", 1, {"pair2": pair_task(eff4, {"female": FEMALE, "male": MALE}, eff4)})
+    out = tmp_path / "board"
+    assert main(["leaderboard", "--results", str(results), "--output", str(out)]) == 0
+    wide = {p.relative_to(out) for p in out.rglob("*") if p.is_file()}
+    assert Path("runs/gemma3-270m/ft/run_001/config.json") in wide  # ft's newest run with eff
+    assert {Path("plots/pair2__women_men.svg"), Path("runs/gemma3-270m/memit/run_001/config.json")} <= wide
+    capsys.readouterr()
+
+    assert main(["leaderboard", "--results", str(results), "--output", str(out), "--tasks", "pair"]) == 0
+    stderr = capsys.readouterr().err
+    rows = (out / "leaderboard.csv").read_text().splitlines()[1:]
+    assert len(rows) == 3 and all(",pair," in row for row in rows)  # ft run_002, none, rome
+    left = {p.relative_to(out) for p in out.rglob("*") if p.is_file()}
+    plots = {p for p in left if p.parts[0] == "plots"}
+    assert plots and all("pair__" in p.name for p in plots)
+    assert {p for p in left if p.parts[0] == "runs"} == {
+        Path("runs/gemma3-270m/ft/run_002/config.json"),
+        Path("runs/gemma3-270m/none/run_001/config.json"),
+        Path("runs", slug(WEIRD), "rome/run_001/config.json"),
+    }
+    for folder in ("runs/gemma3-270m/ft/run_001", "runs/gemma3-270m/memit"):  # the folders left empty go too
+        assert not (out / folder).exists()
+    assert {p for p in left if p.parts[0] not in ("plots", "runs")} == {
+        p for p in wide if p.parts[0] not in ("plots", "runs")
+    }
+    assert "unfinished" not in stderr  # run_003 was running eff, not pair
+
+    assert main(["leaderboard", "--results", str(results), "--output", str(out), "--tasks", "eff"]) == 0
+    assert str(results / "gemma3-270m" / "ft" / "run_003") in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "names, message",
+    [
+        (
+            "pair,nosuch",
+            "--tasks nosuch: no finished run or run record has this task; the finished ones have: eff, lf, pair",
+        ),
+        (" , ", "--tasks: no task names"),
+    ],
+)
+def test_tasks_that_are_not_found_are_a_one_line_error_that_writes_nothing(results, tmp_path, capsys, names, message):
+    out = tmp_path / "board"
+    assert main(["leaderboard", "--results", str(results), "--output", str(out), "--tasks", names]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not out.exists()

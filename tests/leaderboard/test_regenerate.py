@@ -1,7 +1,7 @@
 """leaderboard/regenerate.sh schedules its grid in resumable pieces: every (model, editor, task) once, task by task,
 MEND trained before a model's first MEND run, each finished piece's run record kept, finished pieces skipped (on
 another machine too, where only the records came along), a piece held by another call skipped, a failing piece
-neither marked nor followed, the tables made only once every piece is done. `flextape-bench` and
+neither marked nor followed, the tables made of the tasks whose pieces are all done. `flextape-bench` and
 `python3` are replaced on PATH by recorders, so nothing runs a model."""
 
 from __future__ import annotations
@@ -79,7 +79,8 @@ def test_a_chosen_subset_runs_alone_and_the_tables_wait_for_the_rest(tmp_path):
     runs = [call for call in calls if call.startswith("flextape-bench run")]
     assert [call.split(" --tasks ")[1].split()[0] for call in runs] == TASKS
     assert all("--model smollm2-135m --editor memit" in call and "--limit 7" in call for call in runs)
-    assert "55 pieces still to run" in done.stderr  # 2 x 6 x 5 pieces, 5 done: no tables yet
+    assert "55 pieces still to run" in done.stderr  # 2 x 6 x 5 pieces, 5 done, no task whole: no tables yet
+    assert not any(" leaderboard " in call or "screenshot" in call for call in calls)
 
 
 def test_a_piece_held_by_another_call_is_left_to_it(tmp_path):
@@ -114,7 +115,7 @@ def test_on_a_new_machine_the_pieces_recorded_elsewhere_are_skipped_and_mend_tra
             (records / f"{model}__{editor}__{TASKS[0]}").touch()
     done, calls = _run(tmp_path, _recorders(tmp_path), "50", f"/{TASKS[0]}$|/{TASKS[1]}$|/train$")
     assert done.returncode == 0, done.stderr
-    first = [call for call in calls if TASKS[0] in call or "train-mend" in call]
+    first = [call for call in calls if (TASKS[0] in call or "train-mend" in call) and " leaderboard " not in call]
     assert first == [  # nothing of the recorded task runs again; MEND is trained here for the next task's pieces
         "flextape-bench train-mend --model gemma3-270m --data-dir /data",
         "flextape-bench train-mend --model smollm2-135m --data-dir /data",
@@ -122,3 +123,9 @@ def test_on_a_new_machine_the_pieces_recorded_elsewhere_are_skipped_and_mend_tra
     assert calls.index(first[0]) == calls.index(next(c for c in calls if "--editor mend" in c)) - 1
     assert sum(call.startswith("flextape-bench run") for call in calls) == 12
     assert "36 pieces still to run" in done.stderr
+    assert calls[-2:] == [  # the two whole tasks' tables so far
+        f"flextape-bench leaderboard --results {tmp_path / 'results'} --records {tmp_path / 'records'} "
+        f"--tasks {TASKS[0]},{TASKS[1]} --output leaderboard",
+        "python3 -m flextape_bench.leaderboard.screenshot leaderboard/index.html leaderboard/index.png",
+    ]
+    assert f"the tables show the tasks every model and editor has finished: {TASKS[0]} {TASKS[1]}" in done.stderr
