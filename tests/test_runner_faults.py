@@ -238,21 +238,8 @@ def test_a_stop_while_scoring_keeps_the_rounds_scored_and_the_rerun_ends_as_a_cl
         return dataclasses.replace(_options(tmp_path / name, data_dir), tasks=[pair], limit=4, num_edits=None)
 
     clean_dir = run(options("clean"), tiny_llama)[0].path  # SCORING_ROUND 8: one round
-    monkeypatch.setattr(runner, "SCORING_ROUND", 2)
-    calls: list[str] = []
-    original = Scorer.score
-
-    def stopping(self, requests, desc=None):
-        calls.append(desc)
-        if desc.startswith(f"{pair}: {stage}") and desc.endswith("cases 3-4 of 4"):
-            raise KeyboardInterrupt
-        return original(self, requests, desc)
-
-    monkeypatch.setattr(Scorer, "score", stopping)
     stopped = options("stopped")
-    with pytest.raises(KeyboardInterrupt):
-        run(stopped, tiny_llama)
-    run_dir = stopped.output / "tiny" / "ft" / "run_001"
+    run_dir = _stopped_in_the_second_round(stopped, stage, tiny_llama, monkeypatch)
     kept = sorted(p.name for p in (run_dir / pair).glob("case_*.json"))
     cached = sorted(p.name for p in (stopped.cache / "prescores").rglob("case_*.json"))
     first_two = [f"case_{r['case_id']}.json" for r in json.loads((data_dir / f"{pair}.json").read_text())[:2]]
@@ -263,7 +250,8 @@ def test_a_stop_while_scoring_keeps_the_rounds_scored_and_the_rerun_ends_as_a_cl
         assert kept == sorted(first_two) and len(cached) == 4
         assert edit_files == ["edit_chunk_0.pt", "edit_chunk_0.pt.sha256"]
 
-    calls.clear()
+    calls: list[str] = []
+    original = Scorer.score
     monkeypatch.setattr(
         Scorer, "score", lambda self, requests, desc=None: calls.append(desc) or original(self, requests, desc)
     )
@@ -293,13 +281,14 @@ def _edit_calls(monkeypatch) -> list[int]:
     return calls
 
 
-def _stopped_after_the_edit(options: RunOptions, tiny_llama, monkeypatch) -> Path:
-    """The run of `options` (4 cases in one batch) stopped in its second post-edit scoring round; its folder."""
+def _stopped_in_the_second_round(options: RunOptions, stage: str, tiny_llama, monkeypatch) -> Path:
+    """The run of `options` (4 cases in one batch) stopped in its second `stage` ("pre-edit" or "post-edit")
+    scoring round of 2 cases (SCORING_ROUND stays 2 for the rest of the test); its folder."""
     monkeypatch.setattr(runner, "SCORING_ROUND", 2)
     original = Scorer.score
 
     def stopping(self, requests, desc=None):
-        if "post-edit" in desc and desc.endswith("cases 3-4 of 4"):
+        if f": {stage} scores" in desc and desc.endswith("cases 3-4 of 4"):
             raise KeyboardInterrupt
         return original(self, requests, desc)
 
@@ -322,7 +311,7 @@ def test_a_damaged_kept_edit_is_reported_and_the_chunk_edited_again(
 
     clean_dir = run(options("clean"), tiny_llama)[0].path
     stopped = options("stopped")
-    run_dir = _stopped_after_the_edit(stopped, tiny_llama, monkeypatch)
+    run_dir = _stopped_in_the_second_round(stopped, "post-edit", tiny_llama, monkeypatch)
     kept = run_dir / pair / "edit_chunk_0.pt"
     data = bytearray(kept.read_bytes())
     data[-200] ^= 1  # one bit of the tensors' bytes
